@@ -1,0 +1,1 @@
+"""The `teamsconnect` command line."""

@@ -1,0 +1,15 @@
+"""Entry point of the `teamsconnect` command: wires the sub-commands together, nothing else."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import sim_microsoft, sim_starface
+
+app = typer.Typer(help="TeamsConnect Cloud: keeps Microsoft Teams presence and STARFACE in step.",
+                  no_args_is_help=True)
+sim_app = typer.Typer(help="Run a simulator of Microsoft (login + Graph) or of a STARFACE PBX.",
+                      no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+sim_app.command("microsoft")(sim_microsoft.microsoft)
+sim_app.command("starface")(sim_starface.starface)
