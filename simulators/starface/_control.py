@@ -1,0 +1,270 @@
+"""The test-only control API under /__sim/ (reference §3 "Test-control API"); never part of a real PBX.
+
+Simulated people act here (a user rings, answers, hangs up, toggles DND by hand, the STARFACE app
+overwrites the chat status), and tests arrange faults, expire tokens, read the request log and the
+webhook delivery log, and point the bridge at the web app's webhook once its port is known.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from simulators.starface._http import Request, Response, error_response, json_response
+from simulators.starface.seed import CHAT_PRESENCES, TELEPHONY_STATES
+
+if TYPE_CHECKING:
+    from simulators.starface.simulator import StarfaceSimulator
+
+
+@dataclass
+class Fault:
+    """Answers requests to `path` (exact, or a prefix when it ends in `*`) with a status and/or a delay."""
+
+    path: str
+    method: str | None
+    status: int | None
+    delay_s: float
+    remaining: int  # < 0: forever
+    xmlrpc_fault: int | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method != method:
+            return False
+        return path.startswith(self.path[:-1]) if self.path.endswith("*") else path == self.path
+
+
+class FaultInjector:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first matching fault, counting one use of it."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+
+class RequestLog:
+    """Every non-control request with its headers, query and body (bounded, newest kept)."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=limit)
+
+    def add(self, req: Request) -> None:
+        entry = {
+            "method": req.method,
+            "path": req.path,
+            "query": req.query_string,
+            "headers": dict(req.headers.items()),
+            "body": req.body.decode("utf-8", errors="replace"),
+        }
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+Handler = Callable[["StarfaceSimulator", Request, "re.Match[str]"], Response]
+_ROUTES: dict[tuple[str, re.Pattern[str]], Handler] = {}
+
+
+def _route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        _ROUTES[(method, re.compile(f"^/__sim{pattern}$"))] = handler
+        return handler
+
+    return register
+
+
+def handle(sim: StarfaceSimulator, req: Request) -> Response:
+    for (method, pattern), handler in _ROUTES.items():
+        match = pattern.match(req.path)
+        if match and method == req.method:
+            try:
+                return handler(sim, req, match)
+            except (ValueError, KeyError, TypeError) as exc:
+                return error_response(400, "BAD_REQUEST", f"control request not understood: {exc}")
+    return error_response(404, "NOT_FOUND", f"no control resource {req.method} {req.path}")
+
+
+def _body(req: Request) -> dict[str, Any]:
+    body = req.json() if req.body else {}
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def _user(sim: StarfaceSimulator, login: str) -> Any:
+    user = sim.pbx.by_login.get(login)
+    if user is None:
+        raise KeyError(f"no user with login {login}")
+    return user
+
+
+@_route("GET", r"/users/([^/]+)")
+def _get_user(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    return json_response(200, sim.pbx.user_state(_user(sim, m.group(1))))
+
+
+# A call as the PBX sees it: the user's telephony state moves RINGING -> ACTIVE -> AVAILABLE.
+_CALL_STEPS = {
+    "ring": ({"AVAILABLE"}, "RINGING"),
+    "answer": ({"RINGING"}, "ACTIVE"),
+    "end": ({"RINGING", "ACTIVE"}, "AVAILABLE"),
+}
+
+
+@_route("POST", r"/users/([^/]+)/call")
+def _call(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    user = _user(sim, m.group(1))
+    action = _body(req)["action"]
+    if action not in _CALL_STEPS:
+        raise ValueError(f"action must be one of {', '.join(_CALL_STEPS)}")
+    allowed_from, target = _CALL_STEPS[action]
+    with sim.pbx.lock:
+        if user.telephony not in allowed_from:
+            return error_response(
+                409, "CONFLICT", f"cannot {action} while telephony state is {user.telephony}"
+            )
+        sim.pbx.set_telephony(user, target, origin="user")
+        return json_response(200, sim.pbx.user_state(user))
+
+
+@_route("POST", r"/users/([^/]+)/telephony")
+def _telephony(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    user, state = _user(sim, m.group(1)), _body(req)["state"]
+    if state not in TELEPHONY_STATES:
+        raise ValueError(f"state must be one of {', '.join(TELEPHONY_STATES)}")
+    sim.pbx.set_telephony(user, state, origin="user")
+    return json_response(200, sim.pbx.user_state(user))
+
+
+@_route("POST", r"/users/([^/]+)/dnd")
+def _dnd(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    user, on = _user(sim, m.group(1)), _body(req)["dnd"]
+    if not isinstance(on, bool):
+        raise ValueError("dnd must be a boolean")
+    sim.pbx.set_dnd(user, on, origin="user")
+    return json_response(200, sim.pbx.user_state(user))
+
+
+@_route("POST", r"/users/([^/]+)/chat")
+def _chat(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    """The STARFACE app (UCC client) overwriting the chat status, as fluxpunkt reports it does (§1.4)."""
+    body = _body(req)
+    user, presence, message = _user(sim, m.group(1)), body.get("presence") or None, body.get("message", "")
+    if presence is not None and presence not in CHAT_PRESENCES:
+        raise ValueError(f"presence must be one of {', '.join(CHAT_PRESENCES)}")
+    if not isinstance(message, str):
+        raise ValueError("message must be a string")
+    sim.pbx.set_chat(user, presence, message, origin="user")
+    return json_response(200, sim.pbx.user_state(user))
+
+
+@_route("POST", "/tokens/expire")
+def _expire(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    return json_response(200, {"expired": sim.pbx.expire_tokens(_body(req).get("login"))})
+
+
+@_route("POST", "/faults")
+def _add_fault(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    body = _body(req)
+    fault = Fault(
+        path=str(body["path"]),
+        method=body.get("method"),
+        status=body.get("status"),
+        delay_s=float(body.get("delayMs", 0)) / 1000,
+        remaining=int(body.get("count", 1)),
+        xmlrpc_fault=body.get("xmlrpcFault"),
+    )
+    if fault.status is None and fault.xmlrpc_fault is None and fault.delay_s <= 0:
+        raise ValueError("a fault needs status, xmlrpcFault or delayMs")
+    sim.faults.add(fault)
+    return json_response(201, {"path": fault.path, "remaining": fault.remaining})
+
+
+@_route("DELETE", "/faults")
+def _clear_faults(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    sim.faults.clear()
+    return Response(204)
+
+
+@_route("GET", "/log")
+def _get_log(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    return json_response(200, sim.request_log.entries())
+
+
+@_route("DELETE", "/log")
+def _clear_log(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    sim.request_log.clear()
+    return Response(204)
+
+
+@_route("GET", "/webhooks")
+def _get_webhooks(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    hooks = sim.webhooks
+    if hooks is None:
+        return json_response(200, {"installed": False, "url": None, "pending": 0, "attempts": []})
+    return json_response(
+        200,
+        {
+            "installed": True,
+            "url": hooks.url,
+            "duplicateRate": hooks.duplicate_rate,
+            "pending": hooks.pending,
+            "attempts": list(hooks.attempts),
+        },
+    )
+
+
+@_route("PUT", "/webhooks")
+def _put_webhooks(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    if sim.webhooks is None:
+        return error_response(409, "CONFLICT", "this PBX has no bridge module (seed without 'bridge')")
+    body = _body(req)
+    if "url" in body:
+        sim.webhooks.url = body["url"]
+    if "duplicateRate" in body:
+        rate = float(body["duplicateRate"])
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("duplicateRate must be between 0 and 1")
+        sim.webhooks.duplicate_rate = rate
+    return Response(204)
+
+
+@_route("POST", "/config")
+def _config(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    body = _body(req)
+    if "loginType" in body:
+        if body["loginType"] not in ("Internal", "ActiveDirectory"):
+            raise ValueError("loginType must be Internal or ActiveDirectory")
+        sim.pbx.login_type = body["loginType"]
+    if "tokenLifetimeS" in body:
+        sim.pbx.token_lifetime_s = float(body["tokenLifetimeS"])
+    return Response(204)
