@@ -5,11 +5,15 @@ from __future__ import annotations
 import typer
 
 from cli import sim_microsoft, sim_starface
+from cli.db import db_app
+from cli.keys import keys_app
 
 app = typer.Typer(help="TeamsConnect Cloud: keeps Microsoft Teams presence and STARFACE in step.",
                   no_args_is_help=True)
 sim_app = typer.Typer(help="Run a simulator of Microsoft (login + Graph) or of a STARFACE PBX.",
                       no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 sim_app.command("microsoft")(sim_microsoft.microsoft)
 sim_app.command("starface")(sim_starface.starface)

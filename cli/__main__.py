@@ -1,0 +1,5 @@
+"""`python -m cli` is the same as the `teamsconnect` command."""
+
+from cli.main import app
+
+app(prog_name="teamsconnect")

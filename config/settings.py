@@ -1,0 +1,124 @@
+"""Settings of the service, read from environment variables with the prefix ``TEAMSCONNECT_``.
+
+Two modes:
+
+- ``embedded`` (default): runs on one machine without servers. SQLite file and an encryption key file in
+  ``data_dir``, an in-process broker. The key file is created on first use and kept.
+- ``production``: everything comes from the environment. A missing encryption key is a start-up error.
+
+Every validation error names the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TEAMSCONNECT_"
+SUPPORTED_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+SUPPORTED_BROKER_SCHEMES = ("memory", "redis", "rediss")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """Raised at start-up when a setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """All settings of one process. Read with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    mode: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Field(default=Path("data"), description="Folder for the SQLite file and the key file.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite in data_dir.")
+    broker_url: str = Field(default="memory://", description="Celery broker; default: in-process.")
+    redis_url: str = Field(default="", description="Redis for throttle blocks, rate budget, event ids.")
+    encryption_keys: str = Field(
+        default="", description="Comma-separated Fernet keys, newest first. Newest encrypts, all decrypt."
+    )
+    log_level: str = "INFO"
+    ca_bundle: str = Field(default="", description="Extra CA bundle for outgoing HTTPS (simulators).")
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the web app.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in SUPPORTED_DATABASE_SCHEMES:
+            raise ValueError(
+                f"unknown database scheme {scheme or '(none)'!r}; use sqlite:///path or "
+                "postgresql+psycopg://user@host/db"
+            )
+        if scheme == "postgresql":
+            # psycopg 3 is the driver we ship; plain postgresql:// would make SQLAlchemy look for psycopg2.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _supported_broker(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in SUPPORTED_BROKER_SCHEMES:
+            raise ValueError(f"unknown broker scheme {scheme or '(none)'!r}; use memory:// or redis://host:6379/0")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_servers_and_keys(self) -> Settings:
+        if self.mode == "production":
+            missing = []
+            if not self.encryption_keys.strip():
+                missing.append(f"{ENV_PREFIX}ENCRYPTION_KEYS (generate one: teamsconnect keys generate)")
+            if not self.database_url:
+                missing.append(f"{ENV_PREFIX}DATABASE_URL")
+            if missing:
+                raise ValueError("production mode needs " + " and ".join(missing))
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: the configured one, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'teamsconnect.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        """Where the embedded mode keeps its generated encryption key."""
+        return self.data_dir / "encryption.key"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Reads and validates settings; raises :class:`SettingsError` naming each bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    values = {k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    try:
+        return Settings(_env_file=None, **values) if environ is not None else Settings(_env_file=None)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
+        raise SettingsError("bad settings: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process, read once from the environment."""
+    return load_settings()

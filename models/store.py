@@ -1,0 +1,224 @@
+"""The state store: load a batch's applied states in one query; change them only by compare-and-set.
+
+Contract of every writer here: it returns True when *it* changed the row and False when another writer got
+there first or its observation is older than the recorded one. A False is not an error: the caller drops
+its work (healthchecks' ``num_updated != 1`` pattern). Callers commit the surrounding transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.state import AppliedState, ChangeLog
+
+StateKey = tuple[int, str]  # (user_link_id, target)
+
+
+def load_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedState]:
+    """All applied states (every target) of these users, in ONE query, keyed by (user link id, target)."""
+    ids = list(user_link_ids)
+    if not ids:
+        return {}
+    rows = session.scalars(select(AppliedState).where(AppliedState.user_link_id.in_(ids)))
+    return {(row.user_link_id, row.target): row for row in rows}
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    dialect = session.get_bind().dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _not_older(observed_at: datetime | None):  # type: ignore[no-untyped-def]
+    """SQL condition: the recorded observation is not newer than ``observed_at``."""
+    if observed_at is None:
+        return AppliedState.observed_at.is_(None)
+    return or_(AppliedState.observed_at.is_(None), AppliedState.observed_at <= observed_at)
+
+
+def compare_and_set(
+    session: Session,
+    *,
+    tenant_id: int,
+    user_link_id: int,
+    target: str,
+    expected_version: int | None,
+    fields: dict[str, Any],
+    owned: list[str],
+    observed_at: datetime | None,
+    observed_seq: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Records an applied state if nobody changed it since ``expected_version`` was read.
+
+    ``expected_version=None`` means "I saw no row": the row is inserted unless one exists by now. Otherwise
+    the row is updated only if its version is still ``expected_version`` and its observation is not newer
+    than ``observed_at``. Of two concurrent writers exactly one gets True.
+    """
+    now = now or utcnow()
+    values = {
+        "fields": fields,
+        "owned": sorted(owned),
+        "observed_at": observed_at,
+        "observed_seq": observed_seq,
+        "applied_at": now,
+        "claim_id": None,
+        "claim_expires_at": None,
+        "claim_fields": None,
+    }
+    if expected_version is None:
+        statement = (
+            _insert(session)(AppliedState)
+            .values(tenant_id=tenant_id, user_link_id=user_link_id, target=target, version=1, **values)
+            .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
+            .returning(AppliedState.id)
+        )
+        # RETURNING, not rowcount: psycopg reports no rowcount for INSERT .. ON CONFLICT DO NOTHING.
+        return session.execute(statement).first() is not None
+    statement = (
+        update(AppliedState)
+        .where(
+            AppliedState.user_link_id == user_link_id,
+            AppliedState.target == target,
+            AppliedState.version == expected_version,
+            _not_older(observed_at),
+        )
+        .values(version=AppliedState.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
+
+
+def ensure_row(session: Session, *, tenant_id: int, user_link_id: int, target: str) -> None:
+    """Creates an empty applied-state row if none exists (so that claims always have a row to update)."""
+    statement = (
+        _insert(session)(AppliedState)
+        .values(tenant_id=tenant_id, user_link_id=user_link_id, target=target, version=1, fields={}, owned=[])
+        .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
+    )
+    session.execute(statement)
+
+
+def claim(
+    session: Session,
+    *,
+    user_link_id: int,
+    target: str,
+    expected_version: int,
+    claim_id: str,
+    claim_fields: dict[str, Any],
+    expires_at: datetime,
+    observed_at: datetime | None,
+    now: datetime | None = None,
+) -> bool:
+    """Takes the right to write this user's ``target`` before the external write (exactly-once writes).
+
+    Wins only if the version is unchanged, the observation is not older than the recorded one and no
+    other unexpired claim is held. A claim of a dead worker expires at ``expires_at``.
+    """
+    now = now or utcnow()
+    statement = (
+        update(AppliedState)
+        .where(
+            AppliedState.user_link_id == user_link_id,
+            AppliedState.target == target,
+            AppliedState.version == expected_version,
+            _not_older(observed_at),
+            or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
+        )
+        .values(
+            version=AppliedState.version + 1,
+            claim_id=claim_id,
+            claim_expires_at=expires_at,
+            claim_fields=claim_fields,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
+
+
+def complete_claim(
+    session: Session,
+    *,
+    user_link_id: int,
+    target: str,
+    claim_id: str,
+    fields: dict[str, Any],
+    owned: list[str],
+    observed_at: datetime | None,
+    observed_seq: str | None,
+    now: datetime | None = None,
+) -> bool:
+    """Records what the claim holder wrote and releases the claim; False if the claim was lost meanwhile."""
+    now = now or utcnow()
+    statement = (
+        update(AppliedState)
+        .where(
+            and_(
+                AppliedState.user_link_id == user_link_id,
+                AppliedState.target == target,
+                AppliedState.claim_id == claim_id,
+            )
+        )
+        .values(
+            version=AppliedState.version + 1,
+            fields=fields,
+            owned=sorted(owned),
+            observed_at=observed_at,
+            observed_seq=observed_seq,
+            applied_at=now,
+            claim_id=None,
+            claim_expires_at=None,
+            claim_fields=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
+
+
+def release_claim(session: Session, *, user_link_id: int, target: str, claim_id: str) -> None:
+    """Gives a claim back unchanged (the external write failed and will be retried)."""
+    session.execute(
+        update(AppliedState)
+        .where(
+            AppliedState.user_link_id == user_link_id,
+            AppliedState.target == target,
+            AppliedState.claim_id == claim_id,
+        )
+        .values(version=AppliedState.version + 1, claim_id=None, claim_expires_at=None, claim_fields=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_change(
+    session: Session,
+    *,
+    tenant_id: int,
+    user_link_id: int | None,
+    target: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    cause: str,
+    observed_at: datetime | None,
+    applied_at: datetime | None = None,
+) -> ChangeLog:
+    """Appends one row to the audit trail (in the caller's transaction, with the applied-state change)."""
+    entry = ChangeLog(
+        tenant_id=tenant_id,
+        user_link_id=user_link_id,
+        target=target,
+        before=before,
+        after=after,
+        cause=cause,
+        observed_at=observed_at,
+        applied_at=applied_at or utcnow(),
+    )
+    session.add(entry)
+    return entry

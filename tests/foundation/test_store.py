@@ -1,0 +1,165 @@
+"""The state store: a batch's applied states in one query; compare-and-set with exactly one winner."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import AppliedState, ChangeLog
+from models.crypto import SecretBox
+from models.store import claim, compare_and_set, complete_claim, load_applied_states, record_change
+from tests.factories import make_tenant, make_user_links
+from tests.query_counter import count_queries
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def _setup(sessions: sessionmaker[Session], box: SecretBox, users: int = 1) -> tuple[int, list[int]]:
+    with sessions.begin() as session:
+        tenant = make_tenant(session, box)
+        links = make_user_links(session, tenant, users)
+        return tenant.id, [link.id for link in links]
+
+
+def _cas(session: Session, tenant_id: int, link_id: int, version: int | None, dnd: bool,
+         observed_at: datetime) -> bool:
+    return compare_and_set(
+        session, tenant_id=tenant_id, user_link_id=link_id, target="starface", expected_version=version,
+        fields={"dnd": dnd}, owned=["dnd"] if dnd else [], observed_at=observed_at,
+    )
+
+
+def test_it_loads_a_whole_batch_in_one_query(sessions: sessionmaker[Session], box: SecretBox) -> None:
+    tenant_id, link_ids = _setup(sessions, box, users=650)
+    with sessions.begin() as session:
+        for link_id in link_ids:
+            _cas(session, tenant_id, link_id, None, True, T0)
+            compare_and_set(session, tenant_id=tenant_id, user_link_id=link_id, target="teams",
+                            expected_version=None, fields={"session": None}, owned=[], observed_at=T0)
+    engine: Engine = sessions.kw["bind"]
+    with sessions() as session, count_queries(engine) as queries:
+        states = load_applied_states(session, link_ids)
+    assert queries.count == 1
+    assert len(states) == 1300
+    assert states[(link_ids[0], "starface")].fields == {"dnd": True}
+
+
+def test_it_lets_only_the_first_writer_of_a_version_win(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, (link_id,) = _setup(sessions, box)
+    with sessions.begin() as session:
+        assert _cas(session, tenant_id, link_id, None, True, T0)
+    with sessions.begin() as session:
+        assert not _cas(session, tenant_id, link_id, None, False, T0)  # a row exists by now
+        assert _cas(session, tenant_id, link_id, 1, False, T0 + timedelta(seconds=1))
+        assert not _cas(session, tenant_id, link_id, 1, True, T0 + timedelta(seconds=2))  # stale version
+    with sessions() as session:
+        row = session.scalars(select(AppliedState)).one()
+        assert (row.version, row.fields) == (2, {"dnd": False})
+
+
+def test_it_never_lets_an_older_observation_overwrite_a_newer_one(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, (link_id,) = _setup(sessions, box)
+    with sessions.begin() as session:
+        assert _cas(session, tenant_id, link_id, None, True, T0 + timedelta(seconds=10))
+    with sessions.begin() as session:
+        assert not _cas(session, tenant_id, link_id, 1, False, T0)
+    with sessions() as session:
+        row = session.scalars(select(AppliedState)).one()
+        assert (row.fields, row.observed_at) == ({"dnd": True}, T0 + timedelta(seconds=10))
+
+
+def test_it_has_exactly_one_winner_among_racing_threads_on_postgresql(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, link_ids = _setup(pg_sessions, box, users=20)
+    racers = 8
+    for link_id in link_ids:
+        with pg_sessions.begin() as session:
+            assert _cas(session, tenant_id, link_id, None, False, T0)
+    wins: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(racers)
+
+    def race(racer: int) -> None:
+        start.wait()
+        for link_id in link_ids:
+            with pg_sessions.begin() as session:
+                if _cas(session, tenant_id, link_id, 1, racer % 2 == 0, T0 + timedelta(seconds=racer)):
+                    with lock:
+                        wins.append((link_id, racer))
+
+    threads = [threading.Thread(target=race, args=(racer,)) for racer in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(link for link, _ in wins) == sorted(link_ids)  # one winner per user, never two
+    with pg_sessions() as session:
+        rows = {row.user_link_id: row for row in session.scalars(select(AppliedState))}
+    for link_id, racer in wins:
+        assert rows[link_id].version == 2
+        assert rows[link_id].fields == {"dnd": racer % 2 == 0}  # the winner's write, not a mix
+
+
+def test_it_has_exactly_one_winner_when_inserting_concurrently_on_postgresql(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, link_ids = _setup(pg_sessions, box, users=10)
+    racers = 6
+    wins: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(racers)
+
+    def race() -> None:
+        start.wait()
+        for link_id in link_ids:
+            with pg_sessions.begin() as session:
+                if _cas(session, tenant_id, link_id, None, True, T0):
+                    with lock:
+                        wins.append(link_id)
+
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(wins) == sorted(link_ids)
+
+
+def test_it_grants_one_claim_at_a_time_until_it_expires(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, (link_id,) = _setup(sessions, box)
+    with sessions.begin() as session:
+        assert _cas(session, tenant_id, link_id, None, False, T0)
+    lease = T0 + timedelta(seconds=30)
+    with sessions.begin() as session:
+        assert claim(session, user_link_id=link_id, target="starface", expected_version=1, claim_id="a",
+                     claim_fields={"dnd": True}, expires_at=lease, observed_at=T0, now=T0)
+    with sessions.begin() as session:  # same version read by a second worker: loses
+        assert not claim(session, user_link_id=link_id, target="starface", expected_version=2,
+                         claim_id="b", claim_fields={"dnd": True}, expires_at=lease, observed_at=T0, now=T0)
+    with sessions.begin() as session:  # after the lease, a dead worker's claim is taken over
+        assert claim(session, user_link_id=link_id, target="starface", expected_version=2, claim_id="b",
+                     claim_fields={"dnd": True}, expires_at=lease + timedelta(seconds=60), observed_at=T0,
+                     now=lease + timedelta(seconds=1))
+    with sessions.begin() as session:
+        assert not complete_claim(session, user_link_id=link_id, target="starface", claim_id="a",
+                                  fields={"dnd": True}, owned=["dnd"], observed_at=T0, observed_seq=None)
+        assert complete_claim(session, user_link_id=link_id, target="starface", claim_id="b",
+                              fields={"dnd": True}, owned=["dnd"], observed_at=T0, observed_seq="7")
+        record_change(session, tenant_id=tenant_id, user_link_id=link_id, target="starface",
+                      before={"dnd": False}, after={"dnd": True}, cause="teams:InACall", observed_at=T0,
+                      applied_at=T0 + timedelta(milliseconds=850))
+    with sessions() as session:
+        row = session.scalars(select(AppliedState)).one()
+        assert (row.fields, row.owned, row.claim_id, row.observed_seq) == ({"dnd": True}, ["dnd"], None, "7")
+        change = session.scalars(select(ChangeLog)).one()
+        assert change.latency_ms == 850.0
