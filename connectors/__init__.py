@@ -1,0 +1,1 @@
+"""Typed clients for the external systems (Microsoft Graph, STARFACE); I/O only."""

@@ -1,0 +1,1 @@
+"""Faithful fakes of the external systems (Microsoft, STARFACE), served over real HTTP."""

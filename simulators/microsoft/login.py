@@ -1,0 +1,199 @@
+"""The Entra ID (login.microsoftonline.com) side: OIDC discovery and the client-credentials token endpoint.
+
+Error bodies, codes and statuses follow graph-api.md sections 6 and 9 (S23). Checks run in the order the
+reference lists: tenant, app/consent, secret, expiry, grant type, scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from simulators.microsoft.http import Req, Resp
+from simulators.microsoft.state import SimState, Tenant
+from simulators.microsoft.tokens import GRAPH_AUDIENCE, TokenMinter
+
+GRAPH_SCOPES = frozenset({f"{GRAPH_AUDIENCE}/.default", "00000003-0000-0000-c000-000000000000/.default"})
+_OIDC_SCOPES = frozenset({"openid", "profile", "offline_access"})
+
+
+def aadsts_error(status: int, error: str, code: int, text: str) -> Resp:
+    """A token-endpoint error in the real shape (S23), trace/correlation ids included."""
+    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    description = (
+        f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {stamp}"
+    )
+    return Resp.json(
+        status,
+        {
+            "error": error,
+            "error_description": description,
+            "error_codes": [code],
+            "timestamp": stamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+        },
+    )
+
+
+def unknown_tenant(name: str) -> Resp:
+    return aadsts_error(
+        400,
+        "invalid_tenant",
+        90002,
+        (
+            f"Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are "
+            "signing into the correct cloud. Check with your subscription administrator, this may happen if there are no "
+            "active subscriptions for the tenant."
+        ),
+    )
+
+
+def openid_configuration(state: SimState, req: Req, tenant_name: str) -> Resp:
+    tenant = state.directory.resolve_tenant(unquote(tenant_name))
+    if tenant is None:
+        return unknown_tenant(tenant_name)
+    base = f"https://{req.headers.get('host', 'login.microsoftonline.com')}/{tenant.id}"
+    return Resp.json(
+        200,
+        {
+            "issuer": f"{base}/v2.0",
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "tenant_region_scope": "EU",
+        },
+    )
+
+
+def instance_discovery(req: Req) -> Resp:
+    """Only for a test that deliberately leaves MSAL's instance discovery on (section 9)."""
+    host = req.headers.get("host", "")
+    return Resp.json(
+        200,
+        {
+            "tenant_discovery_endpoint": f"https://{host}/common/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        },
+    )
+
+
+def _credentials(req: Req, form: dict[str, str]) -> tuple[str, str]:
+    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    auth = req.headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            client_id, secret = unquote(user), unquote(password)
+        except ValueError:
+            pass
+    return client_id.lower(), secret
+
+
+def token(state: SimState, minter: TokenMinter, req: Req, tenant_name: str) -> tuple[Resp, dict[str, Any]]:
+    """Client-credentials grant; returns the response and log details (tenant, app) for the request log."""
+    tenant = state.directory.resolve_tenant(unquote(tenant_name))
+    form = req.form()
+    client_id, secret = _credentials(req, form)
+    details: dict[str, Any] = {"tenant": tenant.id if tenant else tenant_name, "app": client_id}
+    if tenant is None:
+        return unknown_tenant(tenant_name), details
+    return _token_for(state, minter, tenant, form, client_id, secret), details
+
+
+def _token_for(
+    state: SimState, minter: TokenMinter, tenant: Tenant, form: dict[str, str], client_id: str, secret: str
+) -> Resp:
+    grant = form.get("grant_type", "")
+    if grant != "client_credentials":
+        return aadsts_error(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+        )
+    app = tenant.apps.get(client_id)
+    if app is None or not app.consented:
+        return aadsts_error(
+            400,
+            "unauthorized_client",
+            700016,
+            (
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{tenant.domain}'. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to "
+                "the wrong tenant."
+            ),
+        )
+    now = state.clock.now()
+    matching = [s for s in app.secrets if hmac.compare_digest(s.value.encode(), secret.encode())]
+    if not matching:
+        return aadsts_error(
+            401,
+            "invalid_client",
+            7000215,
+            (
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        )
+    if all(s.expires_at <= now for s in matching):
+        return aadsts_error(
+            401,
+            "invalid_client",
+            7000222,
+            (
+                f"The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal "
+                f"to create new keys for your app: https://aka.ms/NewClientSecret, or consider using "
+                "certificate credentials for added security: https://aka.ms/certCreds."
+            ),
+        )
+    scopes = [s for s in form.get("scope", "").split() if s not in _OIDC_SCOPES]
+    if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+        return aadsts_error(
+            400,
+            "invalid_scope",
+            1002012,
+            (
+                f"The provided value for scope {form.get('scope', '')} is not valid. Client credential flows "
+                "must have a scope value with /.default suffixed to the resource identifier "
+                "(application ID URI)."
+            ),
+        )
+    if scopes[0] not in GRAPH_SCOPES:
+        return aadsts_error(
+            400,
+            "invalid_resource",
+            500011,
+            (
+                f"The resource principal named {scopes[0][: -len('/.default')]} was not found in the tenant "
+                f"named {tenant.domain}."
+            ),
+        )
+    lifetime = state.settings.token_lifetime_s
+    access = minter.mint(
+        {
+            "aud": GRAPH_AUDIENCE,
+            "iss": f"https://sts.windows.net/{tenant.id}/",
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": int(now) + lifetime,
+            "tid": tenant.id,
+            "appid": client_id,
+            "idtyp": "app",
+            "roles": list(app.roles),
+            "ver": "1.0",
+            "uti": uuid.uuid4().hex,
+        }
+    )
+    return Resp.json(
+        200,
+        {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access},
+    )

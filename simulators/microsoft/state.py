@@ -1,0 +1,291 @@
+"""The simulated directory (tenants, app registrations, users, groups) and the simulator's
+cross-cutting state: virtual clock, settings, request log, fault injection and throttle buckets.
+
+The seed format is the one in issue 3 (see `load_seed`); the control API and the tests build on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from simulators.microsoft.presence import UserPresence
+
+LOGIN_ROUTES = frozenset({"token", "openid", "discovery"})
+
+
+class SimInputError(ValueError):
+    """Raised when a seed or control-API payload is malformed."""
+
+
+class Clock:
+    """Virtual wall clock: real time plus an offset that `/_sim/clock/advance` moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise SimInputError("the clock only moves forward")
+        self.offset += seconds
+
+
+@dataclass
+class Secret:
+    value: str
+    expires_at: float
+
+
+@dataclass
+class App:
+    """An app registration consented in one tenant, with its application roles there."""
+
+    client_id: str
+    secrets: list[Secret]
+    roles: list[str]
+    consented: bool = True
+
+
+@dataclass
+class User:
+    id: str
+    tenant_id: str
+    mail: str | None
+    user_principal_name: str
+    display_name: str
+    proxy_addresses: list[str]
+    presence: UserPresence
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "mail": self.mail,
+            "userPrincipalName": self.user_principal_name,
+            "proxyAddresses": list(self.proxy_addresses),
+            "businessPhones": [],
+            "givenName": None,
+            "surname": None,
+            "jobTitle": None,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+        }
+
+
+@dataclass
+class Group:
+    id: str
+    display_name: str
+    members: list[str]
+
+
+@dataclass
+class Tenant:
+    id: str
+    domain: str
+    apps: dict[str, App] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """Knobs settable at start or through `POST /_sim/config`."""
+
+    token_lifetime_s: int = 3599
+    presence_limit: int = 1500
+    presence_window_s: float = 30.0
+    fractional_retry_after: bool = False
+    unknown_presence_ids: str = "omit"  # omit | unknown | error
+    shuffle_batch: bool = True
+    camel_case_presence: bool = False
+
+
+@dataclass
+class Fault:
+    """Injected failure for one route (or "*"), optionally one tenant, for `count` requests."""
+
+    route: str
+    status: int | None
+    delay_s: float
+    count: int
+    retry_after: float | None
+    tenant_id: str | None
+
+
+def parse_time(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError) as exc:
+        raise SimInputError(f"not an ISO-8601 date-time: {text!r}") from exc
+
+
+def _require(item: dict[str, Any], key: str) -> Any:
+    if key not in item:
+        raise SimInputError(f"missing field {key!r}")
+    return item[key]
+
+
+class Directory:
+    """All tenants, indexed for the lookups the login and Graph routes make."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, Tenant] = {}
+        self._by_domain: dict[str, str] = {}
+        self.users: dict[str, User] = {}  # all tenants, by object id
+
+    def resolve_tenant(self, name: str) -> Tenant | None:
+        """A tenant by GUID or verified domain, case-insensitively (login accepts both)."""
+        key = name.lower()
+        return self.tenants.get(key) or self.tenants.get(self._by_domain.get(key, ""))
+
+    def add_tenant(self, item: dict[str, Any]) -> Tenant:
+        tenant_id = str(item.get("id") or uuid.uuid4()).lower()
+        domain = str(_require(item, "domain")).lower()
+        if tenant_id in self.tenants or domain in self._by_domain:
+            raise SimInputError(f"tenant {tenant_id} / {domain} exists already")
+        tenant = Tenant(id=tenant_id, domain=domain)
+        self.tenants[tenant_id] = tenant
+        self._by_domain[domain] = tenant_id
+        for app in item.get("apps", []):
+            self.add_app(tenant, app)
+        for user in item.get("users", []):
+            self.add_user(tenant, user)
+        for group in item.get("groups", []):
+            self.add_group(tenant, group)
+        return tenant
+
+    def add_app(self, tenant: Tenant, item: dict[str, Any]) -> App:
+        client_id = str(_require(item, "clientId")).lower()
+        secret = Secret(
+            str(_require(item, "secret")), parse_time(item.get("secretExpires", "2099-01-01T00:00:00Z"))
+        )
+        app = App(
+            client_id=client_id,
+            secrets=[secret],
+            roles=list(item.get("roles", [])),
+            consented=bool(item.get("consented", True)),
+        )
+        tenant.apps[client_id] = app
+        return app
+
+    def add_user(self, tenant: Tenant, item: dict[str, Any]) -> User:
+        user_id = str(item.get("id") or uuid.uuid4()).lower()
+        if user_id in self.users:
+            raise SimInputError(f"user {user_id} exists already")
+        user = User(
+            id=user_id,
+            tenant_id=tenant.id,
+            mail=item.get("mail"),
+            user_principal_name=str(_require(item, "userPrincipalName")),
+            display_name=str(item.get("displayName", "")),
+            proxy_addresses=list(item.get("proxyAddresses", [])),
+            presence=UserPresence(user_id),
+        )
+        tenant.users[user_id] = user
+        self.users[user_id] = user
+        return user
+
+    def add_group(self, tenant: Tenant, item: dict[str, Any]) -> Group:
+        group_id = str(item.get("id") or uuid.uuid4()).lower()
+        members = [str(m).lower() for m in item.get("members", [])]
+        group = Group(id=group_id, display_name=str(item.get("displayName", "")), members=members)
+        tenant.groups[group_id] = group
+        return group
+
+
+def load_seed(directory: Directory, seed: dict[str, Any]) -> None:
+    """Fill `directory` from the issue-3 seed shape: {"tenants": [{id, domain, apps, users, groups}]}."""
+    if not isinstance(seed, dict) or not isinstance(seed.get("tenants", []), list):
+        raise SimInputError('seed must be {"tenants": [...]}')
+    for tenant in seed.get("tenants", []):
+        directory.add_tenant(tenant)
+
+
+class RequestLog:
+    """Every request the simulator answered, with per-route counters that are never truncated."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.total = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.total += 1
+        entry["seq"] = self.total
+        self.entries.append(entry)
+        self.counts[entry["route"]] += 1
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.counts.clear()
+
+
+class TokenBucket:
+    """Presence limit per (app, tenant): `limit` requests per `window` seconds, refilled continuously.
+
+    Requests made while throttled still take a token, so retrying early prolongs the throttling (S16).
+    """
+
+    def __init__(self, limit: int, window_s: float, now: float) -> None:
+        self.capacity = float(limit)
+        self.rate = limit / window_s
+        self.tokens = float(limit)
+        self.stamp = now
+
+    def take(self, now: float) -> float:
+        """Take one token; return 0 when allowed, else the seconds until a request would pass."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens = max(self.tokens - 1.0, -self.capacity)
+        if self.tokens >= 0:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+def retry_after_header(seconds: float, fractional: bool) -> str:
+    if fractional:
+        return f"{math.ceil(seconds * 1000) / 1000:.3f}"
+    return str(max(1, math.ceil(seconds)))
+
+
+class SimState:
+    """Everything one simulator instance holds; guarded by one lock (requests are handled serially)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.lock = threading.RLock()
+        self.clock = Clock()
+        self.settings = settings
+        self.directory = Directory()
+        self.log = RequestLog()
+        self.faults: list[Fault] = []
+        self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.skiptokens: dict[str, tuple[str, int]] = {}  # opaque paging token -> (tenant id, offset)
+
+    def take_presence_token(self, app_id: str, tenant_id: str) -> float:
+        now = self.clock.now()
+        bucket = self.buckets.get((app_id, tenant_id))
+        if bucket is None:
+            bucket = TokenBucket(self.settings.presence_limit, self.settings.presence_window_s, now)
+            self.buckets[(app_id, tenant_id)] = bucket
+        return bucket.take(now)
+
+    def match_fault(self, route: str, tenant_id: str | None) -> Fault | None:
+        for fault in self.faults:
+            wildcard = fault.route == "*" and route not in LOGIN_ROUTES
+            if (fault.route == route or wildcard) and fault.tenant_id in (None, tenant_id):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
