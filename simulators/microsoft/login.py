@@ -49,8 +49,8 @@ def unknown_tenant(name: str) -> Resp:
         90002,
         (
             f"Tenant '{name}' not found. Check to make sure you have the correct tenant ID and are "
-            "signing into the correct cloud. Check with your subscription administrator, this may happen if there are no "
-            "active subscriptions for the tenant."
+            "signing into the correct cloud. Check with your subscription administrator, this may "
+            "happen if there are no active subscriptions for the tenant."
         ),
     )
 
@@ -128,8 +128,8 @@ def _token_for(
             (
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{tenant.domain}'. This can happen if the application has not been installed by the "
-                "administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to "
-                "the wrong tenant."
+                "administrator of the tenant or consented to by any user in the tenant. You may have sent "
+                "your authentication request to the wrong tenant."
             ),
         )
     now = state.clock.now()
