@@ -1,0 +1,224 @@
+"""Teams -> STARFACE: which DND, chat text and telephony status a user should get, and what to write.
+
+Three entry points share one decision core (`_decide`), so the poll, the update task and drift repair
+can never disagree:
+
+1. `plan_starface` (poll task, per user, no I/O): returns a `StarfacePlan` only when the observation
+   would change something, judged against the applied state as if STARFACE still showed it.
+2. `finalize_starface` (update task): the same decision against the DND (and, with the bridge, chat
+   text) read from STARFACE right before writing; returns the exact writes and the new applied state.
+3. `repair_starface` (drift repair): re-decides the applied category against a read-back, so a chat
+   text the STARFACE app overwrote is re-applied while the category still asks for it.
+
+Ownership rules (issue 5, design.md invariants):
+- `clear` and "no text" remove only a DND / text we set. A DND found on that we did not set is manual:
+  never cleared, never claimed - unless the tenant lets Teams lead (then Teams wins both ways).
+- `leave` never changes DND.
+- A user who switches DND off by hand while the category asks for it keeps it off until the Teams
+  category changes (we do not fight the user); with "Teams leads" it is switched on again.
+- Telephony is written only when it differs from what we last wrote; AVAILABLE only undoes our ACTIVE.
+  While the user is on a real STARFACE call the telephony status belongs to the PBX and is left alone.
+- A switched-off output releases what we own (clears our DND / text, resets our ACTIVE) and then stays
+  untouched, so disabling a feature never leaves a user stuck. Without the bridge only DND is written.
+
+Order and echoes: an observation strictly older than the applied one decides nothing; a Teams presence
+equal to the session we hold, or held until `ECHO_WINDOW` ago, is our own echo and decides nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from presence.categories import CALL_CATEGORIES, Category, categorize
+from presence.policy import DndAction, TenantPolicy
+from presence.state import StarfaceApplied, StarfaceReading, TeamsApplied, TeamsObservation, is_older
+
+# Teams clients poll, so Graph-set presence shows up "a few minutes" late (graph-api.md section 2).
+ECHO_WINDOW = timedelta(minutes=5)
+
+TELEPHONY_ACTIVE = "ACTIVE"
+TELEPHONY_AVAILABLE = "AVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class StarfacePlan:
+    """Desired STARFACE outputs for one user, decided from one Teams observation."""
+
+    category: Category
+    dnd: DndAction
+    chat_text: str | None  # text of ours the category asks for; None = none of ours
+    telephony_active: bool | None  # None: leave telephony alone (a STARFACE call owns it now)
+    sequence_number: str | None
+    observed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StarfaceWrites:
+    """Exactly what to write, and the applied state to record (compare-and-set) after writing it."""
+
+    applied: StarfaceApplied
+    dnd: bool | None = None  # True: switch on, False: switch off, None: no write
+    chat_text: str | None = None  # text to set, "" to clear, None: no write
+    telephony_state: str | None = None  # "ACTIVE" | "AVAILABLE" | None: no write
+    stale: bool = False  # the plan was older than the applied state: dropped
+
+    @property
+    def has_writes(self) -> bool:
+        return self.dnd is not None or self.chat_text is not None or self.telephony_state is not None
+
+
+def plan_starface(
+    policy: TenantPolicy,
+    observation: TeamsObservation,
+    applied_starface: StarfaceApplied,
+    applied_teams: TeamsApplied,
+    now: datetime,
+) -> StarfacePlan | None:
+    """The poll's decision for one user: a plan when STARFACE should change, else None.
+
+    None means one of: the observation is older than the applied one; it is the echo of our own Teams
+    session; or every output already matches (as far as the applied state knows).
+    """
+    if is_older(
+        observation.sequence_number, observation.observed_at,
+        applied_starface.sequence_number, applied_starface.observed_at,
+    ):
+        return None
+    if is_own_echo(observation, applied_teams, now):
+        return None
+    category = categorize(observation.availability, observation.activity, observation.out_of_office)
+    plan = _plan_for(
+        policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
+    )
+    return plan if _decide(policy, plan, _UNREAD, applied_starface).has_writes else None
+
+
+def finalize_starface(
+    plan: StarfacePlan, starface_now: StarfaceReading, applied_starface: StarfaceApplied, policy: TenantPolicy
+) -> StarfaceWrites:
+    """The update task's decision: writes for `plan` given STARFACE as read right before writing.
+
+    `starface_now.dnd` should always be read (phoneconfig or getStates): it is how a manual DND is found.
+    A plan older than the applied state (a redelivered or overtaken task) gives no writes and `stale`.
+    """
+    if is_older(
+        plan.sequence_number, plan.observed_at,
+        applied_starface.sequence_number, applied_starface.observed_at,
+    ):
+        return StarfaceWrites(applied=applied_starface, stale=True)
+    return _decide(policy, plan, starface_now, applied_starface)
+
+
+def repair_starface(
+    policy: TenantPolicy, reading: StarfaceReading, applied_starface: StarfaceApplied
+) -> StarfaceWrites:
+    """Drift repair: learn ownership from a read-back and re-apply what the applied category still asks.
+
+    Re-applies an overwritten chat text of ours; never touches telephony (a read cannot tell our ACTIVE
+    from a real call). DND is re-applied only when Teams leads: otherwise an unexpected DND state is the
+    user's doing and is recorded, not undone.
+    """
+    category = applied_starface.category
+    if category is None:  # nothing applied yet: only learn who owns the DND
+        plan = StarfacePlan(Category.OFFLINE, DndAction.LEAVE, None, None, None, None)
+        writes = _decide(policy, plan, reading, applied_starface)
+        learned = replace(
+            writes.applied, category=None,
+            sequence_number=applied_starface.sequence_number, observed_at=applied_starface.observed_at,
+        )
+        return replace(writes, applied=learned)
+    plan = _plan_for(
+        policy, category, True, applied_starface.sequence_number, applied_starface.observed_at
+    )
+    return _decide(policy, plan, reading, applied_starface)
+
+
+def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied, now: datetime) -> bool:
+    """True if the observed Teams presence is our own session (held, or released within ECHO_WINDOW)."""
+    held = applied_teams.held
+    if held is not None and held.matches(observation.availability, observation.activity):
+        return True
+    released = applied_teams.released
+    return (
+        released is not None
+        and applied_teams.released_at is not None
+        and now - applied_teams.released_at < ECHO_WINDOW
+        and released.matches(observation.availability, observation.activity)
+    )
+
+
+_UNREAD = StarfaceReading()
+
+
+def _plan_for(
+    policy: TenantPolicy, category: Category, call_active: bool,
+    sequence_number: str | None, observed_at: datetime | None,
+) -> StarfacePlan:
+    rule = policy.rules[category]
+    telephony: bool | None = None
+    if not call_active:
+        telephony = policy.set_telephony and category in CALL_CATEGORIES
+    return StarfacePlan(
+        category=category,
+        dnd=rule.dnd if policy.set_dnd else DndAction.CLEAR,  # switched off: release ours only
+        chat_text=rule.chat_text if policy.set_chat_text else None,
+        telephony_active=telephony,
+        sequence_number=sequence_number,
+        observed_at=observed_at,
+    )
+
+
+def _decide(
+    policy: TenantPolicy, plan: StarfacePlan, reading: StarfaceReading, applied: StarfaceApplied
+) -> StarfaceWrites:
+    """The one decision core. Unread fields of `reading` are taken to be as the applied state says."""
+    ours, manual, user_off = applied.dnd_ours, applied.dnd_manual, applied.dnd_user_off
+    dnd_on = reading.dnd if reading.dnd is not None else (ours or manual)
+    # 1. Learn ownership from what STARFACE shows.
+    if dnd_on:
+        manual = manual or not ours
+    elif ours or manual:
+        ours = manual = False
+        user_off = True  # switched off, and not by us
+    if plan.category != applied.category:
+        user_off = False
+    # 2. DND.
+    leads = policy.teams_leads and policy.set_dnd
+    dnd_write: bool | None = None
+    if plan.dnd is DndAction.SET:
+        if dnd_on:
+            if leads and manual:
+                ours, manual = True, False  # Teams leads: the DND now follows Teams
+        elif leads or not user_off:
+            dnd_write, ours, user_off = True, True, False
+    elif plan.dnd is DndAction.CLEAR and dnd_on and (ours or (leads and manual)):
+        dnd_write, ours, manual = False, False, False
+    # 3. Chat text and telephony: only reachable through the bridge.
+    chat, chat_write = applied.chat_text, None
+    telephony, telephony_write = applied.telephony_active, None
+    if policy.has_bridge:
+        shown = reading.chat_text if reading.chat_text is not None else (applied.chat_text or "")
+        if plan.chat_text is not None:
+            if shown != plan.chat_text:
+                chat_write = plan.chat_text
+            chat = plan.chat_text
+        else:
+            if chat is not None and shown == chat:
+                chat_write = ""
+            chat = None  # gone, or replaced by someone else's text: no longer ours either way
+        if plan.telephony_active is not None and plan.telephony_active != telephony:
+            telephony = plan.telephony_active
+            telephony_write = TELEPHONY_ACTIVE if telephony else TELEPHONY_AVAILABLE
+    new = StarfaceApplied(
+        dnd_ours=ours,
+        dnd_manual=manual,
+        dnd_user_off=user_off,
+        chat_text=chat,
+        telephony_active=telephony,
+        category=plan.category,
+        sequence_number=plan.sequence_number,
+        observed_at=plan.observed_at,
+        dnd_event_at=applied.dnd_event_at,
+    )
+    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write)
