@@ -1,0 +1,95 @@
+"""Errors of the STARFACE connector. No httpx, xmlrpc or pydantic exception leaves the connector.
+
+    StarfaceError                    base; `permanent` says whether retrying can help
+    ├── StarfaceLoginFailed          REST login or UCI token rejected (permanent)
+    ├── StarfaceForbidden            the service account lacks a right (permanent)
+    ├── StarfaceNotFound             the addressed user/group does not exist (permanent)
+    ├── StarfaceUnavailable          5xx, timeout, connection failure (transient)
+    ├── StarfaceProtocolError        an answer we cannot understand (permanent)
+    ├── BridgeError                  the bridge module answered with a fault
+    │   ├── BridgeSecretRejected     fault 401 (permanent)
+    │   ├── BridgeUnknownAccount     fault 404 (permanent)
+    │   ├── BridgeNotInstalled       no such entry point on the PBX (permanent)
+    │   └── BridgePbxError           fault 500 (transient)
+    ├── WebhookRejected              an inbound webhook fails verification (answer 401)
+    └── WebhookReplayed              an inbound webhook's eventId was already accepted (answer 202, skip)
+
+Messages say what is wrong and how to fix it. They never contain a password, bridge secret, token or a
+URL carrying the UCI token.
+"""
+
+from __future__ import annotations
+
+
+class StarfaceError(Exception):
+    """Base of every error raised by `connectors.starface`."""
+
+    permanent: bool = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StarfaceLoginFailed(StarfaceError):
+    """Raised when the PBX rejects the service account's login id / password (REST login or UCI token)."""
+
+
+class StarfaceForbidden(StarfaceError):
+    """Raised on 403: the service account is not an administrator or lacks a permission."""
+
+
+class StarfaceNotFound(StarfaceError):
+    """Raised on 404 for a user or group id the PBX does not know (any more)."""
+
+
+class StarfaceUnavailable(StarfaceError):
+    """Raised when the PBX cannot be reached, times out or answers 5xx; retry later."""
+
+    permanent = False
+
+
+class StarfaceProtocolError(StarfaceError):
+    """Raised when the PBX answers something the contract or the REST schema does not allow."""
+
+
+class BridgeError(StarfaceError):
+    """Base of the bridge module's faults; `fault_code` is the XML-RPC faultCode."""
+
+    def __init__(self, message: str, fault_code: int | None = None) -> None:
+        super().__init__(message)
+        self.fault_code = fault_code
+
+
+class BridgeSecretRejected(BridgeError):
+    """Raised on fault 401: the tenant's bridge secret differs from the module instance's."""
+
+
+class BridgeUnknownAccount(BridgeError):
+    """Raised on fault 404: the bridge does not know the STARFACE account id."""
+
+
+class BridgeNotInstalled(BridgeError):
+    """Raised when the PBX has no module instance with the configured name (unknown XML-RPC method)."""
+
+
+class BridgePbxError(BridgeError):
+    """Raised on fault 500: the bridge hit an error inside the PBX; retry later."""
+
+    permanent = False
+
+
+class WebhookRejected(StarfaceError):
+    """Raised when an inbound webhook fails verification; `reason` is safe to log and to answer with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"STARFACE webhook rejected: {reason}")
+        self.reason = reason
+
+
+class WebhookReplayed(StarfaceError):
+    """Raised when a webhook's `eventId` was accepted before: answer 202 and do not process it again."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"STARFACE webhook event {event_id} was already accepted; not processed again")
+        self.event_id = event_id

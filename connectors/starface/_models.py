@@ -1,0 +1,104 @@
+"""Typed values the STARFACE connector returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ChatPresence(StrEnum):
+    """STARFACE module API ChatPresence (reference §1.3)."""
+
+    AVAILABLE = "AVAILABLE"
+    AWAY = "AWAY"
+    DO_NOT_DISTURB = "DO_NOT_DISTURB"
+    EXTENDED_AWAY = "EXTENDED_AWAY"
+    FREE_FOR_CHAT = "FREE_FOR_CHAT"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class TelephonyState(StrEnum):
+    """STARFACE module API TelephonyState (reference §1.3)."""
+
+    ACTIVE = "ACTIVE"
+    AVAILABLE = "AVAILABLE"
+    QUEUE_PAUSE = "QUEUE_PAUSE"
+    RINGING = "RINGING"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class StarfaceUser:
+    """A STARFACE user from `GET /rest/users`; `email` may be "" (reported, never guessed)."""
+
+    id: int
+    login: str
+    email: str
+    first_name: str
+    family_name: str
+
+
+@dataclass(frozen=True)
+class DndWrite:
+    """Outcome of `set_dnd`: the DND found before the write, the DND asked for, and whether a PUT was sent."""
+
+    account_id: int
+    dnd_before: bool
+    dnd_after: bool
+    written: bool
+
+
+@dataclass(frozen=True)
+class AccessCheck:
+    """What `check_access` proved: the service account logs in, is an admin and sees users and groups."""
+
+    login: str
+    account_id: int
+    user_count: int
+    group_count: int
+
+
+@dataclass(frozen=True)
+class BridgeInfo:
+    version: str
+    pbx_version: str
+
+
+@dataclass(frozen=True)
+class BridgeUserState:
+    account: int
+    login: str
+    dnd: bool
+    chat_presence: ChatPresence
+    chat_presence_message: str
+    telephony_state: TelephonyState
+
+
+@dataclass(frozen=True)
+class BridgeChatStatus:
+    account: int
+    chat_presence: ChatPresence
+    chat_presence_message: str
+
+
+@dataclass(frozen=True)
+class StarfaceEvent:
+    """A verified bridge webhook event. Exactly the fields of its `type` are set; the others are None."""
+
+    event_id: str
+    type: str  # "telephony" | "dnd" | "presence"
+    account: int
+    login: str
+    occurred_at: datetime  # UTC, from the PBX clock
+    origin: str  # "user" | "integration" (REST API, a module or the bridge)
+    telephony_state: TelephonyState | None = None
+    dnd: bool | None = None
+    chat_presence: ChatPresence | None = None
+    chat_presence_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StarfaceGroup:
+    id: int
+    name: str
