@@ -1,0 +1,135 @@
+"""App-only tokens for Graph: one MSAL `ConfidentialClientApplication` per (tenant, app), with its token
+cache, wrapped so that MSAL's result dicts and exceptions become our typed errors (graph-api.md section 6).
+
+MSAL talks HTTP through `_MsalHttp`, an adapter over the connector's httpx client, so TLS verification
+(the simulator's CA), timeouts and keep-alive are the same for login and Graph, and `REQUESTS_CA_BUNDLE`
+cannot silently override the CA (section 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import msal
+from msal.exceptions import MsalServiceError
+
+from connectors.graph._errors import GraphAuthError, GraphUnavailable
+
+logger = logging.getLogger(__name__)
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Hosts MSAL knows; for any other authority (the simulator) instance discovery would call the real
+# login.microsoftonline.com, so it is switched off there (section 6).
+MICROSOFT_LOGIN_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login-us.microsoftonline.com",
+    }
+)
+_AADSTS = re.compile(r"AADSTS(\d+)")
+
+
+class _MsalHttp:
+    """The `http_client` MSAL expects (`get`/`post` returning objects with status_code/text/headers)."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+        self.requests_made = 0
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
+        self.requests_made += 1
+        return self._http.get(url, params=params, headers=headers)
+
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any
+    ) -> httpx.Response:
+        self.requests_made += 1
+        return self._http.post(url, params=params, data=data, headers=headers)
+
+    def close(self) -> None:
+        """MSAL may call this; the httpx client belongs to the GraphClient."""
+
+
+class TokenSource:
+    """Hands out Graph access tokens for one (tenant, app); MSAL's cache makes repeated calls free."""
+
+    def __init__(
+        self, directory_id: str, client_id: str, client_secret: str, login_base_url: str, http: httpx.Client
+    ) -> None:
+        self._authority = f"{login_base_url.rstrip('/')}/{directory_id}"
+        self._client_id = client_id
+        self._secret = client_secret
+        self._http = _MsalHttp(http)
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def login_requests(self) -> int:
+        """HTTP requests sent to the login endpoint (discovery + token)."""
+        return self._http.requests_made
+
+    def _application(self) -> msal.ConfidentialClientApplication:
+        # Built lazily: the constructor already fetches the tenant's OIDC metadata over the network.
+        if self._app is None:
+            host = (urlsplit(self._authority).hostname or "").lower()
+            self._app = msal.ConfidentialClientApplication(
+                self._client_id,
+                client_credential=self._secret,
+                authority=self._authority,
+                http_client=self._http,
+                instance_discovery=None if host in MICROSOFT_LOGIN_HOSTS else False,
+            )
+        return self._app
+
+    def token(self) -> str:
+        """A valid access token (from MSAL's cache when it has >5 min left); raises GraphAuthError /
+        GraphUnavailable."""
+        with self._lock:
+            try:
+                result = self._application().acquire_token_for_client(scopes=[GRAPH_SCOPE])
+            except httpx.TransportError as exc:
+                raise GraphUnavailable(f"login endpoint unreachable: {type(exc).__name__}") from exc
+            except MsalServiceError as exc:
+                raise GraphUnavailable(f"login endpoint failed: {exc.error}") from exc
+            except ValueError as exc:
+                raise _discovery_error(exc) from exc
+        if "access_token" in result:
+            if result.get("token_source") == "identity_provider":
+                logger.info("graph token acquired for app %s at %s", self._client_id, self._authority)
+            return str(result["access_token"])
+        raise GraphAuthError.from_token_error(
+            str(result.get("error", "")),
+            list(result.get("error_codes") or []),
+            str(result.get("error_description", "")),
+        )
+
+    def invalidate(self) -> None:
+        """Forget cached tokens (Graph said 401 although MSAL thought the token was still valid)."""
+        with self._lock:
+            if self._app is not None:
+                self._app.remove_tokens_for_client()
+
+
+def _discovery_error(exc: ValueError) -> GraphAuthError:
+    """MSAL raises ValueError when OIDC discovery fails with 4xx (e.g. AADSTS90002 unknown tenant)."""
+    text = f"{exc} {exc.__context__ or ''}"
+    match = _AADSTS.search(text)
+    if match:
+        return GraphAuthError.from_token_error("invalid_tenant", [int(match[1])], f"AADSTS{match[1]}")
+    return GraphAuthError(
+        None,
+        "The login endpoint does not know this directory.",
+        error="invalid_authority",
+        fix="Check the directory id and the login URL.",
+    )

@@ -1,0 +1,369 @@
+"""`GraphClient`: the Microsoft Graph calls the service makes, for one customer tenant and our app.
+
+Long-lived: one httpx client (keep-alive) and one MSAL app (token cache) per instance; see `_registry`
+for reusing one instance per worker process. Every HTTP exchange goes through `_send`, the single seam
+where httpx exceptions and error statuses become `GraphError`s and where Retry-After is enforced: after
+a 429 the client sends nothing until the wait is over (design.md, Graph budget).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.graph._auth import TokenSource
+from connectors.graph._errors import (
+    GraphAuthError,
+    GraphBadRequest,
+    GraphNotFound,
+    GraphThrottled,
+    GraphUnavailable,
+)
+from connectors.graph._models import DirectoryUser, Presence
+
+logger = logging.getLogger(__name__)
+
+MAX_PRESENCE_IDS = 650  # per getPresencesByUserId call (S1)
+MAX_BATCH = 20  # requests per $batch (S18)
+SESSION_PAIRS = frozenset(
+    {
+        ("Available", "Available"),
+        ("Busy", "InACall"),
+        ("Busy", "InAConferenceCall"),
+        ("Away", "Away"),
+        ("DoNotDisturb", "Presenting"),
+    }
+)  # setPresence accepts only these (S5)
+MIN_SESSION, MAX_SESSION = timedelta(minutes=5), timedelta(hours=4)
+DEFAULT_RETRY_AFTER = 5.0  # no Retry-After header: wait like MSAL does for a CCA
+USER_SELECT = "id,displayName,mail,userPrincipalName,proxyAddresses"
+_MAIL_CHUNK, _PROXY_CHUNK = 7, 15  # 2 x 7 and 15 clauses stay within Graph's 15-clause filter limit
+_INLINE_WAIT_ROUNDS = 3
+
+
+def _iso_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (
+        "PT"
+        + (f"{hours}H" if hours else "")
+        + (f"{minutes}M" if minutes else "")
+        + (f"{secs}S" if secs else "")
+    )
+
+
+def _odata_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _retry_after(headers: httpx.Headers | dict[str, str]) -> float | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        return max(0.0, float(lowered["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _error_text(response: httpx.Response) -> tuple[str, str]:
+    try:
+        error = response.json().get("error", {})
+        return str(error.get("code", "")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        return "", response.reason_phrase
+
+
+class GraphClient:
+    """Graph for one (directory, app). Not thread-safe for concurrent calls beyond MSAL's own lock."""
+
+    def __init__(
+        self,
+        directory_id: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        login_base_url: str = "https://login.microsoftonline.com",
+        graph_base_url: str = "https://graph.microsoft.com",
+        verify: str | bool = True,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        max_inline_wait: float = 5.0,
+    ) -> None:
+        self.directory_id = directory_id
+        self.client_id = client_id.lower()
+        self._graph = graph_base_url.rstrip("/") + "/v1.0"
+        tls: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
+        self._http = httpx.Client(
+            verify=tls,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
+        )
+        self._tokens = TokenSource(directory_id, client_id, client_secret, login_base_url, self._http)
+        self._clock, self._sleep, self._max_inline_wait = clock, sleep, max_inline_wait
+        self._blocked_until = 0.0
+        self.requests_made = 0  # Graph HTTP requests sent (login requests not included)
+
+    def __repr__(self) -> str:
+        return f"GraphClient(directory_id={self.directory_id!r}, client_id={self.client_id!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def login_requests(self) -> int:
+        return self._tokens.login_requests
+
+    @property
+    def throttled_for(self) -> float:
+        """Seconds until the client will send again (0 when not throttled)."""
+        return max(0.0, self._blocked_until - self._clock())
+
+    # --- the seam -------------------------------------------------------------------------------------
+    def _send(self, method: str, url: str, body: Any = None, accept: tuple[int, ...] = ()) -> httpx.Response:
+        """Send one Graph request; 2xx comes back, everything else is raised as a GraphError."""
+        for attempt in (1, 2):
+            if (wait := self.throttled_for) > 0:
+                raise GraphThrottled(wait)
+            headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+            try:
+                self.requests_made += 1
+                response = self._http.request(method, url, json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise GraphUnavailable(f"Graph timed out: {method} {url.split('?')[0]}") from exc
+            except httpx.TransportError as exc:
+                raise GraphUnavailable(f"Graph unreachable: {type(exc).__name__}") from exc
+            logger.debug("graph %s %s -> %s", method, url.split("?")[0], response.status_code)
+            if response.status_code == 401 and attempt == 1:
+                self._tokens.invalidate()  # expired or revoked before MSAL expected: one fresh token, once
+                continue
+            if response.status_code not in accept:
+                self._raise_for_status(response.status_code, response.headers, response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _raise_for_status(
+        self,
+        status: int,
+        headers: httpx.Headers | dict[str, str],
+        response: httpx.Response | None = None,
+        body: Any = None,
+    ) -> None:
+        if status < 400:
+            return
+        if response is not None:
+            code, message = _error_text(response)
+        else:
+            error = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+            code, message = str(error.get("code", "")), str(error.get("message", ""))
+        retry_after = _retry_after(headers)
+        if status == 429:
+            wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+            self._blocked_until = max(self._blocked_until, self._clock() + wait)
+            raise GraphThrottled(wait)
+        if status >= 500:
+            if retry_after is not None:
+                self._blocked_until = max(self._blocked_until, self._clock() + retry_after)
+            raise GraphUnavailable(f"Graph answered {status} {code}".strip(), retry_after)
+        if status == 401:
+            raise GraphAuthError(
+                None,
+                "Graph rejected the app's access token.",
+                error=code,
+                fix="Check that the app registration and its consent still exist.",
+                detail=message,
+            )
+        if status == 403:
+            raise GraphAuthError.missing_permission(message)
+        if status == 404:
+            raise GraphNotFound(f"Graph: not found ({code}): {message}", status, code)
+        raise GraphBadRequest(f"Graph rejected the request ({status} {code}): {message}", status, code)
+
+    # --- presence ---------------------------------------------------------------------------------------
+    def get_presences(self, user_ids: Iterable[str]) -> list[Presence]:
+        """Presence of many users: one POST getPresencesByUserId per 650 ids. Ids Graph does not
+        return (unknown, other tenant) are simply absent from the result."""
+        ids = list(dict.fromkeys(i.lower() for i in user_ids))
+        result: list[Presence] = []
+        for start in range(0, len(ids), MAX_PRESENCE_IDS):
+            chunk = ids[start : start + MAX_PRESENCE_IDS]
+            payload = self._send(
+                "POST", f"{self._graph}/communications/getPresencesByUserId", {"ids": chunk}
+            ).json()
+            result.extend(Presence.from_graph(item) for item in payload.get("value", []))
+        return result
+
+    def get_presence(self, user_id: str) -> Presence:
+        return Presence.from_graph(self._send("GET", f"{self._graph}/users/{quote(user_id)}/presence").json())
+
+    def set_presence(self, user_id: str, availability: str, activity: str, expiration: timedelta) -> None:
+        """Create or refresh (keep alive) our app's presence session for the user; sessionId = client id.
+        An Available session fades after 5 min without refresh, so re-send before that (S5)."""
+        if (availability, activity) not in SESSION_PAIRS:
+            raise ValueError(f"setPresence does not accept {availability}/{activity}")
+        if not MIN_SESSION <= expiration <= MAX_SESSION:
+            raise ValueError("setPresence expiration must be between 5 minutes and 4 hours")
+        self._send(
+            "POST",
+            f"{self._graph}/users/{quote(user_id)}/presence/setPresence",
+            {
+                "sessionId": self.client_id,
+                "availability": availability,
+                "activity": activity,
+                "expirationDuration": _iso_duration(expiration),
+            },
+        )
+
+    keep_alive = set_presence
+
+    def clear_presence(self, user_id: str) -> bool:
+        """End our session; True if one existed. A 404 (no session, e.g. expired) counts as success (S7)."""
+        try:
+            self._send(
+                "POST",
+                f"{self._graph}/users/{quote(user_id)}/presence/clearPresence",
+                {"sessionId": self.client_id},
+            )
+        except GraphNotFound:
+            return False
+        return True
+
+    # --- directory --------------------------------------------------------------------------------------
+    def check_access(self) -> list[str]:
+        """Tenant test: get a token and make one cheap Graph call. Returns the app roles in the token;
+        raises GraphAuthError naming what is missing."""
+        roles = _token_roles(self._tokens.token())
+        missing = [
+            r for r in ("Presence.ReadWrite.All", "User.Read.All") if roles is not None and r not in roles
+        ]
+        if missing:
+            raise GraphAuthError.missing_permission(f"missing: {', '.join(missing)}")
+        self._send("GET", f"{self._graph}/users?$top=1&$select=id")
+        return list(roles or [])
+
+    def group_members(self, group_id: str) -> list[DirectoryUser]:
+        """Direct members of a group that are users (nested groups, devices, contacts are skipped)."""
+        items = self._get_all(
+            f"{self._graph}/groups/{quote(group_id)}/members?$select={USER_SELECT}&$top=999"
+        )
+        return [
+            DirectoryUser.from_graph(i)
+            for i in items
+            if i.get("@odata.type", "#microsoft.graph.user") == "#microsoft.graph.user"
+        ]
+
+    def _get_all(self, url: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        while next_url:
+            page = self._send("GET", next_url).json()
+            items.extend(page.get("value", []))
+            next_url = page.get("@odata.nextLink")
+        return items
+
+    def find_users_by_email(self, emails: Iterable[str]) -> dict[str, list[DirectoryUser]]:
+        """Resolve e-mail addresses to directory users, case-insensitively: by `mail`, else by
+        `userPrincipalName`, else by `proxyAddresses` (design.md). Every requested address is a key;
+        an empty list means no match, more than one user means ambiguous (report, never guess)."""
+        wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
+        result: dict[str, list[DirectoryUser]] = {e: [] for e in wanted}
+        by_upn: dict[str, list[DirectoryUser]] = {e: [] for e in wanted}
+        urls = []
+        for start in range(0, len(wanted), _MAIL_CHUNK):
+            values = ",".join(_odata_string(e) for e in wanted[start : start + _MAIL_CHUNK])
+            urls.append(self._users_url(f"mail in ({values}) or userPrincipalName in ({values})"))
+        for user in self._batch_users(urls):
+            if user.mail and user.mail.lower() in result:
+                _add(result[user.mail.lower()], user)
+            if user.user_principal_name.lower() in by_upn:
+                _add(by_upn[user.user_principal_name.lower()], user)
+        for email, users in by_upn.items():
+            if not result[email]:
+                result[email] = users
+        rest = [e for e in wanted if not result[e]]
+        urls = [
+            self._users_url(
+                " or ".join(
+                    f"proxyAddresses/any(p:p eq {_odata_string('smtp:' + e)})"
+                    for e in rest[start : start + _PROXY_CHUNK]
+                )
+            )
+            for start in range(0, len(rest), _PROXY_CHUNK)
+        ]
+        for user in self._batch_users(urls):
+            for address in user.smtp_addresses:
+                if address in result:
+                    _add(result[address], user)
+        return result
+
+    @staticmethod
+    def _users_url(odata_filter: str) -> str:
+        return f"/users?$filter={quote(odata_filter, safe='')}&$select={USER_SELECT}&$top=999"
+
+    def _batch_users(self, urls: list[str]) -> list[DirectoryUser]:
+        """Run relative GET /users URLs through $batch (20 per call), follow paging, retry throttled or
+        failed items after their Retry-After when that is short, else raise GraphThrottled."""
+        users: list[DirectoryUser] = []
+        pending = list(urls)
+        for _round in range(_INLINE_WAIT_ROUNDS + 1):
+            failed: list[str] = []
+            for start in range(0, len(pending), MAX_BATCH):
+                failed += self._batch_round(pending[start : start + MAX_BATCH], users)
+            if not failed:
+                return users
+            wait = self.throttled_for
+            if wait > self._max_inline_wait or _round == _INLINE_WAIT_ROUNDS:
+                raise GraphThrottled(
+                    max(wait, 0.0), f"{len(failed)} directory lookups throttled; retry later"
+                )
+            self._sleep(wait)
+            pending = failed
+        return users
+
+    def _batch_round(self, urls: list[str], users: list[DirectoryUser]) -> list[str]:
+        requests = [{"id": str(n), "method": "GET", "url": url} for n, url in enumerate(urls)]
+        # Outer status: 200, or 424 when an item was throttled (throttling.md vs json-batching.md, S16/S18).
+        response = self._send("POST", f"{self._graph}/$batch", {"requests": requests}, accept=(424,))
+        failed = []
+        for item in response.json().get("responses", []):
+            url = urls[int(item["id"])]
+            status, body = int(item.get("status", 500)), item.get("body") or {}
+            if isinstance(body, str):  # some proxies return the inner body as a JSON string
+                body = json.loads(body or "{}")
+            try:
+                self._raise_for_status(status, item.get("headers") or {}, body=body)
+            except (GraphThrottled, GraphUnavailable):
+                failed.append(url)
+                continue
+            users.extend(DirectoryUser.from_graph(u) for u in body.get("value", []))
+            if body.get("@odata.nextLink"):
+                users.extend(DirectoryUser.from_graph(u) for u in self._get_all(body["@odata.nextLink"]))
+        return failed
+
+
+def _add(users: list[DirectoryUser], user: DirectoryUser) -> None:
+    if all(u.id != user.id for u in users):
+        users.append(user)
+
+
+def _token_roles(token: str) -> list[str] | None:
+    """The `roles` claim of a Graph access token (a JWT), or None if it cannot be read. Not verified:
+    only used to explain a missing permission before Graph answers 403."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return [str(r) for r in claims.get("roles", [])]
+    except (IndexError, ValueError, AttributeError):
+        return None
