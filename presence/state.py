@@ -128,7 +128,8 @@ class StarfaceApplied:
     protected), neither (off as far as we know). `dnd_user_off` records that the user switched DND off
     by hand while `category` asked for it; we do not switch it on again until the category changes.
     `chat_text` is the text of ours believed shown (None: none of ours). `telephony_active` is True
-    while the telephony status we last wrote is ACTIVE.
+    while the telephony status we last wrote is ACTIVE. `category` is the Teams category applied; None
+    before the first decision, and while the user's Teams state is hidden behind our own session.
     """
 
     dnd_ours: bool = False

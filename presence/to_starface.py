@@ -27,7 +27,7 @@ equal to the session we hold, or held until `ECHO_WINDOW` ago, is our own echo a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from presence.categories import CALL_CATEGORIES, Category, categorize
@@ -45,7 +45,7 @@ TELEPHONY_AVAILABLE = "AVAILABLE"
 class StarfacePlan:
     """Desired STARFACE outputs for one user, decided from one Teams observation."""
 
-    category: Category
+    category: Category | None  # None: Teams state hidden behind our own session; release what Teams caused
     dnd: DndAction
     chat_text: str | None  # text of ours the category asks for; None = none of ours
     telephony_active: bool | None  # None: leave telephony alone (a STARFACE call owns it now)
@@ -85,9 +85,17 @@ def plan_starface(
         applied_starface.sequence_number, applied_starface.observed_at,
     ):
         return None
-    if is_own_echo(observation, applied_teams, now):
-        return None
-    category = categorize(observation.availability, observation.activity, observation.out_of_office)
+    held = applied_teams.held
+    category: Category | None
+    if held is not None and not applied_teams.call_active and held.matches(observation.availability,
+                                                                             observation.activity):
+        # Our session mirrors a manual STARFACE DND, for as long as the user keeps it: the user's own
+        # Teams state is hidden behind it, so release what Teams caused instead of keeping it forever.
+        category = None
+    elif is_own_echo(observation, applied_teams, now):
+        return None  # hidden behind a call session or its echo window: bounded, keep what Teams said
+    else:
+        category = categorize(observation.availability, observation.activity, observation.out_of_office)
     plan = _plan_for(
         policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
     )
@@ -119,19 +127,10 @@ def repair_starface(
     from a real call). DND is re-applied only when Teams leads: otherwise an unexpected DND state is the
     user's doing and is recorded, not undone.
     """
-    category = applied_starface.category
-    if category is None:  # nothing applied yet: only learn who owns the DND
-        plan = StarfacePlan(Category.OFFLINE, DndAction.LEAVE, None, None, None, None)
-        writes = _decide(policy, plan, reading, applied_starface)
-        learned = replace(
-            writes.applied, category=None,
-            sequence_number=applied_starface.sequence_number, observed_at=applied_starface.observed_at,
-        )
-        return replace(writes, applied=learned)
-    plan = _plan_for(
-        policy, category, True, applied_starface.sequence_number, applied_starface.observed_at
-    )
-    return _decide(policy, plan, reading, applied_starface)
+    # Telephony is left alone (call_active=True): a read cannot tell our ACTIVE from a real call.
+    applied = applied_starface
+    plan = _plan_for(policy, applied.category, True, applied.sequence_number, applied.observed_at)
+    return _decide(policy, plan, reading, applied)
 
 
 def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied, now: datetime) -> bool:
@@ -152,11 +151,15 @@ _UNREAD = StarfaceReading()
 
 
 def _plan_for(
-    policy: TenantPolicy, category: Category, call_active: bool,
+    policy: TenantPolicy, category: Category | None, call_active: bool,
     sequence_number: str | None, observed_at: datetime | None,
 ) -> StarfacePlan:
+    telephony: bool | None = None  # during a real STARFACE call the PBX owns the telephony status
+    if category is None:
+        if not call_active:
+            telephony = False
+        return StarfacePlan(None, DndAction.LEAVE, None, telephony, sequence_number, observed_at)
     rule = policy.rules[category]
-    telephony: bool | None = None
     if not call_active:
         telephony = policy.set_telephony and category in CALL_CATEGORIES
     return StarfacePlan(

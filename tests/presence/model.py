@@ -1,0 +1,253 @@
+"""A small model of both systems, driven through the real engine (nothing of ours is replaced).
+
+Teams: the user's own client state, a manual (preferred) state, out of office, and our app session;
+aggregated as graph-api.md section 2 says (preferred > sessions; DoNotDisturb > Busy > Available > Away;
+on a tie our session shows, the harder case for echo suppression). `sequenceNumber` is a zero-padded
+counter bumped whenever the aggregate changes (graph-api.md section 9).
+
+STARFACE: DND with the truth of who switched it on (`dnd_by_hand`), the chat text, the telephony status
+shown, and the bridge events each change emits (`origin` user or integration, starface-bridge.md).
+A tier-1 tenant (no bridge) gets no events and no chat/telephony reads.
+
+`World` plays the service: poll -> plan -> read -> finalize -> write -> record, event -> decide -> Graph,
+keep-alive and drift repair, exactly as the workers will. Every write is logged, and clearing a
+manual DND (outside "Teams leads") is recorded as a violation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from presence import (
+    EventKind,
+    Origin,
+    PresencePair,
+    SessionActionKind,
+    StarfaceApplied,
+    StarfaceEvent,
+    StarfaceReading,
+    StarfaceWrites,
+    TeamsApplied,
+    TeamsObservation,
+    TeamsSessionAction,
+    TenantPolicy,
+    decide_teams_session,
+    finalize_starface,
+    keep_alive,
+    plan_starface,
+    repair_starface,
+    repair_teams_session,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+# The user's own Teams client states (name -> Graph pair).
+CLIENT_STATES: dict[str, tuple[str, str]] = {
+    "available": ("Available", "Available"),
+    "away": ("Away", "Away"),
+    "busy": ("Busy", "Busy"),
+    "call": ("Busy", "InACall"),
+    "conference": ("Busy", "InAConferenceCall"),
+    "meeting": ("Busy", "InAMeeting"),
+    "presenting": ("DoNotDisturb", "Presenting"),
+    "offline": ("Offline", "Offline"),
+}
+# Manual Teams states (setUserPreferredPresence pairs, graph-api.md section 2).
+PREFERRED_STATES: dict[str, tuple[str, str]] = {
+    "dnd": ("DoNotDisturb", "DoNotDisturb"),
+    "busy": ("Busy", "Busy"),
+    "brb": ("BeRightBack", "BeRightBack"),
+    "away": ("Away", "Away"),
+    "appear_offline": ("Offline", "OffWork"),
+}
+_RANK = {"donotdisturb": 4, "busy": 3, "available": 2, "away": 1}
+
+
+@dataclass
+class TeamsModel:
+    client: str = "available"
+    preferred: str | None = None
+    out_of_office: bool = False
+    app_session: PresencePair | None = None
+    app_expires_at: datetime | None = None
+    sequence: int = 1
+    _last: tuple[str, str, bool] | None = None
+
+    def aggregate(self, now: datetime) -> tuple[str, str]:
+        if self.app_expires_at is not None and now >= self.app_expires_at:
+            self.app_session = self.app_expires_at = None
+        if self.preferred is not None:
+            return PREFERRED_STATES[self.preferred]
+        mine = CLIENT_STATES[self.client]
+        if self.app_session is None:
+            return mine
+        ours = (self.app_session.availability, self.app_session.activity)
+        return ours if _RANK.get(ours[0].lower(), 0) >= _RANK.get(mine[0].lower(), 0) else mine
+
+    def observe(self, now: datetime) -> TeamsObservation:
+        availability, activity = self.aggregate(now)
+        current = (availability, activity, self.out_of_office)
+        if current != self._last:
+            self.sequence += 1
+            self._last = current
+        return TeamsObservation(availability, activity, self.out_of_office, f"{self.sequence:010d}", now)
+
+
+@dataclass
+class StarfaceModel:
+    has_bridge: bool
+    dnd: bool = False
+    dnd_by_hand: bool = False
+    chat_text: str = ""
+    telephony: str = "AVAILABLE"  # what the STARFACE app shows
+    real_call: str = "AVAILABLE"  # the PBX's own telephony state for real calls
+    events: list[StarfaceEvent] = field(default_factory=list)
+
+    def emit(self, event: StarfaceEvent) -> None:
+        if self.has_bridge:
+            self.events.append(event)
+
+    def reading(self) -> StarfaceReading:
+        if not self.has_bridge:
+            return StarfaceReading(dnd=self.dnd)  # tier 1: phoneconfig only
+        return StarfaceReading(dnd=self.dnd, chat_text=self.chat_text, telephony_state=self.telephony)
+
+
+@dataclass
+class World:
+    policy: TenantPolicy
+    now: datetime = T0
+    teams: TeamsModel = field(default_factory=TeamsModel)
+    starface: StarfaceModel = field(init=False)
+    applied_starface: StarfaceApplied = field(default_factory=StarfaceApplied)
+    applied_teams: TeamsApplied = field(default_factory=TeamsApplied)
+    observations: list[TeamsObservation] = field(default_factory=list)
+    delivered_events: list[StarfaceEvent] = field(default_factory=list)
+    writes: list[tuple[str, object]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.starface = StarfaceModel(has_bridge=self.policy.has_bridge)
+
+    # --- time -----------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    # --- things people do -------------------------------------------------------------------------
+    def teams_client(self, state: str) -> None:
+        self.teams.client = state
+        self.advance(1)
+
+    def teams_preferred(self, state: str | None) -> None:
+        self.teams.preferred = state
+        self.advance(1)
+
+    def teams_out_of_office(self, on: bool) -> None:
+        self.teams.out_of_office = on
+        self.advance(1)
+
+    def starface_call(self, state: str) -> None:
+        """A real STARFACE call changes state (RINGING / ACTIVE / AVAILABLE)."""
+        self.starface.real_call = self.starface.telephony = state
+        self.starface.emit(self._event(EventKind.TELEPHONY, Origin.USER, telephony_state=state))
+        self.advance(1)
+
+    def starface_user_dnd(self, on: bool) -> None:
+        """The user presses DND in STARFACE; the event (if any) is handled at once, like a webhook."""
+        self.starface.dnd = self.starface.dnd_by_hand = on
+        event = self._event(EventKind.DND, Origin.USER, dnd=on)
+        if self.policy.has_bridge:
+            self.deliver_event(event)
+        else:
+            self.drift_repair()  # tier 1: the periodic phoneconfig read is how we learn it
+        self.advance(1)
+
+    def ucc_overwrites_chat(self, text: str) -> None:
+        self.starface.chat_text = text
+        self.starface.emit(self._event(EventKind.PRESENCE, Origin.USER, chat_text=text))
+        self.advance(1)
+
+    # --- the service ------------------------------------------------------------------------------
+    def poll(self) -> int:
+        observation = self.teams.observe(self.now)
+        self.observations.append(observation)
+        return self.deliver_observation(observation)
+
+    def deliver_observation(self, observation: TeamsObservation) -> int:
+        """Poll task + update task for one observation; returns the number of fields written."""
+        plan = plan_starface(self.policy, observation, self.applied_starface, self.applied_teams, self.now)
+        if plan is None:
+            return 0
+        writes = finalize_starface(plan, self.starface.reading(), self.applied_starface, self.policy)
+        return self._write_starface(writes)
+
+    def deliver_event(self, event: StarfaceEvent) -> SessionActionKind:
+        self.delivered_events.append(event)
+        action = decide_teams_session(self.policy, event, self.applied_teams, self.applied_starface, self.now)
+        return self._apply_session(action)
+
+    def deliver_pending_events(self) -> None:
+        while self.starface.events:
+            self.deliver_event(self.starface.events.pop(0))
+
+    def keep_alive(self) -> SessionActionKind:
+        action = keep_alive(self.policy, self.applied_teams, self.applied_starface, self.now)
+        return self._apply_session(action)
+
+    def drift_repair(self) -> int:
+        reading = self.starface.reading()
+        written = self._write_starface(repair_starface(self.policy, reading, self.applied_starface))
+        self._apply_session(
+            repair_teams_session(self.policy, reading, self.applied_teams, self.applied_starface, self.now)
+        )
+        return written
+
+    def sync(self) -> int:
+        """One full cycle as the workers run it: events, poll + apply, keep-alive."""
+        self.deliver_pending_events()
+        written = self.poll()
+        self.deliver_pending_events()
+        self.keep_alive()
+        return written
+
+    # --- writing ----------------------------------------------------------------------------------
+    def _write_starface(self, writes: StarfaceWrites) -> int:
+        sf = self.starface
+        count = 0
+        if writes.dnd is not None:
+            if not writes.dnd and sf.dnd_by_hand and not self.policy.teams_leads:
+                self.violations.append(f"cleared a manual DND at {self.now}")
+            sf.dnd, sf.dnd_by_hand = writes.dnd, False
+            sf.emit(self._event(EventKind.DND, Origin.INTEGRATION, dnd=writes.dnd))
+            count += 1
+        if writes.chat_text is not None:
+            sf.chat_text = writes.chat_text
+            sf.emit(self._event(EventKind.PRESENCE, Origin.INTEGRATION, chat_text=writes.chat_text))
+            count += 1
+        if writes.telephony_state is not None:
+            sf.telephony = writes.telephony_state
+            sf.emit(
+                self._event(EventKind.TELEPHONY, Origin.INTEGRATION, telephony_state=writes.telephony_state)
+            )
+            count += 1
+        for name in ("dnd", "chat_text", "telephony_state"):
+            if getattr(writes, name) is not None:
+                self.writes.append((name, getattr(writes, name)))
+        self.applied_starface = writes.applied
+        return count
+
+    def _apply_session(self, action: TeamsSessionAction) -> SessionActionKind:
+        if action.kind in (SessionActionKind.SET, SessionActionKind.REFRESH):
+            assert action.pair is not None
+            self.teams.app_session = action.pair
+            self.teams.app_expires_at = self.now + timedelta(minutes=15)
+            self.writes.append(("teams", action.kind.value))
+        elif action.kind is SessionActionKind.CLEAR:
+            self.teams.app_session = self.teams.app_expires_at = None
+            self.writes.append(("teams", action.kind.value))
+        self.applied_teams, self.applied_starface = action.teams, action.starface
+        return action.kind
+
+    def _event(self, kind: EventKind, origin: Origin, **fields: object) -> StarfaceEvent:
+        return StarfaceEvent(kind=kind, origin=origin, occurred_at=self.now, **fields)  # type: ignore[arg-type]

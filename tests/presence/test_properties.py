@@ -1,0 +1,155 @@
+"""Property tests (issue 5, "Done when"): random interleavings of Teams and STARFACE actions, duplicated
+and reordered observations and events, run through the model in `model.py` with random tenant policies.
+
+Shown for every run:
+1. deciding twice on the same inputs writes once (observations and events);
+2. a manual STARFACE DND is never cleared outside "Teams leads";
+3. no loop, no stuck state: once all calls have ended and the user is Available in Teams, a bounded
+   number of sync cycles leaves no DND, text, ACTIVE telephony or Teams session of ours (a Teams DND
+   session remains exactly when a manual STARFACE DND is mirrored by the tenant's choice);
+4. an older observation never overrides a newer one: it writes nothing, and the applied observation
+   stamp never goes backwards.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from presence import DND_PRESENTING, SessionActionKind, TeamsPresenceMode, TenantPolicy, is_older
+from tests.presence.model import CLIENT_STATES, PREFERRED_STATES, World
+
+policies = st.builds(
+    TenantPolicy,
+    set_dnd=st.booleans(),
+    set_chat_text=st.booleans(),
+    set_telephony=st.booleans(),
+    set_teams_presence=st.booleans(),
+    teams_presence_mode=st.sampled_from(TeamsPresenceMode),
+    ringing_counts_as_call=st.booleans(),
+    teams_leads=st.booleans(),
+    manual_dnd_to_teams=st.booleans(),
+    has_bridge=st.booleans(),
+)
+
+actions = st.one_of(
+    st.tuples(st.just("teams_client"), st.sampled_from(sorted(CLIENT_STATES))),
+    st.tuples(st.just("teams_preferred"), st.sampled_from([None, *sorted(PREFERRED_STATES)])),
+    st.tuples(st.just("teams_out_of_office"), st.booleans()),
+    st.tuples(st.just("starface_call"), st.sampled_from(["RINGING", "ACTIVE", "AVAILABLE"])),
+    st.tuples(st.just("starface_user_dnd"), st.booleans()),
+    st.tuples(st.just("ucc_overwrites_chat"), st.sampled_from(["", "Im Meeting", "Available"])),
+    st.tuples(st.just("poll"), st.none()),
+    st.tuples(st.just("poll"), st.none()),
+    st.tuples(st.just("redeliver_observation"), st.integers(0, 50)),
+    st.tuples(st.just("deliver_event"), st.integers(0, 50)),
+    st.tuples(st.just("redeliver_event"), st.integers(0, 50)),
+    st.tuples(st.just("keep_alive"), st.none()),
+    st.tuples(st.just("drift_repair"), st.none()),
+    st.tuples(st.just("advance"), st.sampled_from([5, 60, 240, 600])),
+)
+
+SETTLE_CYCLES = 8  # 8 cycles of 2 minutes: past the echo window and a refresh interval
+
+
+def run(world: World, steps: list[tuple[str, object]]) -> None:
+    """Play the steps, checking properties 1, 2 and 4 after each."""
+    for name, arg in steps:
+        before = world.applied_starface
+        if name == "poll":
+            if world.poll():
+                # Property 1: the same observation decided again writes nothing.
+                assert world.deliver_observation(world.observations[-1]) == 0
+        elif name == "redeliver_observation":
+            if world.observations:
+                observation = world.observations[int(arg) % len(world.observations)]  # type: ignore[call-overload]
+                older = is_older(
+                    observation.sequence_number, observation.observed_at,
+                    before.sequence_number, before.observed_at,
+                )
+                written = world.deliver_observation(observation)
+                if older:
+                    assert written == 0, "an older observation wrote to STARFACE"  # property 4
+        elif name == "deliver_event":
+            if world.starface.events:
+                event = world.starface.events.pop(int(arg) % len(world.starface.events))  # type: ignore[call-overload]
+                world.deliver_event(event)
+                # Property 1 for events: the same event again changes nothing.
+                teams, starface = world.applied_teams, world.applied_starface
+                assert world.deliver_event(event) is SessionActionKind.NOTHING
+                assert (world.applied_teams, world.applied_starface) == (teams, starface)
+        elif name == "redeliver_event":
+            if world.delivered_events:
+                world.deliver_event(world.delivered_events[int(arg) % len(world.delivered_events)])  # type: ignore[call-overload]
+        elif name == "advance":
+            world.advance(float(arg))  # type: ignore[arg-type]
+        elif name in ("keep_alive", "drift_repair"):
+            getattr(world, name)()
+        else:
+            getattr(world, name)(arg)
+        assert not world.violations, world.violations  # property 2
+        after = world.applied_starface
+        assert not is_older(  # property 4: the applied stamp never goes backwards
+            after.sequence_number, after.observed_at, before.sequence_number, before.observed_at
+        )
+
+
+def settle(world: World) -> None:
+    """All calls end, the user is plainly Available in Teams; then the workers keep running."""
+    if world.starface.real_call != "AVAILABLE":
+        world.starface_call("AVAILABLE")
+    world.teams_client("available")
+    world.teams_preferred(None)
+    world.teams_out_of_office(False)
+    for _ in range(SETTLE_CYCLES):
+        world.advance(120)
+        world.sync()
+        world.drift_repair()
+
+
+def assert_nothing_of_ours_remains(world: World) -> None:
+    sf, policy = world.starface, world.policy
+    assert not sf.dnd or sf.dnd_by_hand, "a DND of ours is left on"
+    our_texts = {rule.chat_text for rule in policy.rules.values() if rule.chat_text}
+    assert sf.chat_text not in our_texts, f"our chat text {sf.chat_text!r} is left"
+    assert sf.telephony != "ACTIVE", "our telephony ACTIVE is left"
+    mirrored_dnd = policy.teams_session_enabled and policy.manual_dnd_to_teams and sf.dnd and sf.dnd_by_hand
+    expected = DND_PRESENTING if mirrored_dnd else None
+    assert world.teams.app_session == expected, "a Teams session of ours is left (or missing)"
+    assert not world.violations, world.violations
+
+
+@settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=policies, steps=st.lists(actions, max_size=40))
+def test_it_keeps_its_invariants_over_random_interleavings(policy: TenantPolicy, steps) -> None:
+    world = World(policy)
+    run(world, steps)
+    settle(world)
+    assert_nothing_of_ours_remains(world)
+    # Property 1 after settling: another full cycle writes nothing at all.
+    written_before = len(world.writes)
+    world.advance(30)
+    world.deliver_pending_events()
+    assert world.poll() == 0
+    assert len(world.writes) == written_before
+
+
+@settings(max_examples=150, deadline=None)
+@given(policy=policies, steps=st.lists(actions, max_size=25), client=st.sampled_from(sorted(CLIENT_STATES)))
+def test_it_never_lets_an_older_observation_override_a_newer_one(policy, steps, client) -> None:
+    world = World(policy)
+    run(world, steps)
+    world.deliver_pending_events()
+    stale = world.teams.observe(world.now)
+    world.teams_client(client)
+    world.teams_preferred(None)
+    world.teams_out_of_office(not world.teams.out_of_office)  # the aggregate surely changes
+    world.advance(10)
+    world.poll()
+    applied, written = world.applied_starface, len(world.writes)
+    older = is_older(stale.sequence_number, stale.observed_at, applied.sequence_number, applied.observed_at)
+    event("stale observation is older than the applied one" if older else "no newer observation applied")
+    if older:
+        assert world.deliver_observation(stale) == 0
+        assert len(world.writes) == written
+        assert world.applied_starface == applied
