@@ -77,7 +77,9 @@ class StarfaceSimulator:
         if self._tls:
             server.ssl_context = self._ssl_context()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="starface-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="starface-sim", daemon=True
+        )
         self._thread.start()
         if self.webhooks is not None:
             self.webhooks.start()

@@ -1,0 +1,1 @@
+"""Tests of the STARFACE simulator and connector (issue 4)."""
