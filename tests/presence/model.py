@@ -72,6 +72,7 @@ class TeamsModel:
     app_session: PresencePair | None = None
     app_expires_at: datetime | None = None
     sequence: int = 1
+    echo_sequences: set[str] = field(default_factory=set)  # stamps of reads that showed our session
     _last: tuple[str, str, bool] | None = None
 
     def aggregate(self, now: datetime) -> tuple[str, str]:
@@ -91,7 +92,10 @@ class TeamsModel:
         if current != self._last:
             self.sequence += 1
             self._last = current
-        return TeamsObservation(availability, activity, self.out_of_office, f"{self.sequence:010d}", now)
+        stamp = f"{self.sequence:010d}"
+        if self.app_session is not None and self.app_session.matches(availability, activity):
+            self.echo_sequences.add(stamp)
+        return TeamsObservation(availability, activity, self.out_of_office, stamp, now)
 
 
 @dataclass
@@ -180,6 +184,10 @@ class World:
         if plan is None:
             return 0
         writes = finalize_starface(plan, self.starface.reading(), self.applied_starface, self.policy)
+        if observation.sequence_number in self.teams.echo_sequences and (
+            writes.dnd or writes.chat_text or writes.telephony_state == "ACTIVE"
+        ):
+            self.violations.append(f"our own Teams session came back as STARFACE state {writes}")
         return self._write_starface(writes)
 
     def deliver_event(self, event: StarfaceEvent) -> SessionActionKind:

@@ -1,0 +1,359 @@
+"""Named scenarios, each played through the model of both systems (`model.py`) and the real engine.
+
+The test column drops the `test_it_` prefix.
+
+| scenario                                              | test                                               |
+|-------------------------------------------------------|----------------------------------------------------|
+| Teams call -> DND + text -> cleared                   | sets_dnd_and_text_for_a_teams_call_then_clears     |
+| deciding twice writes once                            | writes_once_when_the_same_presence_repeats         |
+| InACall flapping to InAMeeting mid-call               | keeps_dnd_when_a_call_flaps_to_a_meeting           |
+| manual Teams DND                                      | mirrors_a_manual_teams_dnd                         |
+| Busy leaves DND alone                                 | leaves_dnd_alone_for_busy                          |
+| out of office                                         | shows_out_of_office_without_touching_dnd           |
+| manual STARFACE DND survives Teams Available          | never_clears_a_manual_starface_dnd                 |
+| manual DND found in the read before writing           | finds_a_manual_dnd_in_the_read_before_writing      |
+| "Teams leads"                                         | lets_teams_win_when_teams_leads                    |
+| user toggles DND by hand during a Teams call          | respects_dnd_toggled_by_hand_during_a_call         |
+| user switches our DND off during a Teams call         | does_not_fight_the_user_switching_dnd_off          |
+| UCC overwrites the chat text                          | reapplies_chat_text_the_ucc_overwrote              |
+| UCC text after the category moved on stays            | leaves_a_foreign_text_when_no_text_is_wanted       |
+| both outputs switched off                             | writes_nothing_when_both_outputs_are_off           |
+| switching an output off releases what we own          | releases_our_dnd_when_dnd_output_is_switched_off   |
+| REST-only tenant                                      | writes_only_dnd_without_a_bridge                   |
+| telephony follows Teams calls, written on change      | writes_telephony_only_when_it_changes              |
+| STARFACE call -> Teams session -> cleared             | holds_a_teams_session_during_a_starface_call       |
+| call ends while Teams still reports our session       | ignores_the_echo_after_a_starface_call_ends        |
+| STARFACE call while a Teams meeting runs              | keeps_meeting_dnd_during_a_starface_call           |
+| our telephony write never comes back as a call        | ignores_its_own_telephony_echo                     |
+| ringing counts only when the tenant says so           | counts_ringing_only_when_enabled                   |
+| DND/Presenting mode                                   | uses_dnd_presenting_when_configured                |
+| keep-alive refreshes; a dead service lapses in 15 min | refreshes_the_session_and_lets_it_lapse            |
+| lost call-end event repaired from getStates           | ends_a_call_whose_end_event_was_lost               |
+| manual STARFACE DND -> Teams DND (opt-in)             | mirrors_manual_starface_dnd_to_teams_when_asked    |
+| older observation decides nothing                     | drops_an_older_observation                         |
+| duplicated and reordered STARFACE events              | applies_only_the_newest_telephony_event            |
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from presence import (
+    BUSY_IN_A_CALL,
+    DND_PRESENTING,
+    SESSION_EXPIRY,
+    SessionActionKind,
+    TeamsPresenceMode,
+    TenantPolicy,
+    refresh_due_at,
+)
+from tests.presence.model import World
+
+
+def world(**options: object) -> World:
+    return World(TenantPolicy(**{"has_bridge": True, "set_telephony": True, **options}))  # type: ignore[arg-type]
+
+
+def test_it_sets_dnd_and_text_for_a_teams_call_then_clears() -> None:
+    w = world()
+    w.teams_client("call")
+    assert w.sync() == 3
+    expected = (True, "On a call in MS Teams", "ACTIVE")
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == expected
+    w.teams_client("available")
+    w.sync()
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == (False, "", "AVAILABLE")
+    assert w.teams.app_session is None  # our own DND/telephony echoes did not start a Teams session
+
+
+def test_it_writes_once_when_the_same_presence_repeats() -> None:
+    w = world()
+    w.teams_client("meeting")
+    assert w.sync() == 2
+    for _ in range(3):
+        w.advance(30)
+        assert w.sync() == 0
+    assert w.deliver_observation(w.observations[0]) == 0
+
+
+def test_it_keeps_dnd_when_a_call_flaps_to_a_meeting() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()
+    w.teams_client("meeting")
+    w.sync()
+    assert w.starface.dnd and w.starface.chat_text == "In a Teams meeting"
+    assert w.starface.telephony == "AVAILABLE"
+    w.teams_client("call")
+    w.sync()
+    assert [name for name, _ in w.writes].count("dnd") == 1  # DND never dropped while flapping
+
+
+def test_it_mirrors_a_manual_teams_dnd() -> None:
+    w = world()
+    w.teams_preferred("dnd")
+    w.sync()
+    assert w.starface.dnd and w.starface.chat_text == "Do not disturb (MS Teams)"
+    w.teams_preferred(None)
+    w.sync()
+    assert not w.starface.dnd and w.starface.chat_text == ""
+
+
+def test_it_leaves_dnd_alone_for_busy() -> None:
+    w = world()
+    w.teams_client("busy")
+    w.sync()
+    assert not w.starface.dnd and w.starface.chat_text == "Busy (MS Teams)"
+    w.starface_user_dnd(True)
+    w.teams_client("away")
+    w.sync()
+    assert w.starface.dnd and w.starface.chat_text == ""
+
+
+def test_it_shows_out_of_office_without_touching_dnd() -> None:
+    w = world()
+    w.teams_client("offline")
+    w.teams_out_of_office(True)
+    w.sync()
+    assert not w.starface.dnd and w.starface.chat_text == "Out of office"
+    w.teams_client("call")  # a call during out of office is still a call
+    w.sync()
+    assert w.starface.dnd and w.starface.chat_text == "On a call in MS Teams"
+
+
+def test_it_never_clears_a_manual_starface_dnd() -> None:
+    w = world()
+    w.starface_user_dnd(True)
+    w.teams_client("call")
+    w.sync()
+    w.teams_client("available")
+    w.sync()
+    assert w.starface.dnd and w.starface.dnd_by_hand and not w.violations
+    assert ("dnd", False) not in w.writes
+
+
+def test_it_finds_a_manual_dnd_in_the_read_before_writing() -> None:
+    w = World(TenantPolicy(has_bridge=False))
+    w.starface.dnd = w.starface.dnd_by_hand = True  # switched on before we ever looked
+    w.teams_client("call")
+    w.sync()
+    assert w.applied_starface.dnd_manual and not w.applied_starface.dnd_ours
+    w.teams_client("available")
+    w.sync()
+    assert w.starface.dnd and not w.violations
+
+
+def test_it_lets_teams_win_when_teams_leads() -> None:
+    w = world(teams_leads=True)
+    w.starface_user_dnd(True)
+    w.teams_client("call")
+    w.sync()
+    w.teams_client("available")
+    w.sync()
+    assert not w.starface.dnd  # Teams leads: the manual DND follows Teams
+
+
+def test_it_respects_dnd_toggled_by_hand_during_a_call() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()
+    w.starface_user_dnd(False)
+    w.starface_user_dnd(True)  # the user now wants DND, whatever Teams does
+    w.teams_client("available")
+    w.sync()
+    assert w.starface.dnd and not w.violations
+
+
+def test_it_does_not_fight_the_user_switching_dnd_off() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()
+    w.starface_user_dnd(False)
+    w.advance(60)
+    w.sync()
+    w.drift_repair()
+    assert not w.starface.dnd  # stays off while the call lasts
+    w.teams_client("meeting")  # a new category asks again
+    w.sync()
+    assert w.starface.dnd
+
+
+def test_it_reapplies_chat_text_the_ucc_overwrote() -> None:
+    w = world()
+    w.teams_client("meeting")
+    w.sync()
+    w.ucc_overwrites_chat("")
+    assert w.drift_repair() == 1
+    assert w.starface.chat_text == "In a Teams meeting"
+    assert w.drift_repair() == 0
+
+
+def test_it_leaves_a_foreign_text_when_no_text_is_wanted() -> None:
+    w = world()
+    w.teams_client("meeting")
+    w.sync()
+    w.ucc_overwrites_chat("Lunch")
+    w.teams_client("available")
+    w.sync()
+    w.drift_repair()
+    assert w.starface.chat_text == "Lunch" and w.applied_starface.chat_text is None
+
+
+def test_it_writes_nothing_when_both_outputs_are_off() -> None:
+    w = world(set_dnd=False, set_chat_text=False, set_telephony=False)
+    w.teams_client("call")
+    assert w.sync() == 0
+    assert (w.starface.dnd, w.starface.chat_text) == (False, "")
+
+
+def test_it_releases_our_dnd_when_dnd_output_is_switched_off() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()
+    w.policy = TenantPolicy(has_bridge=True, set_dnd=False, set_chat_text=False)
+    w.advance(30)
+    w.sync()
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == (False, "", "AVAILABLE")
+
+
+def test_it_writes_only_dnd_without_a_bridge() -> None:
+    w = World(TenantPolicy(has_bridge=False, set_telephony=True))
+    w.teams_client("call")
+    assert w.sync() == 1
+    assert w.writes == [("dnd", True)]
+    w.starface_call("ACTIVE")  # no bridge: no events, no Teams session
+    w.sync()
+    assert w.teams.app_session is None
+
+
+def test_it_writes_telephony_only_when_it_changes() -> None:
+    w = world(set_dnd=False, set_chat_text=False)
+    w.teams_client("call")
+    w.sync()
+    w.teams_client("presenting")
+    w.sync()
+    w.teams_client("available")
+    w.sync()
+    assert w.writes == [("telephony_state", "ACTIVE"), ("telephony_state", "AVAILABLE")]
+
+
+def test_it_holds_a_teams_session_during_a_starface_call() -> None:
+    w = world()
+    w.starface_call("ACTIVE")
+    w.sync()
+    assert w.teams.app_session == BUSY_IN_A_CALL
+    assert not w.starface.dnd  # the Teams echo of our session is not a Teams call
+    w.starface_call("AVAILABLE")
+    w.sync()
+    assert w.teams.app_session is None and not w.starface.dnd
+
+
+def test_it_ignores_the_echo_after_a_starface_call_ends() -> None:
+    w = world()
+    w.starface_call("ACTIVE")
+    w.sync()
+    w.starface_call("AVAILABLE")
+    w.deliver_pending_events()
+    # Teams still reports our session for a few minutes (clients poll).
+    w.teams.app_session, w.teams.app_expires_at = BUSY_IN_A_CALL, w.now + timedelta(minutes=3)
+    assert w.poll() == 0
+    assert not w.starface.dnd and w.starface.chat_text == ""
+
+
+def test_it_keeps_meeting_dnd_during_a_starface_call() -> None:
+    w = world()
+    w.teams_client("meeting")
+    w.sync()
+    w.starface_call("ACTIVE")
+    w.sync()
+    assert w.teams.app_session == BUSY_IN_A_CALL
+    assert w.starface.dnd and w.starface.chat_text == "In a Teams meeting"
+    assert w.starface.telephony == "ACTIVE"  # the real call's status, not ours
+    w.starface_call("AVAILABLE")
+    w.teams_client("available")
+    w.sync()
+    assert not w.starface.dnd and w.teams.app_session is None
+
+
+def test_it_ignores_its_own_telephony_echo() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()  # writes ACTIVE, whose integration event is delivered in the next cycle
+    w.sync()
+    assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_counts_ringing_only_when_enabled() -> None:
+    off, on = world(), world(ringing_counts_as_call=True)
+    for w in (off, on):
+        w.starface_call("RINGING")
+        w.sync()
+    assert off.teams.app_session is None and on.teams.app_session == BUSY_IN_A_CALL
+
+
+def test_it_uses_dnd_presenting_when_configured() -> None:
+    w = world(teams_presence_mode=TeamsPresenceMode.DND_PRESENTING)
+    w.starface_call("ACTIVE")
+    w.sync()
+    assert w.teams.app_session == DND_PRESENTING and not w.starface.dnd
+
+
+def test_it_refreshes_the_session_and_lets_it_lapse() -> None:
+    w = world()
+    w.starface_call("ACTIVE")
+    w.sync()
+    due = refresh_due_at(w.applied_teams)
+    assert due is not None and due > w.now
+    w.now = due
+    assert w.keep_alive() is SessionActionKind.REFRESH
+    assert w.keep_alive() is SessionActionKind.NOTHING
+    w.advance(SESSION_EXPIRY.total_seconds())  # the service died: Graph drops the session by itself
+    w.teams.aggregate(w.now)
+    assert w.teams.app_session is None
+
+
+def test_it_ends_a_call_whose_end_event_was_lost() -> None:
+    w = world()
+    w.starface_call("ACTIVE")
+    w.sync()
+    w.starface.real_call = w.starface.telephony = "AVAILABLE"  # the end event never arrived
+    w.advance(300)
+    w.drift_repair()
+    assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_mirrors_manual_starface_dnd_to_teams_when_asked() -> None:
+    off, on = world(), world(manual_dnd_to_teams=True)
+    for w in (off, on):
+        w.teams_client("meeting")
+        w.sync()
+        w.starface_user_dnd(True)
+        w.sync()
+    assert off.teams.app_session is None
+    assert on.teams.app_session == DND_PRESENTING
+    assert on.starface.chat_text == ""  # Teams is hidden behind our session: its text is released
+    on.starface_user_dnd(False)
+    on.sync()
+    assert on.teams.app_session is None and on.starface.chat_text == "In a Teams meeting"
+
+
+def test_it_drops_an_older_observation() -> None:
+    w = world()
+    w.teams_client("call")
+    w.poll()
+    old = w.observations[-1]
+    w.teams_client("available")
+    w.poll()
+    assert w.deliver_observation(old) == 0
+    assert not w.starface.dnd
+
+
+def test_it_applies_only_the_newest_telephony_event() -> None:
+    w = world()
+    w.starface_call("ACTIVE")
+    w.starface_call("AVAILABLE")
+    start, end = w.starface.events
+    w.deliver_event(end)
+    w.deliver_event(start)  # late: older than the end
+    w.deliver_event(end)  # duplicate
+    assert w.teams.app_session is None and not w.applied_teams.call_active
