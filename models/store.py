@@ -115,24 +115,26 @@ def claim(
     claim_id: str,
     claim_fields: dict[str, Any],
     expires_at: datetime,
-    observed_at: datetime | None,
+    observed_at: datetime | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Takes the right to write this user's ``target`` before the external write (exactly-once writes).
 
-    Wins only if the version is unchanged, the observation is not older than the recorded one and no
-    other unexpired claim is held. A claim of a dead worker expires at ``expires_at``.
+    Wins only if the version is unchanged, no other unexpired claim is held and, when ``observed_at`` is
+    given, the recorded observation is not newer. A claim of a dead worker expires at ``expires_at``.
     """
     now = now or utcnow()
+    conditions = [
+        AppliedState.user_link_id == user_link_id,
+        AppliedState.target == target,
+        AppliedState.version == expected_version,
+        or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
+    ]
+    if observed_at is not None:
+        conditions.append(_not_older(observed_at))
     statement = (
         update(AppliedState)
-        .where(
-            AppliedState.user_link_id == user_link_id,
-            AppliedState.target == target,
-            AppliedState.version == expected_version,
-            _not_older(observed_at),
-            or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
-        )
+        .where(*conditions)
         .values(
             version=AppliedState.version + 1,
             claim_id=claim_id,
@@ -183,9 +185,13 @@ def complete_claim(
     return session.execute(statement).rowcount == 1
 
 
-def release_claim(session: Session, *, user_link_id: int, target: str, claim_id: str) -> None:
-    """Gives a claim back unchanged (the external write failed and will be retried)."""
-    session.execute(
+def release_claim(session: Session, *, user_link_id: int, target: str, claim_id: str) -> int | None:
+    """Gives a claim back unchanged (the external write failed and will be retried).
+
+    Returns the row's new version, which a retry of the same work must expect; None if the claim was
+    not held any more.
+    """
+    return session.scalar(
         update(AppliedState)
         .where(
             AppliedState.user_link_id == user_link_id,
@@ -193,6 +199,7 @@ def release_claim(session: Session, *, user_link_id: int, target: str, claim_id:
             AppliedState.claim_id == claim_id,
         )
         .values(version=AppliedState.version + 1, claim_id=None, claim_expires_at=None, claim_fields=None)
+        .returning(AppliedState.version)
         .execution_options(synchronize_session=False)
     )
 

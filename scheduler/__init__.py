@@ -1,0 +1,1 @@
+"""What is due and how it is split: tenant claiming, batching, the Graph budget and throttle blocks."""

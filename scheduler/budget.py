@@ -1,0 +1,162 @@
+"""The per-tenant Graph budget and throttle blocks, shared by every worker through Redis.
+
+Graph allows about 1,500 presence requests per 30 s per app per tenant (graph-api.md section 4). A token
+bucket per tenant, kept in Redis and updated atomically by a Lua script on Redis' own clock, lets any
+number of workers together stay under it: refill ``0.8 * limit / window`` per second, capacity
+``0.2 * limit``, so that no 30 s window can see more than ``limit`` requests.
+
+A 429 blocks the tenant until its Retry-After has passed: a key with that TTL (milliseconds, so
+fractional Retry-After values are honoured); no task calls Graph for the tenant while it exists.
+
+``LocalCoordination`` is the same for one process (embedded mode, the demo), without Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+PRESENCE_LIMIT = 1500
+PRESENCE_WINDOW_S = 30.0
+KEY_PREFIX = "teamsconnect"
+EVENT_ID_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class BudgetShape:
+    """Token-bucket parameters derived from Graph's limit."""
+
+    capacity: float
+    refill_per_s: float
+
+    @classmethod
+    def for_limit(cls, limit: int = PRESENCE_LIMIT, window_s: float = PRESENCE_WINDOW_S) -> BudgetShape:
+        return cls(capacity=0.2 * limit, refill_per_s=0.8 * limit / window_s)
+
+    def min_interval_s(self, requests_per_cycle: int) -> float:
+        """The shortest poll interval that keeps ``requests_per_cycle`` within the steady refill rate."""
+        return requests_per_cycle / self.refill_per_s
+
+
+class Coordination(Protocol):
+    """What workers share about tenants: throttle blocks, the Graph budget, seen webhook event ids."""
+
+    def block(self, tenant_id: int, seconds: float) -> None: ...
+    def blocked_for(self, tenant_id: int) -> float: ...
+    def take(self, tenant_id: int, cost: int = 1) -> float: ...
+    def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
+
+
+_TAKE_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+else
+  wait = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return tostring(wait)
+"""
+
+
+class RedisCoordination:
+    """Coordination through Redis, for many workers on many hosts."""
+
+    def __init__(self, client: redis.Redis, shape: BudgetShape | None = None) -> None:
+        self._redis = client
+        self._shape = shape or BudgetShape.for_limit()
+        self._take = client.register_script(_TAKE_SCRIPT)
+
+    @staticmethod
+    def _key(tenant_id: int, what: str) -> str:
+        return f"{KEY_PREFIX}:tenant:{tenant_id}:{what}"
+
+    def block(self, tenant_id: int, seconds: float) -> None:
+        """Blocks the tenant's Graph calls for ``seconds`` (Retry-After; fractions kept as milliseconds)."""
+        self._redis.set(self._key(tenant_id, "throttled"), "1", px=max(1, math.ceil(seconds * 1000)))
+
+    def blocked_for(self, tenant_id: int) -> float:
+        """Seconds left of the tenant's throttle block; 0.0 when it may call Graph."""
+        remaining_ms = self._redis.pttl(self._key(tenant_id, "throttled"))
+        return remaining_ms / 1000.0 if remaining_ms and remaining_ms > 0 else 0.0
+
+    def take(self, tenant_id: int, cost: int = 1) -> float:
+        """Takes ``cost`` requests from the tenant's budget: 0.0 if granted, else the seconds to wait."""
+        wait = self._take(
+            keys=[self._key(tenant_id, "budget")],
+            args=[self._shape.capacity, self._shape.refill_per_s, cost],
+        )
+        return float(wait)
+
+    def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
+        """Records a webhook event id; False when the tenant's bridge delivered it before."""
+        key = self._key(tenant_id, f"event:{event_id}")
+        return bool(self._redis.set(key, "1", nx=True, ex=EVENT_ID_TTL_S))
+
+
+class LocalCoordination:
+    """The same contract in one process (embedded mode, demo); not shared between processes."""
+
+    def __init__(self, shape: BudgetShape | None = None, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self._shape = shape or BudgetShape.for_limit()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._blocked_until: dict[int, float] = {}
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._event_ids: dict[tuple[int, str], float] = {}
+
+    def block(self, tenant_id: int, seconds: float) -> None:
+        with self._lock:
+            self._blocked_until[tenant_id] = self._clock() + seconds
+
+    def blocked_for(self, tenant_id: int) -> float:
+        with self._lock:
+            return max(0.0, self._blocked_until.get(tenant_id, 0.0) - self._clock())
+
+    def take(self, tenant_id: int, cost: int = 1) -> float:
+        with self._lock:
+            now = self._clock()
+            tokens, stamp = self._buckets.get(tenant_id, (self._shape.capacity, now))
+            tokens = min(self._shape.capacity, tokens + (now - stamp) * self._shape.refill_per_s)
+            wait = 0.0
+            if tokens >= cost:
+                tokens -= cost
+            else:
+                wait = (cost - tokens) / self._shape.refill_per_s
+            self._buckets[tenant_id] = (tokens, now)
+            return wait
+
+    def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            seen = self._event_ids.get((tenant_id, event_id))
+            if seen is not None and now - seen < EVENT_ID_TTL_S:
+                return False
+            self._event_ids[(tenant_id, event_id)] = now
+            return True
+
+
+class TenantEventIds:
+    """Adapts a coordination to the connector's ``EventIdStore`` for one tenant (ids never cross tenants)."""
+
+    def __init__(self, coordination: Coordination, tenant_id: int) -> None:
+        self._coordination = coordination
+        self._tenant_id = tenant_id
+
+    def add_if_new(self, event_id: str) -> bool:
+        return self._coordination.add_event_id_if_new(self._tenant_id, event_id)

@@ -1,0 +1,125 @@
+"""The tick: claim due tenants, split their linked users into <=650-id batches, hand out poll work.
+
+Algorithm (one tick, run every second by beat; any number of beats or ticks may run at once):
+
+1. Select enabled tenants whose ``next_poll_at`` is due (bounded chunk, oldest first).
+2. Claim each with a conditional UPDATE on the ``next_poll_at`` value read in step 1. Of two ticks that
+   read the same value exactly one updates the row; the other sees rowcount 0 and skips the tenant.
+3. The next poll time keeps the tenant's phase (``seen + interval``) unless it fell behind, and the
+   interval is stretched only as far as the Graph budget needs for the tenant's number of batches.
+4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
+5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after one interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import LinkState, Tenant, UserLink
+from models.db import transaction
+from scheduler.budget import BudgetShape, Coordination
+
+log = logging.getLogger(__name__)
+
+GRAPH_BATCH_SIZE = 650
+CLAIM_CHUNK = 500
+
+#: (user link id, Entra object id) pairs of one batch.
+Batch = list[tuple[int, str]]
+EnqueuePoll = Callable[[int, Batch, datetime, float], None]
+
+
+@dataclass(frozen=True)
+class TickResult:
+    claimed: list[int]
+    skipped_blocked: list[int]
+    batches: int
+
+
+def batches_of(pairs: Sequence[tuple[int, str]], size: int = GRAPH_BATCH_SIZE) -> list[Batch]:
+    """Splits users into consecutive batches of at most ``size`` (Graph getPresencesByUserId's limit)."""
+    return [list(pairs[start:start + size]) for start in range(0, len(pairs), size)]
+
+
+def effective_interval_s(configured_s: float, linked_users: int, shape: BudgetShape) -> float:
+    """The tenant's poll interval, stretched only as far as the Graph budget requires."""
+    requests_per_cycle = math.ceil(linked_users / GRAPH_BATCH_SIZE)
+    return max(configured_s, shape.min_interval_s(requests_per_cycle))
+
+
+def next_poll_time(seen: datetime, now: datetime, interval_s: float) -> datetime:
+    """Keeps the tenant's phase when on time; restarts from now when it fell behind by a whole interval."""
+    interval = timedelta(seconds=interval_s)
+    candidate = seen + interval
+    return candidate if candidate > now else now + interval
+
+
+def _linked_counts(session: Session, tenant_ids: list[int]) -> dict[int, int]:
+    rows = session.execute(
+        select(UserLink.tenant_id, func.count())
+        .where(UserLink.tenant_id.in_(tenant_ids), UserLink.state == LinkState.LINKED.value)
+        .group_by(UserLink.tenant_id)
+    )
+    return {tenant_id: count for tenant_id, count in rows}
+
+
+def _linked_users(session: Session, tenant_id: int) -> list[tuple[int, str]]:
+    rows = session.execute(
+        select(UserLink.id, UserLink.entra_object_id)
+        .where(UserLink.tenant_id == tenant_id, UserLink.state == LinkState.LINKED.value,
+               UserLink.entra_object_id.is_not(None))
+        .order_by(UserLink.id)
+    )
+    return [(link_id, entra_id) for link_id, entra_id in rows if entra_id]
+
+
+def run_tick(
+    sessions: sessionmaker[Session],
+    coordination: Coordination,
+    enqueue_poll: EnqueuePoll,
+    now: datetime,
+    shape: BudgetShape | None = None,
+) -> TickResult:
+    """One tick (see the module docstring). Enqueues only after the claims are committed."""
+    shape = shape or BudgetShape.for_limit()
+    claimed: list[tuple[int, float, list[tuple[int, str]]]] = []
+    blocked: list[int] = []
+    with transaction(sessions) as session:
+        due = session.execute(
+            select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s)
+            .where(Tenant.enabled.is_(True), Tenant.next_poll_at <= now)
+            .order_by(Tenant.next_poll_at)
+            .limit(CLAIM_CHUNK)
+        ).all()
+        counts = _linked_counts(session, [row.id for row in due]) if due else {}
+        for tenant_id, seen, configured_s in due:
+            interval_s = effective_interval_s(configured_s, counts.get(tenant_id, 0), shape)
+            blocked_s = coordination.blocked_for(tenant_id)
+            next_at = next_poll_time(seen, now, max(interval_s, blocked_s))
+            won = session.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant_id, Tenant.next_poll_at == seen)
+                .values(next_poll_at=next_at)
+                .execution_options(synchronize_session=False)
+            ).rowcount == 1
+            if not won:
+                continue  # another tick claimed it first
+            if blocked_s > 0:
+                blocked.append(tenant_id)
+                continue
+            claimed.append((tenant_id, interval_s, _linked_users(session, tenant_id)))
+    batch_count = 0
+    for tenant_id, interval_s, users in claimed:
+        for batch in batches_of(users):
+            enqueue_poll(tenant_id, batch, now, interval_s)
+            batch_count += 1
+    if blocked:
+        log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)
+    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count)

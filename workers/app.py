@@ -1,0 +1,87 @@
+"""The Celery app: JSON only, late acks, time limits, one queue per kind of work, events on for Flower.
+
+Start a worker with `teamsconnect worker`
+(or `celery -A workers.app worker -Q poll,apply,events,maintenance`).
+Beat runs one static schedule: a tick every second (tenants are rows, never beat entries) plus maintenance.
+With a Redis broker, beat uses celery-redbeat, whose Redis lock lets several beats run for availability
+while only one schedules.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from config import get_settings
+from workers import queues
+
+TICK_INTERVAL = timedelta(seconds=1)
+KEEP_ALIVE_INTERVAL = timedelta(seconds=60)
+DRIFT_REPAIR_INTERVAL = timedelta(minutes=5)
+DIRECTORY_SYNC_INTERVAL = timedelta(minutes=15)
+SECRET_EXPIRY_INTERVAL = timedelta(hours=6)
+
+TASK_SOFT_TIME_LIMIT_S = 45
+TASK_TIME_LIMIT_S = 60
+
+BEAT_SCHEDULE = {
+    "tick": {"task": queues.TASK_TICK, "schedule": TICK_INTERVAL, "options": {"expires": 5}},
+    "keep-alive": {"task": queues.TASK_KEEP_ALIVE, "schedule": KEEP_ALIVE_INTERVAL,
+                   "options": {"expires": 50}},
+    "drift-repair": {"task": queues.TASK_DRIFT_REPAIR, "schedule": DRIFT_REPAIR_INTERVAL,
+                     "options": {"expires": 240}},
+    "directory-sync": {"task": queues.TASK_DIRECTORY_SYNC, "schedule": DIRECTORY_SYNC_INTERVAL,
+                       "options": {"expires": 600}},
+    "secret-expiry": {"task": queues.TASK_SECRET_EXPIRY, "schedule": SECRET_EXPIRY_INTERVAL,
+                      "options": {"expires": 3600}},
+}
+
+
+def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
+    """Celery settings for a broker; the same for every process (worker, beat, web, flower)."""
+    config: dict[str, object] = {
+        "broker_url": broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT_S,
+        "task_time_limit": TASK_TIME_LIMIT_S,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_queues": [Queue(name) for name in queues.ALL_QUEUES],
+        "task_default_queue": queues.QUEUE_MAINTENANCE,
+        "task_routes": queues.TASK_ROUTES,
+        "beat_schedule": BEAT_SCHEDULE,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+    }
+    if broker_url.startswith(("redis://", "rediss://")):
+        # Unacked tasks of a dead worker come back after this; stale polls expire long before.
+        config["broker_transport_options"] = {"visibility_timeout": 300}
+        config["beat_scheduler"] = "redbeat.RedBeatScheduler"
+        config["redbeat_redis_url"] = redis_url or broker_url
+        config["redbeat_key_prefix"] = "teamsconnect:redbeat"
+        config["redbeat_lock_timeout"] = 30
+    return config
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    app = Celery("teamsconnect")
+    app.conf.update(build_config(settings.broker_url, settings.redis_url))
+    app.conf.update(
+        include=["workers.tick", "workers.poll", "workers.apply", "workers.events", "workers.maintenance"]
+    )
+    return app
+
+
+celery_app = create_app()

@@ -1,0 +1,52 @@
+"""Tenant health updates, each a single UPDATE so that concurrent workers never lose a count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import TenantHealth
+from models.base import utcnow
+
+
+def record_success(session: Session, tenant_id: int, now: datetime | None = None) -> None:
+    """A poll worked: stamp the time, count it, and clear the error shown to the admin."""
+    session.execute(
+        update(TenantHealth)
+        .where(TenantHealth.tenant_id == tenant_id)
+        .values(last_success_at=now or utcnow(), polls_ok=TenantHealth.polls_ok + 1,
+                last_error_code=None, last_error_message=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_error(session: Session, tenant_id: int, code: str, message: str, *, poll: bool = True) -> None:
+    """Something failed for this tenant; ``message`` is the human text with the fix (never a secret)."""
+    values: dict[str, object] = {"last_error_at": utcnow(), "last_error_code": code[:100],
+                                 "last_error_message": message}
+    if poll:
+        values["polls_failed"] = TenantHealth.polls_failed + 1
+    session.execute(
+        update(TenantHealth).where(TenantHealth.tenant_id == tenant_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_throttled(session: Session, tenant_id: int, until: datetime) -> None:
+    session.execute(
+        update(TenantHealth)
+        .where(TenantHealth.tenant_id == tenant_id)
+        .values(throttled_until=until, throttle_count=TenantHealth.throttle_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def record_changes(session: Session, tenant_id: int, count: int = 1) -> None:
+    session.execute(
+        update(TenantHealth)
+        .where(TenantHealth.tenant_id == tenant_id)
+        .values(changes_applied=TenantHealth.changes_applied + count)
+        .execution_options(synchronize_session=False)
+    )

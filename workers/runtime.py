@@ -1,0 +1,166 @@
+"""Per-process resources of a worker (or the web app): settings, database, secrets, coordination, clients.
+
+Built lazily once per process and reset after a fork (Celery's prefork pool), so a child never shares a
+parent's database or HTTP connections. Connector clients are cached per tenant and rebuilt when the
+tenant row changes (``updated_at``), so MSAL's token cache and HTTP keep-alive work across short tasks.
+Secrets are decrypted here, right before a client is built, and never leave the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings, get_settings
+from connectors.graph import GraphClient
+from connectors.starface import StarfaceBridgeClient, StarfaceRestClient
+from models import Tenant
+from models.crypto import SecretBox, box_from_settings
+from models.db import make_engine, make_session_factory
+from models.secrets import read_secrets
+from presence import Rule, TenantPolicy
+from presence.categories import Category
+from presence.policy import DEFAULT_RULES, DndAction, TeamsPresenceMode
+from scheduler.budget import Coordination, LocalCoordination, RedisCoordination
+
+
+def policy_for(tenant: Tenant) -> TenantPolicy:
+    """The engine's view of a tenant: its options and its rule table over the defaults."""
+    rules = dict(DEFAULT_RULES)
+    for row in tenant.rules:
+        rules[Category(row.category)] = Rule(DndAction(row.dnd_action), row.chat_text)
+    return TenantPolicy(
+        set_dnd=tenant.set_dnd,
+        set_chat_text=tenant.set_chat_text,
+        set_telephony=tenant.set_telephony,
+        set_teams_presence=tenant.set_teams_presence,
+        teams_presence_mode=TeamsPresenceMode(tenant.teams_presence_mode),
+        ringing_counts_as_call=tenant.ringing_counts_as_call,
+        teams_leads=tenant.teams_leads,
+        manual_dnd_to_teams=tenant.manual_dnd_to_teams,
+        has_bridge=tenant.has_bridge,
+        rules=rules,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a task needs besides its arguments."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox
+    coordination: Coordination
+    _clients: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def verify(self) -> str | bool:
+        """CA bundle for outgoing HTTPS: the configured one (simulators' test CA) or the system's."""
+        return self.settings.ca_bundle or True
+
+    def _cached(self, kind: str, tenant: Tenant, build):  # type: ignore[no-untyped-def]
+        key = (kind, tenant.id)
+        with self._lock:
+            entry = self._clients.get(key)
+            if entry is not None and entry[0] == tenant.updated_at:
+                return entry[1]
+            if entry is not None and hasattr(entry[1], "close"):
+                entry[1].close()
+            client = build()
+            self._clients[key] = (tenant.updated_at, client)
+            return client
+
+    def graph(self, tenant: Tenant) -> GraphClient:
+        """The tenant's Graph client (one MSAL app and one HTTP pool per tenant per process)."""
+
+        def build() -> GraphClient:
+            secrets = read_secrets(tenant, self.box)
+            return GraphClient(
+                tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
+                login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
+                verify=self.verify,
+            )
+
+        return self._cached("graph", tenant, build)
+
+    def starface(self, tenant: Tenant) -> StarfaceRestClient:
+        """The tenant's STARFACE REST client (logs in lazily, re-logs in once on 401)."""
+
+        def build() -> StarfaceRestClient:
+            secrets = read_secrets(tenant, self.box)
+            return StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id,
+                                      secrets.starface_password, verify=self.verify)
+
+        return self._cached("starface", tenant, build)
+
+    def bridge(self, tenant: Tenant) -> StarfaceBridgeClient | None:
+        """The tenant's bridge client, or None for a REST-only tenant (tier 1)."""
+        if not tenant.has_bridge:
+            return None
+
+        def build() -> StarfaceBridgeClient:
+            secrets = read_secrets(tenant, self.box)
+            return StarfaceBridgeClient(
+                tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
+                instance=tenant.bridge_instance or "TeamsConnectBridge", secret=secrets.bridge_secret or "",
+                verify=self.verify,
+            )
+
+        return self._cached("bridge", tenant, build)
+
+    def close(self) -> None:
+        with self._lock:
+            for _, client in self._clients.values():
+                if hasattr(client, "close"):
+                    client.close()
+            self._clients.clear()
+        self.engine.dispose()
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = make_engine(settings.effective_database_url)
+    coordination: Coordination
+    if settings.redis_url:
+        coordination = RedisCoordination(redis.Redis.from_url(settings.redis_url))
+    else:
+        coordination = LocalCoordination()
+    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
+                   box=box_from_settings(settings), coordination=coordination)
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime(get_settings())
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Installs a runtime (the demo and in-process tests build their own), or forgets it."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None and runtime is not _runtime:
+            _runtime.close()
+        _runtime = runtime
+
+
+def reset_after_fork() -> None:
+    """Drops inherited connections in a forked child without closing the parent's sockets."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.engine.dispose(close=False)
+        _runtime = None
