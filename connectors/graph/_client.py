@@ -244,13 +244,11 @@ class GraphClient:
     def check_access(self) -> list[str]:
         """Tenant test: get a token and make one cheap Graph call. Returns the app roles in the token;
         raises GraphAuthError naming what is missing."""
-        roles = _token_roles(self._tokens.token())
-        missing = [
-            r for r in ("Presence.ReadWrite.All", "User.Read.All") if roles is not None and r not in roles
-        ]
+        self._send("GET", f"{self._graph}/users?$top=1&$select=id")
+        roles = _token_roles(self._tokens.token())  # served from MSAL's cache: no second token request
+        missing = [r for r in ("Presence.ReadWrite.All", "User.Read.All") if roles is not None and r not in roles]
         if missing:
             raise GraphAuthError.missing_permission(f"missing: {', '.join(missing)}")
-        self._send("GET", f"{self._graph}/users?$top=1&$select=id")
         return list(roles or [])
 
     def group_members(self, group_id: str) -> list[DirectoryUser]:

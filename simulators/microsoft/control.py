@@ -55,7 +55,9 @@ def _user(state: SimState, user_id: str) -> User:
     return user
 
 
-def _app_action(state: SimState, body: dict[str, Any], tenant: str, app: str, action: str) -> Resp:
+def _app_action(
+    state: SimState, body: dict[str, Any], _query: dict[str, str], tenant: str, app: str, action: str
+) -> Resp:
     found = _tenant(state, tenant).apps.get(app.lower())
     if found is None:
         raise LookupError(f"unknown app {app}")

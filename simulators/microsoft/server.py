@@ -105,8 +105,11 @@ class MicrosoftSimulator:
         return self
 
     def stop(self) -> None:
+        """Stop serving; clients that keep a TLS keep-alive connection open are cut after a second."""
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
+            self._thread.join(1)
+            self._server.force_exit = True
             self._thread.join(10)
         if self._tmp is not None:
             self._tmp.cleanup()
