@@ -7,6 +7,7 @@ appears in a message, and `_redact` keeps it out of httpx's request log line.
 
 from __future__ import annotations
 
+import ssl
 import xmlrpc.client
 from collections.abc import Iterable
 from typing import Any
@@ -15,7 +16,7 @@ from xml.parsers.expat import ExpatError
 import httpx
 
 from connectors.starface import _redact
-from connectors.starface._auth import uci_token
+from connectors.starface._auth import tls_verify, uci_token
 from connectors.starface._errors import (
     BridgeError,
     BridgeNotInstalled,
@@ -47,7 +48,7 @@ class StarfaceBridgeClient:
         instance: str = "TeamsConnectBridge",
         secret: str = "",
         *,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -60,7 +61,7 @@ class StarfaceBridgeClient:
         self._timeout = timeout
         self._http = httpx.Client(
             base_url=self._base_url,
-            verify=verify,
+            verify=tls_verify(verify),
             timeout=timeout,
             transport=transport,
             params={"de.vertico.starface.auth": uci_token(login_id, password)},

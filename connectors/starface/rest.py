@@ -8,13 +8,14 @@ sends `authToken` and `X-Version: 2` on every call, and on a 401 logs in again o
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from connectors.starface._auth import login_secret
+from connectors.starface._auth import login_secret, tls_verify
 from connectors.starface._errors import (
     StarfaceError,
     StarfaceForbidden,
@@ -79,7 +80,7 @@ class StarfaceRestClient:
         login_id: str,
         password: str,
         *,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -89,7 +90,7 @@ class StarfaceRestClient:
         self._timeout = timeout
         self._http = httpx.Client(
             base_url=self._base_url + "/rest",
-            verify=verify,
+            verify=tls_verify(verify),
             timeout=timeout,
             transport=transport,
             headers={"X-Version": "2", "Accept": "application/json"},

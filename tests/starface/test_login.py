@@ -130,3 +130,10 @@ def test_it_logs_out_on_close(sim: StarfaceSimulator, control: StarfaceSimContro
     assert control.request_log()[-1]["method"] == "DELETE"
     with httpx.Client(base_url=sim.base_url) as http:
         assert http.get("/rest/users/me", headers={"authToken": token}).status_code == 401
+
+
+def test_it_logs_in_over_tls_with_a_verified_certificate(seed: dict) -> None:
+    with StarfaceSimulator(seed, tls=True) as sim:
+        assert sim.base_url.startswith("https://") and sim.ca_file
+        with StarfaceRestClient(sim.base_url, ADMIN_LOGIN, ADMIN_PASSWORD, verify=sim.ca_file) as client:
+            assert client.check_access().user_count == 5
