@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
 
 from config import get_settings
@@ -85,3 +86,11 @@ def create_app() -> Celery:
 
 
 celery_app = create_app()
+
+
+@worker_process_init.connect
+def _fresh_runtime_in_child(**_: object) -> None:
+    """A forked pool process must not reuse the parent's database or HTTP connections."""
+    from workers.runtime import reset_after_fork
+
+    reset_after_fork()

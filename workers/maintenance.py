@@ -1,0 +1,259 @@
+"""Maintenance tasks: each periodic entry fans out one task per enabled tenant (Sentry's check_auth shape).
+
+- keep-alive: refresh the Teams sessions of calls in progress before they lapse, clear unwanted ones;
+- directory sync: user links from both directories (workers/directory.py);
+- drift repair: read STARFACE back (bridge getStates, or phoneconfig without a bridge) and repair
+  what differs from the applied state - e.g. a chat text the STARFACE app overwrote;
+- secret expiry: warn 30 days before the Entra client secret expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
+from models import AppliedState, LinkState, Target, Tenant, TenantHealth, UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import claim, complete_claim, record_change, release_claim
+from presence import (
+    StarfaceApplied,
+    StarfaceReading,
+    TeamsApplied,
+    keep_alive,
+    repair_starface,
+    repair_teams_session,
+)
+from workers import health, queues
+from workers.app import celery_app
+from workers.apply import CLAIM_LEASE, owned_fields, perform_writes
+from workers.directory import sync_directory
+from workers.enqueue import enqueue_maintenance
+from workers.poll import load_tenant
+from workers.runtime import Runtime, get_runtime, policy_for
+from workers.teams_session import SessionConflict, reconcile_session
+
+log = logging.getLogger(__name__)
+
+SECRET_WARNING_AHEAD = timedelta(days=30)
+
+
+def enabled_tenant_ids(runtime: Runtime) -> list[int]:
+    with transaction(runtime.sessions) as session:
+        return list(session.scalars(select(Tenant.id).where(Tenant.enabled.is_(True)).order_by(Tenant.id)))
+
+
+def _linked_with_states(runtime: Runtime, tenant_id: int) -> list[tuple[UserLink, dict[str, AppliedState]]]:
+    with transaction(runtime.sessions) as session:
+        links = list(session.scalars(
+            select(UserLink).where(UserLink.tenant_id == tenant_id, UserLink.state == LinkState.LINKED.value)
+        ))
+        rows = session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant_id))
+        states: dict[int, dict[str, AppliedState]] = {}
+        for row in rows:
+            states.setdefault(row.user_link_id, {})[row.target] = row
+    return [(link, states.get(link.id, {})) for link in links]
+
+
+# --- keep-alive -----------------------------------------------------------------------------------------
+def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None) -> dict[str, int]:
+    """Refreshes due sessions of one tenant (a user without a held or wanted session costs no Graph call)."""
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+    if tenant is None or not tenant.has_bridge:
+        return {}
+    policy = policy_for(tenant)
+    counts = {"refreshed": 0, "conflicts": 0, "errors": 0}
+    for link, rows in _linked_with_states(runtime, tenant_id):
+        teams_row = rows.get(Target.TEAMS.value)
+        if teams_row is None:
+            continue
+        teams = TeamsApplied.from_json(teams_row.fields)
+        if teams.held is None and not teams.call_active:
+            continue
+        at = now or utcnow()
+        try:
+            result = reconcile_session(
+                runtime, tenant, link, lambda t, s, at=at: keep_alive(policy, t, s, at),
+                cause="keep-alive", observed_at=None,
+            )
+            counts["refreshed"] += result.get("session") not in ("unchanged",)
+        except SessionConflict:
+            counts["conflicts"] += 1  # an event is changing this user right now; next round looks again
+        except GraphError as exc:
+            counts["errors"] += 1
+            log.warning("tenant %s user %s: keep-alive failed: %s", tenant_id, link.id, exc.message)
+    return counts
+
+
+# --- drift repair ---------------------------------------------------------------------------------------
+def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[int, StarfaceReading]:
+    bridge = runtime.bridge(tenant)
+    if bridge is not None:
+        states = bridge.get_states([link.starface_account_id for link in links])
+        return {
+            s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
+                                       telephony_state=str(s.telephony_state))
+            for s in states
+        }
+    rest = runtime.starface(tenant)
+    return {link.starface_account_id: StarfaceReading(dnd=rest.get_dnd(link.starface_account_id))
+            for link in links}
+
+
+def _repair_starface_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState,
+                          reading: StarfaceReading) -> bool:
+    """Re-applies what the applied state still asks for; True if something was written."""
+    policy = policy_for(tenant)
+    applied = StarfaceApplied.from_json(row.fields)
+    writes = repair_starface(policy, reading, applied)
+    if not writes.has_writes and writes.applied == applied:
+        return False
+    claim_id = uuid.uuid4().hex
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        if not claim(session, user_link_id=link.id, target=Target.STARFACE.value,
+                     expected_version=row.version, claim_id=claim_id, claim_fields={"repair": True},
+                     expires_at=now + CLAIM_LEASE, now=now):
+            return False  # an update is under way; the next repair looks again
+    try:
+        if writes.has_writes:
+            perform_writes(link.starface_account_id, writes, runtime.starface(tenant), runtime.bridge(tenant))
+    except StarfaceError:
+        with transaction(runtime.sessions) as session:
+            release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
+        raise
+    with transaction(runtime.sessions) as session:
+        complete_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id,
+                       fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
+                       observed_at=row.observed_at, observed_seq=row.observed_seq)
+        if writes.has_writes:
+            after = {k: v for k, v in (("dnd", writes.dnd), ("chat_text", writes.chat_text),
+                                       ("telephony", writes.telephony_state)) if v is not None}
+            record_change(session, tenant_id=tenant.id, user_link_id=link.id, target=Target.STARFACE.value,
+                          before={"dnd": reading.dnd, "chat_text": reading.chat_text}, after=after,
+                          cause="drift-repair", observed_at=utcnow())
+            health.record_changes(session, tenant.id)
+    return writes.has_writes
+
+
+def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
+    """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge)."""
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+    if tenant is None:
+        return {}
+    policy = policy_for(tenant)
+    pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id) if rows]
+    counts = {"checked": len(pairs), "repaired": 0, "sessions": 0}
+    if not pairs:
+        return counts
+    readings = _readings(runtime, tenant, [link for link, _ in pairs])
+    for link, rows in pairs:
+        reading = readings.get(link.starface_account_id)
+        if reading is None:
+            continue
+        starface_row = rows.get(Target.STARFACE.value)
+        if starface_row is not None and not starface_row.claim_id \
+                and _repair_starface_user(runtime, tenant, link, starface_row, reading):
+            counts["repaired"] += 1
+        if Target.TEAMS.value in rows and policy.teams_session_enabled:
+            now = utcnow()
+            try:
+                result = reconcile_session(
+                    runtime, tenant, link,
+                    lambda t, s, now=now, reading=reading: repair_teams_session(policy, reading, t, s, now),
+                    cause="drift-repair", observed_at=None,
+                )
+                counts["sessions"] += result.get("session") not in ("unchanged",)
+            except (SessionConflict, GraphError) as exc:
+                log.info("tenant %s user %s: session repair deferred: %s", tenant_id, link.id, exc)
+    return counts
+
+
+# --- secret expiry --------------------------------------------------------------------------------------
+def secret_warning(tenant: Tenant, now: datetime) -> str | None:
+    """The admin-facing warning for a client secret that expires within 30 days (or has expired)."""
+    expires = tenant.ms_secret_expires_at
+    if expires is None or expires - now > SECRET_WARNING_AHEAD:
+        return None
+    fix = (f"create a new client secret for app {tenant.ms_client_id} in Entra ID (App registrations > "
+           f"Certificates & secrets) and store it: teamsconnect tenant set {tenant.name} "
+           "microsoft.client_secret=@FILE")
+    if expires <= now:
+        return f"The Microsoft client secret expired on {expires:%Y-%m-%d}: syncing has stopped. Fix: {fix}"
+    days = (expires - now).days
+    return f"The Microsoft client secret expires on {expires:%Y-%m-%d} (in {days} days). Fix: {fix}"
+
+
+def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    now = now or utcnow()
+    warned = 0
+    with transaction(runtime.sessions) as session:
+        for tenant in session.scalars(select(Tenant)):
+            warning = secret_warning(tenant, now)
+            warned += warning is not None
+            session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
+                            .values(secret_expiry_warning=warning))
+            if warning:
+                log.warning("tenant %s: %s", tenant.id, warning)
+    return {"warned": warned}
+
+
+# --- Celery entry points ---------------------------------------------------------------------------------
+@celery_app.task(name=queues.TASK_KEEP_ALIVE, ignore_result=True)
+def keep_alive_all() -> dict[str, Any]:
+    runtime = get_runtime()
+    return {str(tenant_id): run_keep_alive(runtime, tenant_id) for tenant_id in enabled_tenant_ids(runtime)}
+
+
+@celery_app.task(name=queues.TASK_DIRECTORY_SYNC, ignore_result=True)
+def directory_sync_all() -> int:
+    tenant_ids = enabled_tenant_ids(get_runtime())
+    for tenant_id in tenant_ids:
+        enqueue_maintenance(queues.TASK_SYNC_TENANT_DIRECTORY, tenant_id)
+    return len(tenant_ids)
+
+
+@celery_app.task(name=queues.TASK_SYNC_TENANT_DIRECTORY, ignore_result=True)
+def directory_sync_tenant(tenant_id: int) -> dict[str, Any]:
+    runtime = get_runtime()
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+    if tenant is None:
+        return {}
+    try:
+        return sync_directory(runtime, tenant)
+    except (GraphError, StarfaceError) as exc:
+        with transaction(runtime.sessions) as session:
+            health.record_error(session, tenant_id, type(exc).__name__, str(exc), poll=False)
+        log.warning("tenant %s: directory sync failed: %s", tenant_id, exc)
+        return {"failed": type(exc).__name__}
+
+
+@celery_app.task(name=queues.TASK_DRIFT_REPAIR, ignore_result=True)
+def drift_repair_all() -> int:
+    tenant_ids = enabled_tenant_ids(get_runtime())
+    for tenant_id in tenant_ids:
+        enqueue_maintenance(queues.TASK_REPAIR_TENANT, tenant_id)
+    return len(tenant_ids)
+
+
+@celery_app.task(name=queues.TASK_REPAIR_TENANT, ignore_result=True)
+def drift_repair_tenant(tenant_id: int) -> dict[str, int]:
+    try:
+        return run_drift_repair(get_runtime(), tenant_id)
+    except (GraphError, StarfaceError) as exc:
+        log.warning("tenant %s: drift repair failed: %s", tenant_id, exc)
+        return {"failed": 1}
+
+
+@celery_app.task(name=queues.TASK_SECRET_EXPIRY, ignore_result=True)
+def secret_expiry() -> dict[str, int]:
+    return run_secret_expiry(get_runtime())
