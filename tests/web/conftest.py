@@ -1,0 +1,211 @@
+"""Fixtures: the real ASGI app over PostgreSQL and Redis, a Celery broker we can stop, and signed events.
+
+The broker is a redis-server of our own on a free port (not the shared test Redis), so a test can take it
+down and bring it back without touching anyone else's data. Event ids live in the shared test Redis
+through ``RedisCoordination``, as in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Settings
+from connectors.starface import sign
+from models.crypto import SecretBox
+from models.secrets import set_secrets
+from scheduler.budget import RedisCoordination
+from tests.factories import make_tenant
+from web.app import create_app
+from web.settings import WebSettings
+from workers import queues
+from workers.app import celery_app
+from workers.runtime import Runtime, set_runtime
+
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+SECRET_A = "bridge-secret-alpha-never-shown"
+SECRET_B = "bridge-secret-beta-never-shown"
+PUBLIC_URL = "https://teamsconnect.example"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+@dataclass
+class BrokerServer:
+    """A private redis-server used only as the Celery broker; `stop()`/`start()` simulate an outage."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _ping(self) -> bool:
+        # A raw PING: redis-py's client would retry with backoff on a refused connection.
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            pytest.fail("redis-server is not installed (run `make test`)")
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_until(self._ping, what=f"the broker on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()  # a crash, and instant (a graceful shutdown takes seconds)
+            self.process.wait(timeout=5)
+            self.process = None
+        _wait_until(lambda: not self._ping(), what="the broker to stop")
+
+
+@pytest.fixture(scope="session")
+def broker_server() -> Iterator[BrokerServer]:
+    server = BrokerServer(port=_free_port())
+    server.start()
+    yield server
+    if server.process is not None:
+        server.stop()
+
+
+def _reset_producer_pools() -> None:
+    # Celery caches the broker connection pool on first use; drop it so the new broker_url takes effect.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@dataclass
+class Broker:
+    """Reads what the web app published to the events queue, straight from the broker's Redis list."""
+
+    server: BrokerServer
+    client: redis.Redis = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis.from_url(self.server.url)
+
+    def raw_messages(self) -> list[bytes]:
+        """Oldest first (kombu LPUSHes and consumers pop from the right)."""
+        return list(reversed(self.client.lrange(queues.QUEUE_EVENTS, 0, -1)))
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Each message as ``{"task", "kwargs", "raw"}`` (Celery protocol 2: body = [args, kwargs, embed])."""
+        decoded = []
+        for raw in self.raw_messages():
+            envelope = json.loads(raw)
+            _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+            decoded.append({"task": envelope["headers"]["task"], "kwargs": kwargs, "raw": raw.decode()})
+        return decoded
+
+
+@pytest.fixture
+def broker(broker_server: BrokerServer) -> Iterator[Broker]:
+    if broker_server.process is None:
+        broker_server.start()
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = broker_server.url
+    _reset_producer_pools()
+    helper = Broker(broker_server)
+    helper.client.flushdb()
+    yield helper
+    helper.client.close()
+    celery_app.conf.broker_url = previous
+    _reset_producer_pools()
+
+
+@pytest.fixture
+def runtime(
+    postgres_url: str, postgres_engine: Engine, pg_sessions: sessionmaker[Session], box: SecretBox,
+    redis_client: redis.Redis,
+) -> Iterator[Runtime]:
+    settings = Settings(_env_file=None, database_url=postgres_url, public_url=PUBLIC_URL)
+    installed = Runtime(settings=settings, engine=postgres_engine, sessions=pg_sessions, box=box,
+                        coordination=RedisCoordination(redis_client))
+    set_runtime(installed)
+    yield installed
+    set_runtime(None)
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(WebSettings(admin_token=ADMIN_TOKEN))) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Tenants:
+    alpha: int  # bridge, secret SECRET_A
+    beta: int  # bridge, secret SECRET_B
+    rest_only: int  # no bridge
+
+
+@pytest.fixture
+def tenants(pg_sessions: sessionmaker[Session], box: SecretBox) -> Tenants:
+    with pg_sessions() as session, session.begin():
+        alpha = make_tenant(session, box, "alpha")
+        set_secrets(alpha, box, bridge_secret=SECRET_A)
+        beta = make_tenant(session, box, "beta")
+        set_secrets(beta, box, bridge_secret=SECRET_B)
+        rest_only = make_tenant(session, box, "gamma", bridge_instance=None)
+        session.flush()
+        return Tenants(alpha=alpha.id, beta=beta.id, rest_only=rest_only.id)
+
+
+def event_body(**overrides: Any) -> dict[str, Any]:
+    """A contract v1 telephony event (starface-bridge.md, Events) with a fresh eventId."""
+    body: dict[str, Any] = {
+        "eventId": str(uuid.uuid4()), "type": "telephony", "account": 17, "login": "1017",
+        "occurredAt": int(time.time() * 1000), "telephonyState": "RINGING", "origin": "user",
+    }
+    body.update(overrides)
+    return body
+
+
+def post_event(
+    client: TestClient, tenant_id: int | str, secret: str, body: dict[str, Any] | bytes,
+    *, timestamp: int | None = None,
+) -> Any:
+    """POSTs ``body`` signed with ``secret`` exactly as the bridge does."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    headers = {
+        "Content-Type": "application/json",
+        "X-TeamsConnect-Timestamp": stamp,
+        "X-TeamsConnect-Signature": sign(secret, stamp, raw),
+    }
+    return client.post(f"/hooks/starface/{tenant_id}", content=raw, headers=headers)
