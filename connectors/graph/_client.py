@@ -246,15 +246,18 @@ class GraphClient:
         raises GraphAuthError naming what is missing."""
         self._send("GET", f"{self._graph}/users?$top=1&$select=id")
         roles = _token_roles(self._tokens.token())  # served from MSAL's cache: no second token request
-        missing = [r for r in ("Presence.ReadWrite.All", "User.Read.All") if roles is not None and r not in roles]
+        missing = [
+            r for r in ("Presence.ReadWrite.All", "User.Read.All") if roles is not None and r not in roles
+        ]
         if missing:
             raise GraphAuthError.missing_permission(f"missing: {', '.join(missing)}")
         return list(roles or [])
 
-    def group_members(self, group_id: str) -> list[DirectoryUser]:
-        """Direct members of a group that are users (nested groups, devices, contacts are skipped)."""
+    def group_members(self, group_id: str, page_size: int = 999) -> list[DirectoryUser]:
+        """Direct members of a group that are users (nested groups, devices, contacts are skipped);
+        every `@odata.nextLink` page is followed."""
         items = self._get_all(
-            f"{self._graph}/groups/{quote(group_id)}/members?$select={USER_SELECT}&$top=999"
+            f"{self._graph}/groups/{quote(group_id)}/members?$select={USER_SELECT}&$top={page_size}"
         )
         return [
             DirectoryUser.from_graph(i)

@@ -225,14 +225,14 @@ class SimulatorApp:
         if fault is not None:
             fault.delay_s = delay
             return fault
-        if handler is None:
+        if route == "$batch":
+            resp = self._batch(req, claims)
+        elif handler is None:
             resp = bad_request(f"Resource not found for the segment '{req.path.rsplit('/', 1)[-1]}'.")
         elif route in PRESENCE_ROUTES and (
             wait := self.state.take_presence_token(claims["appid"], claims["tid"])
         ):
             resp = self._throttled(wait, claims)
-        elif route == "$batch":
-            resp = self._batch(req, claims)
         else:
             resp = handler(self.state, req, **params)
         resp.delay_s = max(resp.delay_s, delay)
