@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from cli import sim_microsoft, sim_starface
+from cli import processes, sim_microsoft, sim_starface
 from cli.db import db_app
 from cli.keys import keys_app
+from cli.tenant import tenant_app
 
 app = typer.Typer(help="TeamsConnect Cloud: keeps Microsoft Teams presence and STARFACE in step.",
                   no_args_is_help=True)
@@ -17,3 +18,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 sim_app.command("microsoft")(sim_microsoft.microsoft)
 sim_app.command("starface")(sim_starface.starface)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(processes.healthcheck_app, name="healthcheck")
+for _name in ("worker", "beat", "web", "flower"):
+    app.command(_name)(getattr(processes, _name))

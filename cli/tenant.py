@@ -1,0 +1,527 @@
+"""`teamsconnect tenant ...`: add, list, show, change, test and delete tenants on the configured database.
+
+Every command runs in one transaction (nothing half-written on an error) and reports bad input, a
+missing schema or an unreachable database as one `error:` line per problem with exit code 2, never a
+traceback. Secrets are never printed: they are read from a file (`@path`) or a hidden prompt, and shown
+as "set" / "not set".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from cli.errors import fail_on_bad_settings
+from config import get_settings
+from connectors.graph import GraphClient, GraphError
+from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
+from models import LinkState, Tenant, TenantHealth, UserLink
+from models.crypto import SecretBox, SecretBoxError, box_from_settings
+from models.db import make_engine, make_session_factory, transaction
+from models.secrets import read_secrets
+from models.tenant_config import (
+    BRIDGE_FEATURES,
+    SECRET_FIELDS,
+    TenantConfigError,
+    create_tenant,
+    find_tenant,
+    nest,
+    parse_category,
+    secret_expiry_warning,
+    set_rule,
+    tenant_summary,
+    tier,
+    update_tenant,
+    validate_config,
+)
+from presence.policy import DEFAULT_RULES
+
+tenant_app = typer.Typer(help="Add, inspect, change, test and delete tenants (customers).",
+                         no_args_is_help=True)
+
+
+class _Fail(Exception):
+    """A plain-language problem with the command's input (exit code 2)."""
+
+
+def _echo_error(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+
+
+@contextmanager
+def _session(with_box: bool = False) -> Iterator[tuple[Session, SecretBox | None]]:
+    """One transaction on the configured database (and the secret box); turns every expected failure
+    into `error:` lines and exit code 2."""
+    try:
+        with fail_on_bad_settings():
+            settings = get_settings()
+            box = box_from_settings(settings) if with_box else None
+            engine = make_engine(settings.effective_database_url)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                yield session, box
+        finally:
+            engine.dispose()
+    except TenantConfigError as exc:
+        for where, what in exc.problems:
+            _echo_error(f"{where}: {what}" if where else what)
+        raise typer.Exit(2) from None
+    except _Fail as exc:
+        _echo_error(str(exc))
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:
+        _echo_error(_database_problem(exc))
+        raise typer.Exit(2) from None
+
+
+def _database_problem(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+    if "no such table" in text or "does not exist" in text:
+        return f"the database has no TeamsConnect schema yet ({text}): run `teamsconnect db upgrade`"
+    return f"database: {text} (check TEAMSCONNECT_DATABASE_URL and that the server runs)"
+
+
+def _tenant(session: Session, name_or_id: str) -> Tenant:
+    tenant = find_tenant(session, name_or_id)
+    if tenant is None:
+        raise _Fail(f"no tenant named {name_or_id!r}; `teamsconnect tenant list` shows the tenants")
+    return tenant
+
+
+def _read_value(raw: str, key: str) -> str:
+    """`@path` reads the value from a file (trailing newline dropped); anything else is the value."""
+    if not raw.startswith("@"):
+        return raw
+    try:
+        return Path(raw[1:]).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise _Fail(f"{key}: cannot read {raw[1:]!r}: {exc.strerror or exc}") from None
+
+
+def _prompt_secret(key: str) -> str:
+    return typer.prompt(f"{key} (input hidden)", hide_input=True)
+
+
+def _parse_assignment(item: str) -> tuple[str, Any]:
+    """`key=value` -> (key, value): `null` is None, `[..]`/`{..}` is JSON, a bare secret key prompts."""
+    key, has_value, raw = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise _Fail(f"{item!r}: expected key=value, e.g. options.set_telephony=true")
+    if key in SECRET_FIELDS:
+        return key, _read_value(raw, key) if has_value and raw else _prompt_secret(key)
+    if not has_value:
+        raise _Fail(f"{key}: expected {key}=VALUE (only secrets are prompted for)")
+    value = _read_value(raw, key)
+    if value.strip().lower() in ("null", "none"):
+        return key, None
+    if value.strip()[:1] in ("[", "{"):
+        try:
+            return key, json.loads(value)
+        except ValueError as exc:
+            raise _Fail(f"{key}: the value is not valid JSON ({exc.msg})") from None
+    return key, value
+
+
+# --- add -------------------------------------------------------------------------------------------------
+
+# CLI flag -> config field, for `tenant add` without (or on top of) a file.
+_FLAG_FIELDS = {
+    "name": "name",
+    "description": "description",
+    "directory_id": "microsoft.directory_id",
+    "client_id": "microsoft.client_id",
+    "client_secret": "microsoft.client_secret",
+    "secret_expires": "microsoft.secret_expires_at",
+    "login_url": "microsoft.login_base_url",
+    "graph_url": "microsoft.graph_base_url",
+    "starface_url": "starface.base_url",
+    "starface_login": "starface.login_id",
+    "starface_password": "starface.password",
+    "bridge_instance": "starface.bridge.instance",
+    "bridge_secret": "starface.bridge.secret",
+    "selection": "selection.mode",
+    "group_id": "selection.starface_group_id",
+    "poll_interval": "poll_interval_s",
+}
+
+
+def _load_file(file: Path) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _Fail(f"--file: cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _Fail(f"--file: {file} is not valid JSON (line {exc.lineno}: {exc.msg})") from None  # type: ignore[attr-defined]
+    if not isinstance(data, dict):
+        raise _Fail("--file: the tenant definition must be a JSON object")
+    return data
+
+
+@tenant_app.command("add")
+def add(
+    file: Path | None = typer.Option(None, "--file", "-f", help="JSON tenant definition ('-' reads stdin)."),
+    name: str | None = typer.Option(None, help="Unique tenant name, e.g. contoso-pbx1."),
+    description: str | None = typer.Option(None),
+    directory_id: str | None = typer.Option(None, help="Entra directory (tenant) id or domain."),
+    client_id: str | None = typer.Option(None, help="Application (client) id of the Entra app."),
+    client_secret: str | None = typer.Option(None, help="@FILE reads it from a file; omit to be prompted."),
+    secret_expires: str | None = typer.Option(None, help="Client secret expiry date, YYYY-MM-DD."),
+    login_url: str | None = typer.Option(None, help="Entra login base URL (default Microsoft's)."),
+    graph_url: str | None = typer.Option(None, help="Graph base URL (default Microsoft's)."),
+    starface_url: str | None = typer.Option(None, help="PBX base URL, https://pbx.example.com."),
+    starface_login: str | None = typer.Option(None, help="Login id of the STARFACE admin service account."),
+    starface_password: str | None = typer.Option(None, help="@FILE reads it from a file; omit: prompt."),
+    bridge_instance: str | None = typer.Option(None, help="Bridge module instance name (tier 2)."),
+    bridge_secret: str | None = typer.Option(None, help="Bridge secret (@FILE); enables the bridge tier."),
+    selection: str | None = typer.Option(None, help="all_except_listed or group_plus_listed."),
+    group_id: int | None = typer.Option(None, help="STARFACE group id (group_plus_listed)."),
+    login_id: list[str] = typer.Option([], "--login-id", help="STARFACE login id listed (repeatable)."),
+    poll_interval: float | None = typer.Option(None, help="Seconds between presence polls (>= 1)."),
+    disabled: bool = typer.Option(False, "--disabled", help="Store the tenant without syncing it yet."),
+) -> None:
+    """Add a tenant from a JSON file and/or flags (flags win). Next: `teamsconnect tenant test NAME`."""
+    flags = locals()
+    with _session(with_box=True) as (session, box):
+        data = _load_file(file) if file is not None else {}
+        dotted: dict[str, Any] = {}
+        for flag, field in _FLAG_FIELDS.items():
+            if flags[flag] is not None:
+                value = flags[flag]
+                dotted[field] = _read_value(value, field) if isinstance(value, str) else value
+        if login_id:
+            dotted["selection.login_ids"] = list(login_id)
+        if disabled:
+            dotted["enabled"] = False
+        config_data = _deep_merge(data, nest(dotted))
+        if sys.stdin.isatty():  # ask for missing secrets instead of failing on them
+            for key in ("microsoft.client_secret", "starface.password"):
+                if _lookup(config_data, key) is None:
+                    config_data = _deep_merge(config_data, nest({key: _prompt_secret(key)}))
+        tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
+        typer.echo(f"added tenant {tenant.name} (id {tenant.id}, tier {tier(tenant)})")
+        if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
+            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
+        typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.name}")
+
+
+def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _lookup(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+# --- list / show -------------------------------------------------------------------------------------------
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _linked_counts(session: Session, tenant_id: int | None = None) -> dict[tuple[int, str], int]:
+    query = select(UserLink.tenant_id, UserLink.state, func.count())
+    query = query.group_by(UserLink.tenant_id, UserLink.state)
+    if tenant_id is not None:
+        query = query.where(UserLink.tenant_id == tenant_id)
+    return {(row[0], row[1]): row[2] for row in session.execute(query)}
+
+
+@tenant_app.command("list")
+def list_tenants() -> None:
+    """All tenants: id, name, enabled, tier, linked users, last success, last error."""
+    with _session() as (session, _):
+        tenants = session.scalars(select(Tenant).order_by(Tenant.id)).all()
+        health = {h.tenant_id: h for h in session.scalars(select(TenantHealth))}
+        counts = _linked_counts(session)
+        if not tenants:
+            typer.echo("no tenants yet: add one with `teamsconnect tenant add --file tenant.json`")
+            return
+        table = Table("id", "name", "enabled", "tier", "linked users", "last success", "last error")
+        for tenant in tenants:
+            row = health.get(tenant.id)
+            error = "-"
+            if row is not None and row.last_error_at:
+                error = f"{_when(row.last_error_at)} {row.last_error_code or ''}: " + (
+                    row.last_error_message or "")[:200]
+            table.add_row(
+                str(tenant.id), tenant.name, "yes" if tenant.enabled else "no", tier(tenant),
+                str(counts.get((tenant.id, LinkState.LINKED.value), 0)),
+                _when(row.last_success_at if row else None), error,
+            )
+        Console(soft_wrap=True).print(table)
+
+
+def _print_section(title: str, values: dict[str, Any], indent: str = "  ") -> None:
+    typer.secho(title, bold=True)
+    for key, value in values.items():
+        if isinstance(value, dict):
+            typer.echo(f"{indent}{key}:")
+            for sub, item in value.items():
+                typer.echo(f"{indent}  {sub}: {_shown(item)}")
+        else:
+            typer.echo(f"{indent}{key}: {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(none)"
+    return str(value)
+
+
+@tenant_app.command("show")
+def show(
+    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Configuration (secrets shown as set/not set), health, user link states, tier and warnings."""
+    with _session() as (session, _):
+        tenant = _tenant(session, tenant_ref)
+        summary = tenant_summary(tenant)
+        h = tenant.health
+        health = {
+            "last_success_at": _when(h.last_success_at) if h else "-",
+            "last_error_at": _when(h.last_error_at) if h else "-",
+            "last_error": (f"{h.last_error_code or ''} {h.last_error_message or ''}".strip() if h else "")
+            or "-",
+            "throttled_until": _when(h.throttled_until) if h else "-",
+            "polls_ok": h.polls_ok if h else 0,
+            "polls_failed": h.polls_failed if h else 0,
+            "throttle_count": h.throttle_count if h else 0,
+            "changes_applied": h.changes_applied if h else 0,
+        }
+        counts = _linked_counts(session, tenant.id)
+        links = {state.value: counts.get((tenant.id, state.value), 0) for state in LinkState}
+        missing = [] if tenant.has_bridge else list(BRIDGE_FEATURES)
+        warnings = [w for w in (secret_expiry_warning(tenant.ms_secret_expires_at),
+                                h.secret_expiry_warning if h else None) if w]
+        if as_json:
+            typer.echo(json.dumps({**summary, "health": health, "user_links": links,
+                                   "missing_features": missing, "warnings": warnings}, indent=2))
+            return
+        rules = summary.pop("rules")
+        typer.secho(f"Tenant {tenant.name} (id {tenant.id}): {'enabled' if tenant.enabled else 'DISABLED'}, "
+                    f"tier {summary.pop('tier')}", bold=True)
+        for section in ("options", "selection", "microsoft", "starface"):
+            _print_section(section.capitalize(), summary.pop(section))
+        _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name")})
+        _print_section("Rules (`teamsconnect tenant rules` to change)",
+                       {k: f"dnd={v['dnd']}, text={_shown(v['chat_text'])}" for k, v in rules.items()})
+        _print_section("Health", health)
+        _print_section("User links", links)
+        if missing:
+            typer.secho("Not available in the REST-only tier (install the bridge module and set "
+                        "starface.bridge.secret to get them):", bold=True)
+            for feature in missing:
+                typer.echo(f"  - {feature}")
+        for warning in warnings:
+            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
+
+
+# --- set / rules ------------------------------------------------------------------------------------------
+
+
+@tenant_app.command("set")
+def set_values(
+    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    assignments: list[str] = typer.Argument(
+        ..., metavar="KEY=VALUE...",
+        help="E.g. options.set_telephony=true, selection.login_ids=1001,1002, starface.bridge=null, "
+             "microsoft.client_secret=@secret.txt (or just microsoft.client_secret to be prompted).",
+    ),
+) -> None:
+    """Change settings; the whole tenant is validated first, so a bad value changes nothing."""
+    with _session(with_box=True) as (session, box):
+        tenant = _tenant(session, tenant_ref)
+        changes = dict(_parse_assignment(item) for item in assignments)
+        changed = update_tenant(session, box, tenant, changes)  # type: ignore[arg-type]
+        if changed:
+            typer.echo(f"updated tenant {tenant.name}: {', '.join(changed)}")
+        else:
+            typer.echo(f"tenant {tenant.name}: nothing changed")
+
+
+@tenant_app.command("rules")
+def rules(
+    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    category: str | None = typer.Argument(None, help="Teams status category to change, e.g. InACall."),
+    dnd: str | None = typer.Option(None, "--dnd", help="set, clear or leave."),
+    text: str | None = typer.Option(None, "--text", help="Chat-status text for this status."),
+    no_text: bool = typer.Option(False, "--no-text", help="No chat-status text for this status."),
+) -> None:
+    """Show the rule table, or change one row: `tenant rules NAME InACall --dnd set --text "On a call"`."""
+    with _session() as (session, _):
+        tenant = _tenant(session, tenant_ref)
+        if category is not None:
+            if dnd is None and text is None and not no_text:
+                raise _Fail("give --dnd and/or --text / --no-text to change the rule")
+            if text is not None and no_text:
+                raise _Fail("--text and --no-text contradict each other; give one")
+            cat = parse_category(category)
+            current = next((r for r in tenant.rules if r.category == cat.value), None)
+            new_dnd = dnd if dnd is not None else (current.dnd_action if current else DEFAULT_RULES[cat].dnd)
+            new_text = None if no_text else text if text is not None else (
+                current.chat_text if current else DEFAULT_RULES[cat].chat_text)
+            set_rule(session, tenant, cat, new_dnd, new_text)
+            typer.echo(f"tenant {tenant.name}: rule {cat.value} is now dnd={new_dnd}, "
+                       f"text={_shown(new_text)}")
+        table = Table("category", "STARFACE DND", "chat text", "")
+        stored = {row.category: row for row in tenant.rules}
+        for cat, default in DEFAULT_RULES.items():
+            row = stored.get(cat.value)
+            action, chat = (row.dnd_action, row.chat_text) if row else (default.dnd.value, default.chat_text)
+            same = action == default.dnd.value and chat == default.chat_text
+            shown_text = chat if chat is not None else "(none)"
+            table.add_row(cat.value, action, shown_text, "" if same else "changed")
+        Console(soft_wrap=True).print(table)
+        if not tenant.has_bridge:
+            typer.echo("note: REST-only tier - chat texts take effect only with the bridge")
+
+
+# --- test / delete ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `tenant test`: status OK / FAILED / SKIPPED, and the connector's human message."""
+
+    name: str
+    status: str
+    detail: str
+
+
+def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResult:
+    """Runs one check; a connector error becomes FAILED with its message (which says how to fix it)."""
+    try:
+        return CheckResult(name, "OK", call())
+    except (GraphError, StarfaceError, SecretBoxError) as exc:
+        detail = str(exc)
+    except (OSError, ValueError) as exc:  # e.g. an unreadable TEAMSCONNECT_CA_BUNDLE
+        detail = f"{type(exc).__name__}: {exc}"
+    for secret in secrets:  # last line of defence: no secret ever reaches the terminal
+        detail = detail.replace(secret, "***")
+    return CheckResult(name, "FAILED", detail)
+
+
+def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
+               timeout: float) -> list[CheckResult]:
+    """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
+    and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database."""
+    try:
+        secrets = read_secrets(tenant, box)
+    except SecretBoxError as exc:
+        return [CheckResult("stored secrets", "FAILED", str(exc))]
+    hidden = [s for s in (secrets.ms_client_secret, secrets.starface_password, secrets.bridge_secret) if s]
+    results: list[CheckResult] = []
+
+    graph = GraphClient(tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
+                        login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
+                        verify=verify, timeout=timeout)
+    try:
+        results.append(_check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
+                              + (", ".join(graph.check_access()) or "(none)"), hidden))
+        linked = session.scalars(select(UserLink.entra_object_id).where(
+            UserLink.tenant_id == tenant.id, UserLink.entra_object_id.is_not(None)).limit(1)).first()
+        if results[-1].status != "OK":
+            results.append(CheckResult("Microsoft presence read", "SKIPPED", "needs a working sign-in"))
+        elif linked is None:
+            results.append(CheckResult("Microsoft presence read", "SKIPPED",
+                                       "no linked users yet (the directory sync links them)"))
+        else:
+            results.append(_check("Microsoft presence read", lambda: "presence of {} read: {}".format(
+                linked, ", ".join(f"{p.availability}/{p.activity}" for p in graph.get_presences([linked]))
+                or "no presence returned"), hidden))
+    finally:
+        graph.close()
+
+    with StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
+                            verify=verify, timeout=timeout) as rest:
+        def rest_access() -> str:
+            seen = rest.check_access()
+            return (f"logged in as {seen.login} (account {seen.account_id}) with admin rights; "
+                    f"sees {seen.user_count} users and {seen.group_count} groups")
+
+        results.append(_check("STARFACE REST login and admin rights", rest_access, hidden))
+
+    if not tenant.has_bridge:
+        results.append(CheckResult("STARFACE bridge", "SKIPPED", "no bridge configured: REST-only tier "
+                                   "(DND only; no chat text, telephony status or call events)"))
+        return results
+    with StarfaceBridgeClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
+                              instance=tenant.bridge_instance or "", secret=secrets.bridge_secret or "",
+                              verify=verify, timeout=timeout) as bridge:
+        def ping() -> str:
+            info = bridge.ping()
+            return (f"bridge '{tenant.bridge_instance}' answers (contract v{info.version}, "
+                    f"STARFACE {info.pbx_version})")
+
+        results.append(_check("STARFACE bridge ping", ping, hidden))
+    return results
+
+
+_COLOURS = {"OK": typer.colors.GREEN, "FAILED": typer.colors.RED}
+
+
+@tenant_app.command("test")
+def test(
+    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
+) -> None:
+    """Check the credentials against Microsoft and STARFACE; exit code 1 if any check fails."""
+    with _session(with_box=True) as (session, box):
+        tenant = _tenant(session, tenant_ref)
+        assert box is not None
+        results = run_checks(session, tenant, box, verify=get_settings().ca_bundle or True, timeout=timeout)
+    failed = 0
+    for result in results:
+        colour = _COLOURS.get(result.status, typer.colors.YELLOW)
+        typer.secho(f"{result.status:<7} {result.name}: {result.detail}", fg=colour)
+        failed += result.status == "FAILED"
+    if failed:
+        typer.secho(f"{failed} of {len(results)} checks FAILED", fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(f"all checks passed for tenant {tenant.name}")
+
+
+@tenant_app.command("delete")
+def delete(
+    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a tenant with its user links, applied states, audit trail and health."""
+    with _session() as (session, _):
+        tenant = _tenant(session, tenant_ref)
+        if not yes:
+            typer.confirm(f"Delete tenant {tenant.name} (id {tenant.id}) and all its data?", abort=True)
+        name, tenant_id = tenant.name, tenant.id
+        session.delete(tenant)
+        session.flush()
+    typer.echo(f"deleted tenant {name} (id {tenant_id})")
