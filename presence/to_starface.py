@@ -16,8 +16,9 @@ Ownership rules (issue 5, design.md invariants):
 - `leave` never changes DND.
 - A user who switches DND off by hand while the category asks for it keeps it off until the Teams
   category changes (we do not fight the user); with "Teams leads" it is switched on again.
-- Telephony is written only when it differs from what we last wrote; AVAILABLE only undoes our ACTIVE.
-  While the user is on a real STARFACE call the telephony status belongs to the PBX and is left alone.
+- Telephony is written only when it differs from what we last wrote (or, when read, from what STARFACE
+  shows); AVAILABLE only undoes our ACTIVE. While the user is on a real STARFACE call, or the PBX shows
+  RINGING / QUEUE_PAUSE / UNAVAILABLE, the telephony status belongs to the PBX and is left alone.
 - A switched-off output releases what we own (clears our DND / text, resets our ACTIVE) and then stays
   untouched, so disabling a feature never leaves a user stuck. Without the bridge only DND is written.
 
@@ -39,6 +40,8 @@ ECHO_WINDOW = timedelta(minutes=5)
 
 TELEPHONY_ACTIVE = "ACTIVE"
 TELEPHONY_AVAILABLE = "AVAILABLE"
+# Shown telephony states we may write over; RINGING, QUEUE_PAUSE and UNAVAILABLE belong to the PBX.
+_TELEPHONY_WE_WRITE = frozenset({None, TELEPHONY_ACTIVE, TELEPHONY_AVAILABLE, "active", "available"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +122,20 @@ def finalize_starface(
 
 
 def repair_starface(
-    policy: TenantPolicy, reading: StarfaceReading, applied_starface: StarfaceApplied
+    policy: TenantPolicy,
+    reading: StarfaceReading,
+    applied_starface: StarfaceApplied,
+    applied_teams: TeamsApplied | None = None,
 ) -> StarfaceWrites:
     """Drift repair: learn ownership from a read-back and re-apply what the applied category still asks.
 
-    Re-applies an overwritten chat text of ours; never touches telephony (a read cannot tell our ACTIVE
-    from a real call). DND is re-applied only when Teams leads: otherwise an unexpected DND state is the
-    user's doing and is recorded, not undone.
+    Re-applies an overwritten chat text of ours, and (given `applied_teams`, and no STARFACE call in
+    progress) a telephony status the PBX reset. DND is re-applied only when Teams leads: otherwise an
+    unexpected DND state is the user's doing and is recorded, not undone.
     """
-    # Telephony is left alone (call_active=True): a read cannot tell our ACTIVE from a real call.
+    call_active = True if applied_teams is None else applied_teams.call_active
     applied = applied_starface
-    plan = _plan_for(policy, applied.category, True, applied.sequence_number, applied.observed_at)
+    plan = _plan_for(policy, applied.category, call_active, applied.sequence_number, applied.observed_at)
     return _decide(policy, plan, reading, applied)
 
 
@@ -210,9 +216,14 @@ def _decide(
             if chat is not None and shown == chat:
                 chat_write = ""
             chat = None  # gone, or replaced by someone else's text: no longer ours either way
-        if plan.telephony_active is not None and plan.telephony_active != telephony:
+        shown_state = reading.telephony_state
+        if plan.telephony_active is not None and shown_state in _TELEPHONY_WE_WRITE:
+            shown_active = telephony if shown_state is None else shown_state.upper() == TELEPHONY_ACTIVE
+            if plan.telephony_active and not shown_active:
+                telephony_write = TELEPHONY_ACTIVE
+            elif not plan.telephony_active and telephony and shown_active:
+                telephony_write = TELEPHONY_AVAILABLE  # only ever undo our own ACTIVE
             telephony = plan.telephony_active
-            telephony_write = TELEPHONY_ACTIVE if telephony else TELEPHONY_AVAILABLE
     new = StarfaceApplied(
         dnd_ours=ours,
         dnd_manual=manual,

@@ -158,7 +158,10 @@ class World:
         self.advance(1)
 
     def starface_user_dnd(self, on: bool) -> None:
-        """The user presses DND in STARFACE; the event (if any) is handled at once, like a webhook."""
+        """The user presses DND in STARFACE; the event (if any) is handled at once, like a webhook.
+        DND is a toggle: asking for the state it is already in changes nothing."""
+        if self.starface.dnd == on:
+            return
         self.starface.dnd = self.starface.dnd_by_hand = on
         event = self._event(EventKind.DND, Origin.USER, dnd=on)
         if self.policy.has_bridge:
@@ -205,7 +208,9 @@ class World:
 
     def drift_repair(self) -> int:
         reading = self.starface.reading()
-        written = self._write_starface(repair_starface(self.policy, reading, self.applied_starface))
+        written = self._write_starface(
+            repair_starface(self.policy, reading, self.applied_starface, self.applied_teams)
+        )
         self._apply_session(
             repair_teams_session(self.policy, reading, self.applied_teams, self.applied_starface, self.now)
         )

@@ -325,7 +325,7 @@ def test_it_ends_a_call_whose_end_event_was_lost() -> None:
 def test_it_mirrors_manual_starface_dnd_to_teams_when_asked() -> None:
     off, on = world(), world(manual_dnd_to_teams=True)
     for w in (off, on):
-        w.teams_client("meeting")
+        w.teams_client("busy")
         w.sync()
         w.starface_user_dnd(True)
         w.sync()
@@ -334,7 +334,7 @@ def test_it_mirrors_manual_starface_dnd_to_teams_when_asked() -> None:
     assert on.starface.chat_text == ""  # Teams is hidden behind our session: its text is released
     on.starface_user_dnd(False)
     on.sync()
-    assert on.teams.app_session is None and on.starface.chat_text == "In a Teams meeting"
+    assert on.teams.app_session is None and on.starface.chat_text == "Busy (MS Teams)"
 
 
 def test_it_drops_an_older_observation() -> None:
