@@ -18,13 +18,12 @@ from simulators.microsoft.presence import (
     AppSession,
     parse_duration,
 )
-from simulators.microsoft.state import SimState, User
+from simulators.microsoft.state import SimInputError, SimState, User, parse_time
 
 READ_ROLES = ("Presence.Read.All", "Presence.ReadWrite.All")
 WRITE_ROLES = ("Presence.ReadWrite.All",)
 MAX_IDS = 650  # S1
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_CAMEL = {"Available": "available", "Busy": "busy"}
 
 
 def missing_role(req: Req, roles: tuple[str, ...]) -> Resp | None:
@@ -208,8 +207,6 @@ def set_status_message(state: SimState, req: Req, user_id: str) -> Resp:
     content = str(message.get("content", ""))
     expiry = None
     if isinstance(status.get("expiryDateTime"), dict):
-        from simulators.microsoft.state import SimInputError, parse_time
-
         try:
             expiry = parse_time(str(status["expiryDateTime"].get("dateTime", "")).rstrip("Z") + "Z")
         except SimInputError:
