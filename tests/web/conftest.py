@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,10 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from connectors.starface import sign
+from models import ChangeLog, LinkState, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox
+from models.db import make_engine, make_session_factory
 from models.secrets import set_secrets
-from scheduler.budget import RedisCoordination
-from tests.factories import make_tenant
+from scheduler.budget import LocalCoordination, RedisCoordination
+from tests.factories import make_tenant, make_user_links
 from web.app import create_app
 from web.settings import WebSettings
 from workers import queues
@@ -162,6 +165,17 @@ def runtime(
 
 
 @pytest.fixture
+def runtime_without_database(box: SecretBox) -> Iterator[Runtime]:
+    url = "postgresql+psycopg://postgres:db-password-never-shown@127.0.0.1:1/nowhere"
+    engine = make_engine(url)
+    installed = Runtime(settings=Settings(_env_file=None, database_url=url), engine=engine,
+                        sessions=make_session_factory(engine), box=box, coordination=LocalCoordination())
+    set_runtime(installed)
+    yield installed
+    set_runtime(None)
+
+
+@pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(WebSettings(admin_token=ADMIN_TOKEN))) as test_client:
         yield test_client
@@ -209,3 +223,42 @@ def post_event(
         "X-TeamsConnect-Signature": sign(secret, stamp, raw),
     }
     return client.post(f"/hooks/starface/{tenant_id}", content=raw, headers=headers)
+
+
+NOW = datetime.now(UTC)
+#: E-mail addresses the seed puts into link reasons, error messages and change causes; none may leave.
+SEEDED_EMAILS = ("ann@alpha.example", "bo@alpha.example", "admin@beta.example", "carl@beta.example")
+
+
+@pytest.fixture
+def seeded(tenants: Tenants, pg_sessions: sessionmaker[Session]) -> Tenants:
+    """Alpha: healthy, 3 linked + 3 problem users, 3 changes. Beta: failing and throttled, 1 change."""
+    with pg_sessions() as session, session.begin():
+        alpha = session.get_one(Tenant, tenants.alpha)
+        linked = make_user_links(session, alpha, 3)
+        session.add_all([
+            UserLink(tenant_id=alpha.id, starface_account_id=500, login_id="1500", email="ann@alpha.example",
+                     display_name="Ann", state=LinkState.DUPLICATE_EMAIL.value,
+                     reason="ann@alpha.example is the mail of two Entra users"),
+            UserLink(tenant_id=alpha.id, starface_account_id=501, login_id="1501", email="bo@alpha.example",
+                     display_name="Bo", state=LinkState.UNMATCHED.value,
+                     reason="no Entra user has the e-mail <bo@alpha.example>"),
+            UserLink(tenant_id=alpha.id, starface_account_id=502, login_id="1502", display_name="Cy",
+                     state=LinkState.NO_EMAIL.value, reason="the STARFACE user has no e-mail address"),
+            TenantHealth(tenant_id=alpha.id, last_success_at=NOW - timedelta(seconds=5), polls_ok=7,
+                         polls_failed=1, throttle_count=2, changes_applied=3),
+            TenantHealth(tenant_id=tenants.beta, last_success_at=NOW - timedelta(minutes=5),
+                         last_error_at=NOW - timedelta(seconds=30), last_error_code="AADSTS7000215",
+                         last_error_message="invalid client secret of the app of admin@beta.example",
+                         throttled_until=NOW + timedelta(minutes=5), polls_ok=1, polls_failed=4),
+        ])
+        causes = ["teams: Busy/InACall", "teams: Available/Available", "bridge event: RINGING"]
+        for n, cause in enumerate(causes):
+            session.add(ChangeLog(
+                tenant_id=alpha.id, user_link_id=linked[0].id, target="starface", before={"dnd": n % 2 == 1},
+                after={"dnd": n % 2 == 0}, cause=cause, observed_at=NOW + timedelta(seconds=n),
+                applied_at=NOW + timedelta(seconds=n, milliseconds=250),
+            ))
+        session.add(ChangeLog(tenant_id=tenants.beta, target="teams", before={}, after={"presence": "Busy"},
+                              cause="STARFACE call of carl@beta.example", observed_at=None, applied_at=NOW))
+    return tenants

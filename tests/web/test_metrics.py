@@ -1,0 +1,83 @@
+"""GET /metrics: per-tenant health from the database and webhook outcomes, in Prometheus text format."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.web.conftest import NOW, SECRET_A, SEEDED_EMAILS, Broker, Tenants, event_body, post_event
+from tests.web.test_admin import SECRETS
+from web.app import create_app
+from web.settings import WebSettings
+from workers.runtime import Runtime
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def tenant_labels(tenant_id: int, name: str, **extra: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"tenant_id": str(tenant_id), "tenant": name, **extra}.items()))
+
+
+def test_it_exports_each_tenants_health_counters(client: TestClient, seeded: Tenants) -> None:
+    samples = scrape(client)
+    alpha, beta = tenant_labels(seeded.alpha, "alpha"), tenant_labels(seeded.beta, "beta")
+    polls = "teamsconnect_tenant_polls_total"
+
+    assert samples[("teamsconnect_metrics_database_up", ())] == 1
+    assert samples[(polls, tenant_labels(seeded.alpha, "alpha", result="ok"))] == 7
+    assert samples[(polls, tenant_labels(seeded.alpha, "alpha", result="failed"))] == 1
+    assert samples[(polls, tenant_labels(seeded.beta, "beta", result="failed"))] == 4
+    assert samples[("teamsconnect_tenant_throttles_total", alpha)] == 2
+    assert samples[("teamsconnect_tenant_changes_applied_total", alpha)] == 3
+    assert samples[("teamsconnect_tenant_last_success_timestamp_seconds", alpha)] == pytest.approx(
+        NOW.timestamp() - 5, abs=0.01
+    )
+    assert samples[("teamsconnect_tenant_throttled", alpha)] == 0
+    assert samples[("teamsconnect_tenant_throttled", beta)] == 1
+    never_polled = tenant_labels(seeded.rest_only, "gamma")
+    assert ("teamsconnect_tenant_last_success_timestamp_seconds", never_polled) not in samples
+    assert samples[(polls, tenant_labels(seeded.rest_only, "gamma", result="ok"))] == 0
+
+
+def test_it_counts_webhook_requests_by_outcome(client: TestClient, tenants: Tenants, broker: Broker) -> None:
+    body = event_body()
+    post_event(client, tenants.alpha, SECRET_A, body)
+    post_event(client, tenants.alpha, SECRET_A, body)
+    post_event(client, tenants.alpha, "wrong", event_body())
+    post_event(client, tenants.beta + 100, SECRET_A, event_body())
+    post_event(client, tenants.beta + 101, SECRET_A, event_body())
+
+    samples = scrape(client)
+    counts = {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in samples.items() if name == "teamsconnect_webhook_requests_total"
+    }
+    assert counts == {"accepted": 1, "duplicate": 1, "rejected": 1, "malformed": 0, "unknown_tenant": 2,
+                      "ignored": 0, "unavailable": 0}
+
+
+def test_it_exports_no_secret_and_no_e_mail(client: TestClient, seeded: Tenants, broker: Broker) -> None:
+    post_event(client, seeded.alpha, SECRET_A, event_body())
+    text = client.get("/metrics").text
+
+    assert "teamsconnect_tenant_polls_total" in text
+    for private in (*SECRETS, *SEEDED_EMAILS, "@"):
+        assert private not in text, private
+
+
+def test_it_still_answers_when_the_database_is_down(runtime_without_database: Runtime) -> None:
+    with TestClient(create_app(WebSettings())) as client:
+        samples = scrape(client)
+
+    assert samples[("teamsconnect_metrics_database_up", ())] == 0
+    assert samples[("teamsconnect_webhook_requests_total", (("outcome", "accepted"),))] == 0
