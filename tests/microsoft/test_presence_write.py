@@ -102,3 +102,42 @@ def test_it_rejects_what_graph_rejects(
             )
         ]
     assert statuses == [400, 400, 400, 400, 200]
+
+
+def test_it_serves_the_user_level_presence_routes(
+    sim: MicrosoftSimulator, graph: GraphClient, control: MicrosoftSimControl, tenant: dict[str, Any]
+) -> None:
+    user = tenant["users"][0]["id"]
+    control.teams(user, "sign_in")
+    graph.check_access()
+    base = f"{sim.base_url}/v1.0/users/{user}/presence"
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=sim.ca_path),
+        headers={"Authorization": f"Bearer {graph._tokens.token()}"},
+    ) as http:
+        assert (
+            http.post(
+                f"{base}/setUserPreferredPresence",
+                json={"availability": "DoNotDisturb", "activity": "DoNotDisturb"},
+            ).status_code
+            == 200
+        )
+        assert (
+            http.post(
+                f"{base}/setStatusMessage",
+                json={"statusMessage": {"message": {"content": "In the lab", "contentType": "text"}}},
+            ).status_code
+            == 200
+        )
+        preferred = graph.get_presence(user)
+        assert http.post(f"{base}/clearUserPreferredPresence", json={}).status_code == 200
+        control.advance_clock(7200)
+        expired = http.get(base)
+    assert (preferred.availability, preferred.activity, preferred.status_message) == (
+        "DoNotDisturb",
+        "DoNotDisturb",
+        "In the lab",
+    )
+    assert graph.get_presence(user).availability == "Available"
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+    assert expired.headers["WWW-Authenticate"].startswith('Bearer realm=""')
