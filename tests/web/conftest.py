@@ -51,7 +51,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -87,14 +87,14 @@ class BrokerServer:
             [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        _wait_until(self._ping, what=f"the broker on port {self.port}")
+        wait_until(self._ping, what=f"the broker on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()  # a crash, and instant (a graceful shutdown takes seconds)
             self.process.wait(timeout=5)
             self.process = None
-        _wait_until(lambda: not self._ping(), what="the broker to stop")
+        wait_until(lambda: not self._ping(), what="the broker to stop")
 
 
 @pytest.fixture(scope="session")
