@@ -573,8 +573,10 @@ def set_rule(
         rule = RuleOverride.model_validate({"dnd": dnd, "chat_text": chat_text})
     except ValidationError as exc:
         raise TenantConfigError(_problems(exc, f"rules.{cat.value}")) from None
-    _rule_rows(tenant, {})  # every category has a row, even for a tenant made before a category existed
-    row = next(r for r in tenant.rules if r.category == cat.value)
+    row = next((r for r in tenant.rules if r.category == cat.value), None)
+    if row is None:  # a tenant stored before this category existed
+        row = StatusRule(category=cat.value)
+        tenant.rules.append(row)
     row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
     session.flush()
     return row
