@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy.orm import Session, sessionmaker
 
+from models import Tenant
 from scheduler.budget import RedisCoordination
 from tests.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
 from tests.web.conftest import SECRET_A, SECRET_B, Broker, Tenants, event_body, post_event
 from workers import queues
+from workers.runtime import Runtime
 
 ALL_SECRETS = (SECRET_A, SECRET_B, BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD)
 
@@ -169,3 +176,36 @@ def test_it_answers_503_while_the_broker_is_down(
 
     assert down.status_code == 503
     assert json.dumps(down.json()).find("redis://") == -1
+
+
+def test_it_ignores_events_of_a_disabled_tenant_after_verifying_them(
+    client: TestClient, tenants: Tenants, broker: Broker, pg_sessions: sessionmaker[Session]
+) -> None:
+    with pg_sessions() as session, session.begin():
+        session.get_one(Tenant, tenants.alpha).enabled = False
+    body = event_body()
+    forged = post_event(client, tenants.alpha, "forged", body)
+    signed = post_event(client, tenants.alpha, SECRET_A, body)
+
+    assert forged.status_code == 401
+    assert signed.status_code == 202
+    assert signed.json() == {"ignored": body["eventId"], "reason": "tenant is disabled"}
+    assert broker.raw_messages() == []
+
+
+def test_it_answers_503_while_the_event_id_store_is_down(
+    client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime
+) -> None:
+    closed_port = redis.Redis(port=_closed_port(), retry=Retry(NoBackoff(), 0), socket_connect_timeout=0.5)
+    runtime.coordination = RedisCoordination(closed_port)
+    response = post_event(client, tenants.alpha, SECRET_A, event_body())
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "the event-id store is unavailable; retry later"}
+    assert broker.raw_messages() == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
