@@ -1,0 +1,94 @@
+"""Throttling, dead workers and the cost of a poll: the tenant is blocked for Retry-After, no change is
+lost when a worker dies mid-batch, and a batch costs one Graph request and a constant number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from simulators.paired import paired_seeds
+from tests.pipeline.stack import Stack, StackFactory, wait_until
+from tests.query_counter import count_queries
+from workers.poll import run_poll
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(6), web=False, fractional_retry_after=True)
+
+
+def _presence_polls(stack: Stack) -> list[dict]:
+    return [e for e in stack.ms.requests("getPresencesByUserId")["entries"] if not e["batch"]]
+
+
+def test_it_blocks_the_tenant_until_a_fractional_retry_after_has_passed(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=1.0)
+    stack.start_worker("w1")
+    stack.until(lambda: _presence_polls(stack), what="a first poll")
+    stack.ms.add_fault("getPresencesByUserId", 429, retry_after=2.5)
+    throttled = stack.until(lambda: [e for e in _presence_polls(stack) if e["status"] == 429],
+                            what="the injected 429")[0]
+    after = stack.until(
+        lambda: [e for e in _presence_polls(stack) if e["seq"] > throttled["seq"]], timeout=20,
+        what="a poll after the block",
+    )
+    assert after[0]["time"] - throttled["time"] >= 2.5  # nothing was sent to Graph before Retry-After
+    assert after[0]["status"] == 200
+
+
+def test_it_loses_no_change_when_a_worker_dies_in_the_middle_of_a_batch(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.teams(4, "sign_in")
+    stack.teams(4, "call_start")
+    stack.ms.add_fault("getPresencesByUserId", None, delay_s=3.0)  # the poll hangs inside Graph ...
+    doomed = stack.start_worker("doomed", concurrency=1)
+    stack.until(lambda: _presence_polls(stack), what="the slow poll to reach Graph")
+    stack.kill_worker(doomed)  # ... and its worker is killed there, the batch unfinished
+    assert not stack.user(4)["dnd"]
+    stack.start_worker("survivor")
+    stack.until(lambda: stack.user(4)["dnd"], timeout=30, what="the next cycle to converge")
+    assert len(stack.changes("starface")) == 1
+
+
+@pytest.fixture
+def big_stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(650), web=False)
+
+
+def test_it_polls_a_batch_with_one_graph_request_and_constant_queries(big_stack: Stack) -> None:
+    stack = big_stack
+    tenant_id = stack.add_tenant()
+    from sqlalchemy import select
+
+    from models import UserLink
+    from models.db import transaction
+
+    with transaction(stack.runtime.sessions) as session:
+        links = session.execute(select(UserLink.id, UserLink.entra_object_id)
+                                .where(UserLink.state == "linked").order_by(UserLink.id)).all()
+    assert len(links) == 650
+    queries: dict[int, int] = {}
+    for size in (10, 650):
+        batch = [(link_id, entra_id) for link_id, entra_id in links[:size]]
+        run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)  # warm: token, clients
+        before = stack.ms.count("getPresencesByUserId")
+        with count_queries(stack.runtime.engine) as counted:
+            summary = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)
+        assert summary["presences"] == size
+        assert stack.ms.count("getPresencesByUserId") - before == 1
+        queries[size] = counted.count
+    assert queries[10] == queries[650]
+    assert queries[650] <= 6
+
+
+def test_it_polls_1500_users_with_three_graph_requests_per_cycle(stacks: StackFactory) -> None:
+    for stack in stacks.build(paired_seeds(1500), web=False):
+        stack.add_tenant(poll_interval_s=3600.0)
+        stack.start_worker("w1", concurrency=2)
+        before = stack.ms.count("getPresencesByUserId")
+        stack.make_due()
+        stack.tick()
+        wait_until(lambda: stack.ms.count("getPresencesByUserId") - before >= 3, what="three batches")
+        stack.tick()  # not due again for an hour: no more requests
+        assert stack.ms.count("getPresencesByUserId") - before == 3
