@@ -3,7 +3,7 @@
 Teams: the user's own client state, a manual (preferred) state, out of office, and our app session;
 aggregated as graph-api.md section 2 says (preferred > sessions; DoNotDisturb > Busy > Available > Away;
 on a tie our session shows, the harder case for echo suppression). `sequenceNumber` is a zero-padded
-counter bumped whenever the aggregate changes (graph-api.md section 9).
+counter bumped whenever the presence state changes (graph-api.md section 9).
 
 STARFACE: DND with the truth of who switched it on (`dnd_by_hand`), the chat text, the telephony status
 shown, and the bridge events each change emits (`origin` user or integration, starface-bridge.md).
@@ -73,7 +73,7 @@ class TeamsModel:
     app_expires_at: datetime | None = None
     sequence: int = 1
     echo_sequences: set[str] = field(default_factory=set)  # stamps of reads that showed our session
-    _last: tuple[str, str, bool] | None = None
+    _last: tuple[object, ...] | None = None
 
     def aggregate(self, now: datetime) -> tuple[str, str]:
         if self.app_expires_at is not None and now >= self.app_expires_at:
@@ -88,7 +88,8 @@ class TeamsModel:
 
     def observe(self, now: datetime) -> TeamsObservation:
         availability, activity = self.aggregate(now)
-        current = (availability, activity, self.out_of_office)
+        # Bumped on every change of the user's presence state, sessions included (graph-api.md section 9).
+        current = (availability, activity, self.out_of_office, self.client, self.preferred, self.app_session)
         if current != self._last:
             self.sequence += 1
             self._last = current

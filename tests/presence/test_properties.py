@@ -129,7 +129,7 @@ def assert_nothing_of_ours_remains(world: World) -> None:
     assert not world.violations, world.violations
 
 
-@settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policy=policies, steps=st.lists(actions, max_size=40))
 def test_it_keeps_its_invariants_over_random_interleavings(policy: TenantPolicy, steps) -> None:
     world = World(policy)
@@ -144,7 +144,7 @@ def test_it_keeps_its_invariants_over_random_interleavings(policy: TenantPolicy,
     assert len(world.writes) == written_before
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     policy=policies,
     states=st.lists(
@@ -176,7 +176,7 @@ def test_it_ends_where_the_newest_observation_says_whatever_the_delivery_order(p
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     policy=policies,
     steps=st.lists(actions, max_size=30),
