@@ -50,6 +50,7 @@ class Coordination(Protocol):
     def blocked_for(self, tenant_id: int) -> float: ...
     def take(self, tenant_id: int, cost: int = 1) -> float: ...
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
+    def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
 
 
 _TAKE_SCRIPT = """
@@ -108,6 +109,10 @@ class RedisCoordination:
         key = self._key(tenant_id, f"event:{event_id}")
         return bool(self._redis.set(key, "1", nx=True, ex=EVENT_ID_TTL_S))
 
+    def discard_event_id(self, tenant_id: int, event_id: str) -> None:
+        """Forgets an event id whose processing could not be queued, so the bridge's retry is accepted."""
+        self._redis.delete(self._key(tenant_id, f"event:{event_id}"))
+
 
 class LocalCoordination:
     """The same contract in one process (embedded mode, demo); not shared between processes."""
@@ -149,6 +154,10 @@ class LocalCoordination:
                 return False
             self._event_ids[(tenant_id, event_id)] = now
             return True
+
+    def discard_event_id(self, tenant_id: int, event_id: str) -> None:
+        with self._lock:
+            self._event_ids.pop((tenant_id, event_id), None)
 
 
 class TenantEventIds:

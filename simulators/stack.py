@@ -32,7 +32,7 @@ from simulators.paired import (
     PairedSeeds,
 )
 from simulators.starface import StarfaceSimControl, StarfaceSimulator
-from workers.app import celery_app
+from workers.app import celery_app, configure_broker
 from workers.directory import sync_directory
 from workers.enqueue import enqueue_poll
 from workers.runtime import Runtime, build_runtime, set_runtime
@@ -56,18 +56,6 @@ def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: floa
         if between is not None:
             between()
         time.sleep(interval)
-
-
-def point_celery_at(broker_url: str) -> None:
-    """Makes this process's Celery app send to ``broker_url`` (dropping pooled connections)."""
-    if celery_app.conf.broker_url == broker_url and celery_app._pool is not None:  # noqa: SLF001
-        return
-    celery_app.conf.broker_url = broker_url
-    # Celery caches the connection pool and the producer pool of the old broker.
-    if celery_app._pool is not None:  # noqa: SLF001
-        celery_app._pool.force_close_all()  # noqa: SLF001
-        celery_app._pool = None  # noqa: SLF001
-    celery_app.amqp._producer_pool = None  # noqa: SLF001
 
 
 @dataclass
@@ -233,7 +221,7 @@ class StackFactory:
             settings = load_settings({k: v for k, v in env.items() if k.startswith("TEAMSCONNECT_")})
             runtime = build_runtime(settings)
             set_runtime(runtime)
-            point_celery_at(BROKER_URL)
+            configure_broker(BROKER_URL)
             stop_web: Callable[[], None] | None = None
             web_url = ""
             if web:

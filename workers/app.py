@@ -14,6 +14,7 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import worker_process_init
 from kombu import Queue
+from kombu import pools as kombu_pools
 
 from config import get_settings
 from workers import queues
@@ -86,6 +87,17 @@ def create_app() -> Celery:
 
 
 celery_app = create_app()
+
+
+def configure_broker(broker_url: str) -> None:
+    """Points this process's Celery app at another broker (tests, the demo), dropping pooled connections."""
+    if celery_app.conf.broker_url == broker_url:
+        return
+    celery_app.conf.broker_url = broker_url
+    # Celery caches kombu's (process-global) connection and producer pools of the previous broker.
+    kombu_pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @worker_process_init.connect

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.crypto import generate_key
-from tests.pipeline.stack import StackFactory
+from simulators.stack import StackFactory
 
 
 @pytest.fixture(scope="session")

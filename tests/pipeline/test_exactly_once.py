@@ -9,7 +9,7 @@ import pytest
 
 from models.base import utcnow
 from simulators.paired import paired_seeds
-from tests.pipeline.stack import Stack, StackFactory, wait_until
+from simulators.stack import Stack, StackFactory, wait_until
 from workers.enqueue import enqueue_poll
 
 USERS = 8

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from simulators.paired import paired_seeds
-from tests.pipeline.stack import Stack, StackFactory, wait_until
+from simulators.stack import Stack, StackFactory, wait_until
 from tests.query_counter import count_queries
 from workers.poll import run_poll
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from simulators.paired import paired_seeds
-from tests.pipeline.stack import Stack, StackFactory
+from simulators.stack import Stack, StackFactory
 
 
 @pytest.fixture

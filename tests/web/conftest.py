@@ -36,7 +36,7 @@ from tests.factories import make_tenant, make_user_links
 from web.app import create_app
 from web.settings import WebSettings
 from workers import queues
-from workers.app import celery_app
+from workers.app import celery_app, configure_broker
 from workers.runtime import Runtime, set_runtime
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -106,12 +106,6 @@ def broker_server() -> Iterator[BrokerServer]:
         server.stop()
 
 
-def _reset_producer_pools() -> None:
-    # Celery caches the broker connection pool on first use; drop it so the new broker_url takes effect.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @dataclass
 class Broker:
     """Reads what the web app published to the events queue, straight from the broker's Redis list."""
@@ -141,14 +135,12 @@ def broker(broker_server: BrokerServer) -> Iterator[Broker]:
     if broker_server.process is None:
         broker_server.start()
     previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = broker_server.url
-    _reset_producer_pools()
+    configure_broker(broker_server.url)
     helper = Broker(broker_server)
     helper.client.flushdb()
     yield helper
     helper.client.close()
-    celery_app.conf.broker_url = previous
-    _reset_producer_pools()
+    configure_broker(previous)
 
 
 @pytest.fixture

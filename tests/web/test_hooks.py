@@ -143,11 +143,6 @@ def test_it_refuses_an_oversized_body_without_reading_it(client: TestClient, ten
     assert response.status_code == 413
 
 
-@pytest.mark.xfail(
-    not hasattr(RedisCoordination, "discard_event_id"),
-    reason="scheduler.budget coordination cannot forget an event id yet (discard_event_id)",
-    strict=True,
-)
 def test_it_answers_503_while_the_broker_is_down_and_accepts_the_retry(
     client: TestClient, tenants: Tenants, broker: Broker
 ) -> None:
