@@ -28,8 +28,10 @@ equal to the session we hold, or held until `ECHO_WINDOW` ago, is our own echo a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from presence.categories import CALL_CATEGORIES, Category, categorize
 from presence.policy import DndAction, TenantPolicy
@@ -54,6 +56,29 @@ class StarfacePlan:
     telephony_active: bool | None  # None: leave telephony alone (a STARFACE call owns it now)
     sequence_number: str | None
     observed_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Task-argument form (observed values only, no secrets)."""
+        return {
+            "category": None if self.category is None else self.category.value,
+            "dnd": self.dnd.value,
+            "chat_text": self.chat_text,
+            "telephony_active": self.telephony_active,
+            "sequence_number": self.sequence_number,
+            "observed_at": None if self.observed_at is None else self.observed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StarfacePlan:
+        category, observed = data.get("category"), data.get("observed_at")
+        return cls(
+            category=None if category is None else Category(category),
+            dnd=DndAction(data["dnd"]),
+            chat_text=data.get("chat_text"),
+            telephony_active=data.get("telephony_active"),
+            sequence_number=data.get("sequence_number"),
+            observed_at=None if observed is None else datetime.fromisoformat(observed),
+        )
 
 
 @dataclass(frozen=True, slots=True)

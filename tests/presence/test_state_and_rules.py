@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from presence import (
     DndAction,
     PolicyError,
     StarfaceApplied,
+    StarfacePlan,
     StateError,
     TeamsApplied,
     TeamsPresenceMode,
@@ -107,6 +109,20 @@ def test_it_round_trips_the_starface_applied_state(applied: StarfaceApplied) -> 
 )
 def test_it_round_trips_the_teams_applied_state(applied: TeamsApplied) -> None:
     assert TeamsApplied.from_json(applied.to_json()) == applied
+
+
+@settings(max_examples=100)
+@given(
+    st.builds(
+        StarfacePlan,
+        category=st.one_of(st.none(), st.sampled_from(Category)), dnd=st.sampled_from(DndAction),
+        chat_text=st.one_of(st.none(), st.text(max_size=40)),
+        telephony_active=st.one_of(st.none(), st.booleans()), sequence_number=stamps,
+        observed_at=st.one_of(st.none(), times),
+    )
+)
+def test_it_round_trips_a_plan_as_task_arguments(plan: StarfacePlan) -> None:
+    assert StarfacePlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
 
 
 def test_it_round_trips_a_policy_and_fills_defaults() -> None:
