@@ -125,6 +125,18 @@ healthcheck_app = typer.Typer(help="Container health checks: exit code 0 = healt
                               no_args_is_help=True)
 
 
+def _probe_app(settings: Settings):  # type: ignore[no-untyped-def]
+    """A Celery app on the current settings' broker, for probing only (the module-level app of this
+    process may have been built from other settings, e.g. in tests)."""
+    from celery import Celery
+
+    from workers.app import build_config
+
+    app = Celery("teamsconnect-healthcheck")
+    app.conf.update(build_config(settings.broker_url, settings.redis_url))
+    return app
+
+
 def _verdict(healthy: bool, message: str) -> None:
     typer.echo(("healthy: " if healthy else "unhealthy: ") + message)
     if not healthy:
@@ -134,25 +146,24 @@ def _verdict(healthy: bool, message: str) -> None:
 @healthcheck_app.command("worker")
 def check_worker(timeout: float = typer.Option(5.0, help="Seconds to wait for the answer.")) -> None:
     """This host's worker (celery@HOSTNAME) answers a ping over the broker."""
-    _settings("worker")
-    from workers.app import celery_app
-
+    app = _probe_app(_settings("worker"))
     node = f"celery@{socket.gethostname()}"
-    replies = celery_app.control.ping(destination=[node], timeout=timeout) or []
+    try:
+        replies = app.control.ping(destination=[node], timeout=timeout) or []
+    finally:
+        app.close()
     _verdict(any(node in reply for reply in replies), f"{node} {'answered' if replies else 'did not answer'}")
 
 
 @healthcheck_app.command("beat")
 def check_beat() -> None:
     """The beat's tick entry ran within the last 30 s (read from celery-redbeat's schedule in Redis)."""
-    _settings("beat")
-    from redbeat.schedulers import RedBeatSchedulerEntry
+    from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf
 
-    from workers.app import celery_app
-
+    app = _probe_app(_settings("beat"))
     try:
-        entry = RedBeatSchedulerEntry.from_key(RedBeatSchedulerEntry.generate_key(celery_app, "tick"),
-                                               app=celery_app)
+        ensure_conf(app)
+        entry = RedBeatSchedulerEntry.from_key(RedBeatSchedulerEntry.generate_key(app, "tick"), app=app)
     except KeyError:
         _verdict(False, "no beat has registered the tick entry yet")
         return
