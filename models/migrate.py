@@ -7,12 +7,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+import migrations
+
+#: The migrations package: installed with the distribution, so `db upgrade` works outside a checkout too.
+SCRIPT_LOCATION = Path(migrations.__file__).resolve().parent
 
 
 def alembic_config(database_url: str) -> Config:
-    """An Alembic config bound to ``database_url`` (the URL never goes through alembic.ini)."""
-    config = Config(str(ALEMBIC_INI))
+    """An Alembic config bound to ``database_url``; alembic.ini is only for the `alembic` command."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logging"] = False
     return config

@@ -71,6 +71,7 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         config["broker_transport_options"] = {"visibility_timeout": 300}
         config["beat_scheduler"] = "redbeat.RedBeatScheduler"
         config["redbeat_redis_url"] = redis_url or broker_url
+        config["redbeat_redis_options"] = {"health_check_interval": 30}
         config["redbeat_key_prefix"] = "teamsconnect:redbeat"
         config["redbeat_lock_timeout"] = 30
     return config

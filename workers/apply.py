@@ -29,11 +29,10 @@ from models import AppliedState, Target, UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.store import claim, complete_claim, ensure_row, record_change, release_claim
-from presence import StarfaceApplied, StarfaceReading, StarfaceWrites, finalize_starface
+from presence import StarfaceApplied, StarfacePlan, StarfaceReading, StarfaceWrites, finalize_starface
 from presence.policy import DndAction
 from workers import health, queues
 from workers.app import TASK_TIME_LIMIT_S, celery_app
-from workers.planjson import plan_from_json
 from workers.poll import load_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
 
@@ -78,6 +77,11 @@ def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClien
             bridge.set_telephony_status(account, writes.telephony_state)
 
 
+def _cause(plan: StarfacePlan) -> str:
+    """The audit trail's cause: the Teams category, or a release of what a mirrored DND hid."""
+    return f"teams:{plan.category.value}" if plan.category is not None else "teams:released"
+
+
 class RetryableStarfaceError(Exception):
     """Raised to let Celery retry an update after a transient STARFACE error (claim released).
 
@@ -92,7 +96,7 @@ class RetryableStarfaceError(Exception):
 def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: dict[str, Any],
               expected_version: int | None) -> dict[str, Any]:
     """Applies one plan for one user (see the module docstring); returns a summary."""
-    plan = plan_from_json(plan_json)
+    plan = StarfacePlan.from_json(plan_json)
     claim_id = uuid.uuid4().hex
     now = utcnow()
     with transaction(runtime.sessions) as session:
@@ -152,7 +156,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
         if writes.has_writes:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
                           target=Target.STARFACE.value, before={"dnd": reading.dnd}, after=_written(writes),
-                          cause=f"teams:{plan.category.value}", observed_at=plan.observed_at,
+                          cause=_cause(plan), observed_at=plan.observed_at,
                           applied_at=applied_at)
             health.record_changes(session, tenant_id)
     if not recorded:

@@ -108,11 +108,12 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
 
 
 def _repair_starface_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState,
-                          reading: StarfaceReading) -> bool:
+                          reading: StarfaceReading, teams_row: AppliedState | None) -> bool:
     """Re-applies what the applied state still asks for; True if something was written."""
     policy = policy_for(tenant)
     applied = StarfaceApplied.from_json(row.fields)
-    writes = repair_starface(policy, reading, applied)
+    applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
+    writes = repair_starface(policy, reading, applied, applied_teams)
     if not writes.has_writes and writes.applied == applied:
         return False
     claim_id = uuid.uuid4().hex
@@ -161,7 +162,8 @@ def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
             continue
         starface_row = rows.get(Target.STARFACE.value)
         if starface_row is not None and not starface_row.claim_id \
-                and _repair_starface_user(runtime, tenant, link, starface_row, reading):
+                and _repair_starface_user(runtime, tenant, link, starface_row, reading,
+                                          rows.get(Target.TEAMS.value)):
             counts["repaired"] += 1
         if Target.TEAMS.value in rows and policy.teams_session_enabled:
             now = utcnow()

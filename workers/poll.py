@@ -25,7 +25,6 @@ from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starf
 from workers import health, queues
 from workers.app import celery_app
 from workers.enqueue import enqueue_apply
-from workers.planjson import plan_to_json
 from workers.runtime import Runtime, get_runtime, policy_for
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,7 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
                                            presence.sequence_number, observed_at)
             plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at)
             if plan is not None:
-                updates.append((link_id, plan_to_json(plan), starface_row.version if starface_row else None))
+                updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
         health.record_success(session, tenant_id, observed_at)
     for link_id, plan_json, version in updates:
         enqueue(tenant_id, link_id, plan_json, version)
