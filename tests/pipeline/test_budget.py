@@ -1,0 +1,63 @@
+"""The per-tenant Graph budget and throttle blocks in real Redis, shared by any number of workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+from scheduler.budget import BudgetShape, RedisCoordination
+from scheduler.tick import effective_interval_s
+
+
+def test_it_keeps_many_workers_together_within_the_tenants_budget(redis_client: redis.Redis) -> None:
+    shape = BudgetShape.for_limit(limit=100, window_s=30.0)  # capacity 20, refill 2.67/s
+    workers = [RedisCoordination(redis_client, shape) for _ in range(8)]
+    granted: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(workers))
+
+    def hammer(coordination: RedisCoordination) -> None:
+        start.wait()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            if coordination.take(tenant_id=1) == 0.0:
+                with lock:
+                    granted.append(time.monotonic())
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Capacity plus what refilled in 1.5 s, never more, however many workers asked.
+    assert 20 <= len(granted) <= 20 + 1.6 * shape.refill_per_s + 1
+    assert workers[0].take(tenant_id=2) == 0.0  # another tenant has its own budget
+
+
+def test_it_blocks_a_throttled_tenant_for_a_fractional_retry_after(redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client)
+    coordination.block(7, 0.35)
+    remaining = coordination.blocked_for(7)
+    assert 0.2 < remaining <= 0.35
+    assert coordination.blocked_for(8) == 0.0  # other tenants are not blocked
+    deadline = time.monotonic() + 2
+    while coordination.blocked_for(7) > 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert coordination.blocked_for(7) == 0.0
+
+
+def test_it_forgets_a_webhook_event_id_only_when_told(redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client)
+    assert coordination.add_event_id_if_new(1, "e-1")
+    assert not coordination.add_event_id_if_new(1, "e-1")
+    assert coordination.add_event_id_if_new(2, "e-1")  # ids never cross tenants
+    coordination.discard_event_id(1, "e-1")
+    assert coordination.add_event_id_if_new(1, "e-1")
+
+
+def test_it_stretches_the_cadence_only_as_far_as_the_budget_requires() -> None:
+    shape = BudgetShape.for_limit()  # 40 requests/s steady
+    assert effective_interval_s(2.0, 10_000, shape) == 2.0  # 16 requests per cycle fit easily
+    assert effective_interval_s(2.0, 100_000, shape) == 154 / 40  # 154 batches need 3.85 s

@@ -1,0 +1,113 @@
+"""Maintenance against both simulators: directory sync reports, drift repair, keep-alive, health, expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import Tenant, TenantHealth, UserLink
+from models.db import transaction
+from models.secrets import set_secrets
+from simulators.paired import paired_seeds
+from simulators.stack import Stack, StackFactory
+from workers.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
+from workers.poll import run_poll
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(4))
+
+
+def _links(stack: Stack) -> dict[str, UserLink]:
+    with transaction(stack.runtime.sessions) as session:
+        return {link.login_id: link for link in session.scalars(select(UserLink))}
+
+
+def _health(stack: Stack) -> TenantHealth:
+    with transaction(stack.runtime.sessions) as session:
+        health = session.get(TenantHealth, stack.tenant_id)
+        assert health is not None
+        return health
+
+
+@pytest.fixture
+def directory_stack(stacks: StackFactory) -> Iterator[Stack]:
+    seeds = paired_seeds(4)
+    twins = [{"id": f"99999999-0000-0000-0000-00000000000{n}", "mail": "twin@contoso.example",
+              "userPrincipalName": f"twin.{n}@contoso.example", "displayName": f"Twin {n}"} for n in (1, 2)]
+    seeds.tenant["users"].extend(twins)
+    seeds.starface["users"][3]["email"] = "Twin@Contoso.example"  # user 2 (login 1102)
+    yield from stacks.build(seeds, web=False)
+
+
+def test_it_links_users_by_email_and_reports_the_rest_with_reasons(directory_stack: Stack) -> None:
+    stack = directory_stack
+    stack.add_tenant(login_ids=["1103", "1999"])  # all users except 1103 (1999 does not exist)
+    links = _links(stack)
+    assert [links[stack.seeds.login(i)].state for i in range(2)] == ["linked"] * 2
+    assert links[stack.seeds.login(0)].entra_object_id == stack.seeds.entra_id(0)
+    assert links["1102"].state == "duplicate_email"
+    assert links["1102"].reason == "twin@contoso.example matches several Microsoft 365 users (Twin 1, Twin 2)"
+    assert links["1102"].entra_object_id is None
+    assert links["1103"].state == "excluded"
+    assert (links["0001"].state, links["0001"].reason) == (
+        "unmatched", "no Microsoft 365 user has pbx-admin@example.test as mail, UPN or proxy address")
+
+
+def test_it_reapplies_a_chat_text_the_starface_app_overwrote(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.start_worker("w1")
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
+    assert run_drift_repair(stack.runtime, stack.tenant_id)["repaired"] == 1
+    assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+    assert stack.changes("starface")[-1].cause == "drift-repair"
+    assert run_drift_repair(stack.runtime, stack.tenant_id)["repaired"] == 0  # nothing left to repair
+
+
+def test_it_refreshes_a_held_teams_session_before_it_lapses(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=3600.0)
+    stack.start_worker("w1")
+    stack.teams(2, "sign_in")
+    stack.pbx.ring(stack.seeds.login(2))
+    stack.pbx.answer(stack.seeds.login(2))
+    stack.until(lambda: stack.presence(2)["availability"] == "Busy", what="Teams busy")
+    sets = stack.ms.count("setPresence")
+    assert run_keep_alive(stack.runtime, stack.tenant_id)["refreshed"] == 0  # just set: not due yet
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert run_keep_alive(stack.runtime, stack.tenant_id, now=later)["refreshed"] == 1
+    assert stack.ms.count("setPresence") == sets + 1
+
+
+def test_it_records_a_bad_client_secret_in_tenant_health_with_its_fix(stack: Stack) -> None:
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        set_secrets(tenant, stack.runtime.box, ms_client_secret="a-wrong-secret")
+    link = _links(stack)[stack.seeds.login(0)]
+    summary = run_poll(stack.runtime, stack.tenant_id, [(link.id, link.entra_object_id or "")],
+                       enqueue=lambda *args: None)
+    assert summary == {"failed": "auth"}
+    health = _health(stack)
+    assert health.last_error_code == "AADSTS7000215"
+    assert health.last_error_message and "Fix:" in health.last_error_message
+    assert "a-wrong-secret" not in health.last_error_message
+    assert health.polls_failed == 1
+
+
+def test_it_warns_thirty_days_before_the_client_secret_expires(stack: Stack) -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    stack.add_tenant(sync=False, ms_secret_expires_at=now + timedelta(days=20))
+    assert run_secret_expiry(stack.runtime, now=now) == {"warned": 1}
+    warning = _health(stack).secret_expiry_warning
+    assert warning is not None and "in 20 days" in warning and "teamsconnect tenant set contoso" in warning
+    assert run_secret_expiry(stack.runtime, now=now - timedelta(days=30)) == {"warned": 0}
+    assert _health(stack).secret_expiry_warning is None
