@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import processes, sim_microsoft, sim_starface
+from cli import demo, processes, sim_microsoft, sim_starface
 from cli.db import db_app
 from cli.keys import keys_app
 from cli.tenant import tenant_app
@@ -22,3 +22,4 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(processes.healthcheck_app, name="healthcheck")
 for _name in ("worker", "beat", "web", "flower"):
     app.command(_name)(getattr(processes, _name))
+app.command("demo")(demo.demo)
