@@ -113,10 +113,13 @@ class DemoStack:
         self._use_memory_broker()
         web_url, stop_web = serve_web()
         exit_.callback(stop_web)
-        exit_.enter_context(start_worker(
+        worker = exit_.enter_context(start_worker(
             celery_app, pool="threads", concurrency=WORKER_THREADS, perform_ping_check=False,
             queues=list(queues.ALL_QUEUES), loglevel="ERROR", shutdown_timeout=30,
         ))
+        # A warm stop first: the embedded worker's own exit is a cold one, which leaves the thread pool
+        # (a ThreadPoolExecutor) running.
+        exit_.callback(worker.stop)
         stack = Stack(self.seeds, microsoft, starface, {}, runtime, web_url=web_url)
         exit_.callback(stack.stop)
         self._forget_previous_demo(stack)
