@@ -18,6 +18,7 @@ from cli.demo_stack import Change
 from cli.demo_summary import Direction, Summary
 
 LOG_LINES = 14
+MIN_LOG_LINES = 4
 COLUMNS = ("user", "Teams presence", "our Teams session", "STARFACE DND", "chat text", "telephony")
 
 
@@ -115,7 +116,8 @@ class LiveView:
                                   TextColumn("minute {task.completed:4.1f} of 60"), console=console)
         self._task = self._progress.add_task("hour", total=60)
         self._rows: list[UserRow] = []
-        self._log: deque[Text] = deque(maxlen=LOG_LINES)
+        # The log gets what the terminal has left under the progress bar and a table of ~12 users.
+        self._log: deque[Text] = deque(maxlen=max(MIN_LOG_LINES, min(LOG_LINES, console.height - 22)))
         self._live = Live(self, console=console, refresh_per_second=8, transient=False)
         self._live.start()
 
