@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from celery import Celery
 from celery.signals import worker_process_init
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu import pools as kombu_pools
 
 from config import get_settings
@@ -58,7 +58,9 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "task_queues": [Queue(name) for name in queues.ALL_QUEUES],
+        # Each queue with its own exchange and key: a bare Queue(name) would bind every queue to the
+        # default exchange under one key, and Redis would copy each task into all four queues.
+        "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in queues.ALL_QUEUES],
         "task_default_queue": queues.QUEUE_MAINTENANCE,
         "task_routes": queues.TASK_ROUTES,
         "beat_schedule": BEAT_SCHEDULE,

@@ -83,7 +83,7 @@ def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None
                 runtime, tenant, link, lambda t, s, at=at: keep_alive(policy, t, s, at),
                 cause="keep-alive", observed_at=None,
             )
-            counts["refreshed"] += result.get("session") not in ("unchanged",)
+            counts["refreshed"] += result["action"] != "unchanged"
         except SessionConflict:
             counts["conflicts"] += 1  # an event is changing this user right now; next round looks again
         except GraphError as exc:
@@ -173,7 +173,7 @@ def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
                     lambda t, s, now=now, reading=reading: repair_teams_session(policy, reading, t, s, now),
                     cause="drift-repair", observed_at=None,
                 )
-                counts["sessions"] += result.get("session") not in ("unchanged",)
+                counts["sessions"] += result["action"] != "unchanged"
             except (SessionConflict, GraphError) as exc:
                 log.info("tenant %s user %s: session repair deferred: %s", tenant_id, link.id, exc)
     return counts

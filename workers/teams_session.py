@@ -78,7 +78,7 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
                 owned=["session"] if action.teams.held else [], observed_at=teams_row.observed_at, now=now,
             ):
                 raise SessionConflict(f"user {link.id}: Teams applied state changed meanwhile")
-            return {"session": "unchanged"}
+            return {"action": "unchanged"}
         if not claim(session, user_link_id=link.id, target=Target.TEAMS.value,
                      expected_version=teams_row.version, claim_id=claim_id,
                      claim_fields={"action": action.kind.value}, expires_at=now + CLAIM_LEASE, now=now):
@@ -112,4 +112,4 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
                           before=before, after=after, cause=cause, observed_at=observed_at,
                           applied_at=applied_at)
             health.record_changes(session, tenant.id)
-    return {"session": action.kind.value, **after}
+    return {"action": action.kind.value, **after}

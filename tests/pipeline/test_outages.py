@@ -1,0 +1,106 @@
+"""Outages and isolation: STARFACE failing converges by retry, Graph failing by the next cycle, nothing
+secret in task messages, and one tenant's events never reach another tenant's users."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from models.base import utcnow
+from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
+from simulators.stack import BROKER_URL, Stack, StackFactory
+from workers import queues
+from workers.enqueue import enqueue_apply
+from workers.events import run_event
+from workers.poll import run_poll
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(4), web=False)
+
+
+def test_it_retries_a_starface_outage_and_writes_once_when_it_is_back(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.teams(0, "sign_in")
+    stack.teams(0, "call_start")
+    path = f"/rest/users/{stack.seeds.account(0)}/phoneconfig"
+    stack.pbx.inject_fault(path, status=503, count=3, method="GET")
+    stack.start_worker("w1")
+    stack.until(lambda: stack.user(0)["dnd"], timeout=30, what="DND once STARFACE answers again")
+    reads = [r for r in stack.pbx.request_log() if r["path"] == path and r["method"] == "GET"]
+    assert len(reads) >= 4  # three answered 503 (the fault), then the retry went through
+    assert stack.phoneconfig_puts(0) == 1
+    assert len(stack.changes("starface")) == 1
+
+
+def test_it_converges_after_graph_answers_503(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=1.0)
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    stack.ms.add_fault("getPresencesByUserId", 503, count=2)
+    stack.start_worker("w1")
+    stack.until(lambda: stack.user(1)["dnd"], timeout=30, what="DND after Graph recovered")
+
+
+def _messages(queue: str) -> list[dict]:
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        raws = client.lrange(queue, 0, -1)
+    finally:
+        client.close()
+    messages = []
+    for raw in raws:
+        envelope = json.loads(raw)
+        messages.append({"headers": envelope["headers"], "body": base64.b64decode(envelope["body"]).decode(),
+                         "raw": raw.decode()})
+    return messages
+
+
+def test_it_sends_tasks_with_ids_and_expiry_but_no_secret(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.add_tenant()
+    stack.teams(2, "sign_in")
+    stack.teams(2, "call_start")
+    caplog.set_level(logging.DEBUG)
+    stack.make_due()
+    stack.tick()  # no worker runs: the poll task stays on the queue for inspection
+    (poll,) = _messages(queues.QUEUE_POLL)
+    assert poll["headers"]["task"] == queues.TASK_POLL_BATCH
+    assert poll["headers"]["expires"] is not None  # a stale poll is dropped, never applied
+    applies: list[tuple] = []
+    batch = [tuple(pair) for pair in json.loads(poll["body"])[1]["batch"]]
+    run_poll(stack.runtime, stack.tenant_id, batch,
+             enqueue=lambda *args: applies.append(args))
+    assert len(applies) == 1
+    enqueue_apply(*applies[0])
+    (apply,) = _messages(queues.QUEUE_APPLY)
+    assert apply["headers"]["expires"] is not None
+    secrets = (stack.seeds.app["secret"], STARFACE_ADMIN_PASSWORD, BRIDGE_SECRET,
+               stack.runtime.settings.encryption_keys)
+    for text in (poll["raw"], apply["raw"], caplog.text):
+        assert all(secret not in text for secret in secrets)
+
+
+@pytest.fixture
+def small_stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(3), web=False)
+
+
+def test_it_never_lets_one_tenants_event_reach_another_tenants_user(small_stack: Stack) -> None:
+    stack = small_stack
+    first = stack.add_tenant("first", login_ids=["1101", "1102"])  # only user 0 (1100)
+    second = stack.add_tenant("second", login_ids=["1100"])  # users 1 and 2
+    event = {"event_id": "e-1", "type": "telephony", "account": stack.seeds.account(1), "login": "1101",
+             "occurred_at": utcnow().isoformat(), "origin": "user", "telephony_state": "ACTIVE",
+             "dnd": None, "chat_presence": None, "chat_presence_message": None}
+    assert run_event(stack.runtime, first, event) == {"ignored": "user not synced"}
+    assert stack.ms.count("setPresence") == 0
+    assert run_event(stack.runtime, second, event) == {"action": "set", "session": "Busy/InACall"}
+    assert stack.ms.count("setPresence") == 1
