@@ -1,0 +1,205 @@
+"""What every benchmark phase stands on: the database, the stack with N tenants, fan-out of simulator
+control calls, a beat-like tick driver, and progress lines on stderr.
+
+The stack is `simulators.stack` (both simulators over real HTTP, real PostgreSQL and Redis, Celery worker
+processes, the web app): the benchmark adds nothing of its own to the pipeline, it only drives it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select, update
+
+from models import LinkState, SelectionMode, Tenant, UserLink, migrate
+from models.base import utcnow
+from models.db import transaction
+from simulators.microsoft import MicrosoftSimControl
+from simulators.paired import FIRST_ACCOUNT_ID, PairedSeeds, paired_seeds
+from simulators.stack import Stack
+
+T = TypeVar("T")
+
+BENCH_DATABASE_ENV = "TEAMSCONNECT_BENCH_DATABASE_URL"
+#: STARFACE group ids for the tenants' user selection; far above every account id of the seed.
+FIRST_GROUP_ID = 1_000_000
+CONTROL_THREADS = 16
+_started = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout carries only the JSON result)."""
+    print(f"[bench {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def bench_database() -> Iterator[tuple[str, str]]:
+    """A migrated PostgreSQL database and a description of it.
+
+    With TEAMSCONNECT_BENCH_DATABASE_URL the benchmark uses that (dedicated) database and removes its own
+    tenants afterwards; otherwise it creates a fresh database on the test server, as tests/conftest.py
+    does (TEAMSCONNECT_TEST_DATABASE_URL, default postgres@127.0.0.1:5432), and drops it afterwards.
+    """
+    configured = os.environ.get(BENCH_DATABASE_ENV)
+    if configured:
+        migrate.upgrade(configured)
+        yield configured, f"PostgreSQL from {BENCH_DATABASE_ENV}"
+        return
+    from tests.conftest import create_postgres_database, drop_postgres_database
+
+    url = create_postgres_database("tc_bench")
+    try:
+        migrate.upgrade(url)
+        yield url, "PostgreSQL, fresh database on the test server"
+    finally:
+        drop_postgres_database(url)
+
+
+def tenant_seeds(users: int, tenants: int) -> PairedSeeds:
+    """One Microsoft tenant and one PBX shared by ``tenants`` customers; STARFACE group k holds the k-th
+    contiguous block of users, so each tenant selects its own users (group mode, as in the module)."""
+    seeds = paired_seeds(users)
+    size = -(-users // tenants)
+    seeds.starface["groups"] = [
+        {"id": FIRST_GROUP_ID + k, "name": f"bench-{k}",
+         "members": [FIRST_ACCOUNT_ID + i for i in range(k * size, min(users, (k + 1) * size))]}
+        for k in range(tenants)
+    ]
+    return seeds
+
+
+def tenant_of(index: int, users: int, tenants: int) -> int:
+    """Which tenant (0-based) user ``index`` belongs to in ``tenant_seeds``."""
+    return index // -(-users // tenants)
+
+
+def add_tenants(stack: Stack, tenants: int) -> list[int]:
+    """Creates the tenants (group selection) and syncs their directories; the last one owns the webhook."""
+    run = uuid.uuid4().hex[:6]
+    ids = []
+    for k in range(tenants):
+        ids.append(stack.add_tenant(f"bench-{run}-{k}", selection_mode=SelectionMode.GROUP_PLUS_LISTED.value,
+                                    starface_group_id=FIRST_GROUP_ID + k, login_ids=[]))
+    return ids
+
+
+def linked_counts(stack: Stack, tenant_ids: list[int]) -> dict[int, int]:
+    with transaction(stack.runtime.sessions) as session:
+        rows = session.execute(select(UserLink.tenant_id).where(
+            UserLink.tenant_id.in_(tenant_ids), UserLink.state == LinkState.LINKED.value)).all()
+    counts = dict.fromkeys(tenant_ids, 0)
+    for (tenant_id,) in rows:
+        counts[tenant_id] += 1
+    return counts
+
+
+def make_due(stack: Stack, tenant_ids: list[int]) -> None:
+    """Every bench tenant is due now (the next tick claims them)."""
+    with transaction(stack.runtime.sessions) as session:
+        session.execute(update(Tenant).where(Tenant.id.in_(tenant_ids)).values(next_poll_at=utcnow())
+                        .execution_options(synchronize_session=False))
+
+
+def remove_tenants(stack: Stack, tenant_ids: list[int]) -> None:
+    """Leaves a configured (shared) benchmark database as it was found."""
+    with transaction(stack.runtime.sessions) as session:
+        session.execute(delete(Tenant).where(Tenant.id.in_(tenant_ids)))
+
+
+def fan_out(stack: Stack, calls: list[Callable[[MicrosoftSimControl], T]],
+            threads: int = CONTROL_THREADS) -> list[T]:
+    """Runs Microsoft simulator control calls on ``threads`` connections at once (each call is a real
+    HTTP request; one connection per thread, so nothing is shared between threads)."""
+    local = threading.local()
+    clients: list[MicrosoftSimControl] = []
+    lock = threading.Lock()
+
+    def client() -> MicrosoftSimControl:
+        if not hasattr(local, "ms"):
+            local.ms = MicrosoftSimControl(stack.microsoft.base_url, verify=stack.microsoft.ca_path)
+            with lock:
+                clients.append(local.ms)
+        return local.ms
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda call: call(client()), calls))
+    finally:
+        for ms in clients:
+            ms.close()
+
+
+def teams_action(stack: Stack, indexes: list[int], action: str) -> None:
+    entra_ids = [stack.seeds.entra_id(i) for i in indexes]
+    fan_out(stack, [lambda ms, e=entra_id: ms.teams(e, action) for entra_id in entra_ids])
+
+
+@dataclass
+class TickDriver:
+    """Runs ``stack.tick()`` every ``period_s`` in a thread, as Celery beat runs the tick entry."""
+
+    stack: Stack
+    period_s: float = 1.0
+    ticks: int = 0
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="bench-beat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.stack.tick()
+                self.ticks += 1
+            except Exception as exc:  # a failed tick is what beat would log; the next one retries
+                self.errors += 1
+                progress(f"tick failed: {type(exc).__name__}: {exc}")
+            next_at += self.period_s
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Polls ``condition`` until truthy; raises TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def percentiles(values: list[float]) -> dict[str, Any]:
+    """p50/p95/p99 (nearest rank, so every figure is a measured sample), max and count."""
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
+    ordered = sorted(values)
+
+    def rank(p: int) -> float:
+        return round(ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)], 1)
+
+    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 1),
+            "n": len(ordered)}

@@ -1,0 +1,146 @@
+"""Steady state: the poll hot path with nothing changing, timed in one process, and its profile.
+
+Method: the benchmark process itself plays one worker process. Each cycle makes the tenants due, runs
+the real scheduler tick (`run_tick`) with an enqueue that collects the batches instead of queueing them,
+then calls `workers.poll.run_poll` for every batch in turn - the body of the poll task, against the
+Microsoft simulator over HTTPS, PostgreSQL and Redis. Nothing changes, so nothing may be enqueued. The
+worker processes are idle meanwhile (no beat runs), so the process has a core to itself; the simulators
+answer from threads of the same process, and their CPU time shows up in the wall time but not in the
+thread CPU time, which is reported separately.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import math
+import pstats
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import linked_counts, make_due
+from models.base import utcnow
+from scheduler.tick import GRAPH_BATCH_SIZE, run_tick
+from simulators.stack import Stack
+from tests.query_counter import count_queries
+from workers.poll import run_poll
+
+METHOD = ("run_poll timed in ONE process (the benchmark process acting as a worker process) over every "
+          "batch the real scheduler tick hands out, for several cycles with no presence changes; "
+          "Graph requests counted by the Microsoft simulator; SQL statements counted per run_poll call "
+          "(tests/query_counter.py)")
+
+Batches = list[tuple[int, list[tuple[int, str]]]]
+
+
+def tick_batches(stack: Stack, tenant_ids: list[int]) -> Batches:
+    """One real tick over the due tenants, collecting the poll batches it would enqueue."""
+    make_due(stack, tenant_ids)
+    batches: Batches = []
+    run_tick(stack.runtime.sessions, stack.runtime.coordination,
+             lambda tenant_id, batch, _at, _interval: batches.append((tenant_id, batch)), utcnow())
+    return batches
+
+
+class _Enqueued:
+    """Counts apply tasks run_poll would enqueue (none are expected in steady state)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_args: Any) -> None:
+        self.count += 1
+
+
+def warm_up(stack: Stack, tenant_ids: list[int], enqueue_real: Any, max_cycles: int = 5) -> int:
+    """Polls until a cycle decides no update, so the measured cycles start from a settled state.
+
+    The first cycle builds the clients (MSAL token, connection pools); updates it decides (users whose
+    first observation differs from the empty applied state) are enqueued for the workers to apply.
+    Returns the cycles it took.
+    """
+    for cycle in range(1, max_cycles + 1):
+        enqueued = _Enqueued()
+
+        def enqueue(*args: Any, counter: _Enqueued = enqueued) -> None:
+            counter(*args)
+            enqueue_real(*args)
+
+        for tenant_id, batch in tick_batches(stack, tenant_ids):
+            run_poll(stack.runtime, tenant_id, batch, enqueue=enqueue)
+        if enqueued.count == 0:
+            return cycle
+        time.sleep(1.0)  # let the workers apply what the cycle found; the next cycle checks again
+    raise RuntimeError(f"steady state not reached: updates still decided after {max_cycles} cycles")
+
+
+def measure_steady(stack: Stack, tenant_ids: list[int], cycles: int) -> dict[str, Any]:
+    """Times run_poll over ``cycles`` full cycles (see the module docstring)."""
+    engine = stack.runtime.engine
+    enqueued = _Enqueued()
+    wall = cpu = 0.0
+    records = 0
+    batch_seconds: list[float] = []
+    queries: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    graph_before = stack.ms.count("getPresencesByUserId")
+    for _ in range(cycles):
+        for tenant_id, batch in tick_batches(stack, tenant_ids):
+            with count_queries(engine) as counted:
+                started, started_cpu = time.perf_counter(), time.thread_time()
+                summary = run_poll(stack.runtime, tenant_id, batch, enqueue=enqueued)
+                elapsed = time.perf_counter() - started
+                cpu += time.thread_time() - started_cpu
+            wall += elapsed
+            batch_seconds.append(elapsed)
+            queries.append(counted.count)
+            if "skipped" in summary or "failed" in summary:
+                skipped.append(summary)
+            else:
+                records += summary["presences"]
+    graph_requests = stack.ms.count("getPresencesByUserId") - graph_before
+    expected = sum(math.ceil(n / GRAPH_BATCH_SIZE) for n in linked_counts(stack, tenant_ids).values())
+    batch_seconds.sort()
+    return {
+        "method": METHOD,
+        "records_per_s_per_worker": round(records / wall) if wall else None,
+        "records_per_cpu_s": round(records / cpu) if cpu else None,
+        "cycles": cycles,
+        "records": records,
+        "graph_requests_per_cycle": graph_requests / cycles,
+        "expected_requests_per_cycle": expected,
+        "db_queries_per_batch": max(queries) if queries else None,
+        "db_queries_per_batch_min": min(queries) if queries else None,
+        "batch_ms_p50": round(1000 * batch_seconds[len(batch_seconds) // 2], 1) if batch_seconds else None,
+        "batch_ms_max": round(1000 * batch_seconds[-1], 1) if batch_seconds else None,
+        "updates_enqueued": enqueued.count,
+        "batches_skipped": skipped,
+    }
+
+
+def profile_steady(stack: Stack, tenant_ids: list[int], cycles: int, path: Path) -> list[str]:
+    """cProfile of run_poll over ``cycles`` cycles; writes the top 15 by cumulative and by own time.
+    Returns the top lines by own time (for the summary)."""
+    profiler = cProfile.Profile()
+    enqueued = _Enqueued()
+    batches_run = 0
+    for _ in range(cycles):
+        batches = tick_batches(stack, tenant_ids)
+        profiler.enable()
+        for tenant_id, batch in batches:
+            run_poll(stack.runtime, tenant_id, batch, enqueue=enqueued)
+        profiler.disable()
+        batches_run += len(batches)
+    out = io.StringIO()
+    out.write(f"cProfile of workers.poll.run_poll: {cycles} cycles, {batches_run} batches of <= "
+              f"{GRAPH_BATCH_SIZE} users, no presence changes (bench/steady.py)\n\n")
+    out.write("== top 15 by cumulative time ==\n")
+    pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(15)
+    out.write("\n== top 15 by own time (tottime) ==\n")
+    own = io.StringIO()
+    pstats.Stats(profiler, stream=own).strip_dirs().sort_stats("tottime").print_stats(15)
+    out.write(own.getvalue())
+    path.write_text(out.getvalue())
+    lines = [line for line in own.getvalue().splitlines() if line.strip() and line.strip()[0].isdigit()]
+    return lines[:5]

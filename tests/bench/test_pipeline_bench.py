@@ -1,0 +1,85 @@
+"""Smoke test of bench/pipeline.py in its quick mode: it runs end to end as an operator runs it (a
+subprocess on real PostgreSQL, Redis, worker processes and both simulators) and prints one JSON object
+with every key the README promises. Invariants only - never wall-clock speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Own Redis databases, so the smoke test never flushes the queues of a pipeline test run elsewhere.
+REDIS_ENV = {
+    "TEAMSCONNECT_TEST_BROKER_URL": "redis://127.0.0.1:6379/11",
+    "TEAMSCONNECT_TEST_COORDINATION_URL": "redis://127.0.0.1:6379/10",
+}
+REQUIRED = {
+    "users": None, "tenants": None, "workers": None,
+    "steady": ["records_per_s_per_worker", "graph_requests_per_cycle", "expected_requests_per_cycle",
+               "db_queries_per_batch"],
+    "changes": ["starface_writes_per_s", "duplicate_writes"],
+    "latency_ms": ["teams_to_starface", "starface_to_teams"],
+    "graph_requests_per_user_hour": None,
+}
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    results = tmp_path_factory.mktemp("bench-results")
+    env = {k: v for k, v in os.environ.items() if k != "TEAMSCONNECT_BENCH_DATABASE_URL"}
+    env.update({k: os.environ.get(k, v) for k, v in REDIS_ENV.items()})
+    completed = subprocess.run(
+        [sys.executable, "bench/pipeline.py", "--users", "700", "--tenants", "1", "--workers", "2", "--quick",
+         "--results-dir", str(results)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return json.loads(completed.stdout), results, completed.stdout
+
+
+def test_it_prints_exactly_one_json_object_with_every_promised_key(
+        bench_run: tuple[dict[str, Any], Path, str]) -> None:
+    result, _, stdout = bench_run
+    assert len(stdout.strip().splitlines()) == 1  # nothing else on stdout (workers, progress -> stderr)
+    for key, inner in REQUIRED.items():
+        assert key in result, key
+        for name in inner or []:
+            assert name in result[key], f"{key}.{name}"
+    for direction in ("teams_to_starface", "starface_to_teams"):
+        assert set(result["latency_ms"][direction]) >= {"p50", "p95", "p99"}
+    assert (result["users"], result["tenants"], result["workers"]) == (700, 1, 2)
+
+
+def test_it_polls_with_one_graph_request_per_650_users(bench_run: tuple[dict[str, Any], Path, str]) -> None:
+    steady = bench_run[0]["steady"]
+    assert steady["expected_requests_per_cycle"] == 2  # ceil(700 / 650)
+    assert steady["graph_requests_per_cycle"] == steady["expected_requests_per_cycle"]
+    assert steady["updates_enqueued"] == 0 and steady["batches_skipped"] == []
+    assert steady["db_queries_per_batch"] == steady["db_queries_per_batch_min"]  # constant per batch
+
+
+def test_it_applies_every_change_once(bench_run: tuple[dict[str, Any], Path, str]) -> None:
+    changes = bench_run[0]["changes"]
+    assert changes["duplicate_writes"] == 0
+    assert changes["changes"] == 140  # users / 5
+    assert changes["dnd_puts"] == changes["chat_writes"] == changes["changelog_rows"] == 140
+
+
+def test_it_measures_every_latency_sample(bench_run: tuple[dict[str, Any], Path, str]) -> None:
+    latency = bench_run[0]["latency_ms"]
+    for direction in ("teams_to_starface", "starface_to_teams"):
+        assert latency[direction]["n"] == 24 and latency[direction]["missing"] == 0
+        assert 0 < latency[direction]["p50"] <= latency[direction]["p95"] <= latency[direction]["p99"]
+
+
+def test_it_writes_the_json_plot_and_profile(bench_run: tuple[dict[str, Any], Path, str]) -> None:
+    result, results, _ = bench_run
+    assert json.loads((results / "last.json").read_text()) == result
+    assert (results / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "run_poll" in (results / "profile.txt").read_text()
