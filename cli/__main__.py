@@ -1,5 +1,5 @@
 """`python -m cli` is the same as the `teamsconnect` command."""
 
-from cli.main import app
+from cli.main import main
 
-app(prog_name="teamsconnect")
+main()

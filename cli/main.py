@@ -6,6 +6,7 @@ import typer
 
 from cli import demo, processes, sim_microsoft, sim_starface
 from cli.db import db_app
+from cli.errors import fail_on_bad_settings
 from cli.keys import keys_app
 from cli.tenant import tenant_app
 
@@ -23,3 +24,9 @@ app.add_typer(processes.healthcheck_app, name="healthcheck")
 for _name in ("worker", "beat", "web", "flower"):
     app.command(_name)(getattr(processes, _name))
 app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """The console entry point: bad settings anywhere end in one clear line and exit code 2."""
+    with fail_on_bad_settings():
+        app(prog_name="teamsconnect")

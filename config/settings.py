@@ -86,6 +86,11 @@ class Settings(BaseSettings):
                 missing.append(f"{ENV_PREFIX}ENCRYPTION_KEYS (generate one: teamsconnect keys generate)")
             if not self.database_url:
                 missing.append(f"{ENV_PREFIX}DATABASE_URL")
+            if not self.redis_url:
+                # Without it each process would keep its own Graph budget, throttle blocks and event ids.
+                missing.append(f"{ENV_PREFIX}REDIS_URL (shared by all workers, e.g. redis://redis:6379/1)")
+            if self.broker_url.startswith("memory://"):
+                missing.append(f"{ENV_PREFIX}BROKER_URL (memory:// is one process only; use redis://...)")
             if missing:
                 raise ValueError("production mode needs " + " and ".join(missing))
         return self

@@ -79,13 +79,19 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
     return config
 
 
-def create_app() -> Celery:
+def _config_from_settings() -> dict[str, object]:
     settings = get_settings()
+    config = build_config(settings.broker_url, settings.redis_url)
+    config["include"] = [
+        "workers.tick", "workers.poll", "workers.apply", "workers.events", "workers.maintenance",
+    ]
+    return config
+
+
+def create_app() -> Celery:
+    """The app; its settings are read when first needed, so importing never fails on bad settings."""
     app = Celery("teamsconnect")
-    app.conf.update(build_config(settings.broker_url, settings.redis_url))
-    app.conf.update(
-        include=["workers.tick", "workers.poll", "workers.apply", "workers.events", "workers.maintenance"]
-    )
+    app.add_defaults(_config_from_settings)
     return app
 
 

@@ -39,9 +39,11 @@ def test_it_uses_psycopg3_for_plain_postgresql_urls() -> None:
     assert settings.effective_database_url == "postgresql+psycopg://u@h/db"
 
 
-def test_it_refuses_production_without_a_key() -> None:
-    with pytest.raises(SettingsError, match="TEAMSCONNECT_ENCRYPTION_KEYS"):
+def test_it_refuses_production_without_a_key_or_shared_servers() -> None:
+    with pytest.raises(SettingsError) as raised:
         load_settings({"TEAMSCONNECT_MODE": "production", "TEAMSCONNECT_DATABASE_URL": "postgresql://h/db"})
+    for variable in ("TEAMSCONNECT_ENCRYPTION_KEYS", "TEAMSCONNECT_REDIS_URL", "TEAMSCONNECT_BROKER_URL"):
+        assert variable in str(raised.value)
 
 
 def test_it_names_a_malformed_key() -> None:
