@@ -194,7 +194,8 @@ def add(
     poll_interval: float | None = typer.Option(None, help="Seconds between presence polls (>= 1)."),
     disabled: bool = typer.Option(False, "--disabled", help="Store the tenant without syncing it yet."),
 ) -> None:
-    """Add a tenant from a JSON file and/or flags (flags win). Next: `teamsconnect tenant test NAME`."""
+    """Add a tenant from a JSON file and/or flags (flags win). Next: `teamsconnect tenant test NAME`,
+    then `teamsconnect tenant sync NAME`."""
     flags = locals()
     with _session(with_box=True) as (session, box):
         data = _load_file(file) if file is not None else {}
@@ -509,6 +510,42 @@ def test(
         typer.secho(f"{failed} of {len(results)} checks FAILED", fg=typer.colors.RED)
         raise typer.Exit(1)
     typer.echo(f"all checks passed for tenant {tenant.name}")
+
+
+@tenant_app.command("sync")
+def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
+    """Link STARFACE users to Microsoft 365 users now (beat does it every 15 minutes) and report why any
+    user is not linked."""
+    from workers.directory import sync_directory  # the Celery app is only needed here
+    from workers.runtime import build_runtime
+
+    with fail_on_bad_settings():
+        runtime = build_runtime(get_settings())
+    try:
+        with _session() as (session, _):
+            tenant = _tenant(session, tenant_ref)
+        try:
+            counts = sync_directory(runtime, tenant)
+        except (GraphError, StarfaceError) as exc:
+            _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.name}` checks "
+                        "the credentials)")
+            raise typer.Exit(1) from None
+        with _session() as (session, _):
+            unlinked = session.scalars(
+                select(UserLink)
+                .where(UserLink.tenant_id == tenant.id, UserLink.state != LinkState.LINKED.value)
+                .order_by(UserLink.login_id)
+            ).all()
+            for link in unlinked:
+                typer.echo(f"{link.state:<16} {link.login_id:<8} {link.reason}")
+    finally:
+        runtime.close()
+    summary = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items())
+                        if state != "unknown_login_ids")
+    typer.echo(f"tenant {tenant.name}: {summary}")
+    for login in counts.get("unknown_login_ids", []):
+        typer.secho(f"warning: login id {login} in the tenant's list is not a STARFACE user",
+                    fg=typer.colors.YELLOW)
 
 
 @tenant_app.command("delete")

@@ -138,3 +138,16 @@ def test_it_reports_a_wrong_bridge_secret(
     assert "FAILED  STARFACE bridge ping: the bridge 'TeamsConnectBridge' rejected the bridge secret" in (
         result.stdout)
     assert "not-the-module-secret" not in result.output
+
+
+def test_it_syncs_the_directory_and_reports_every_unlinked_user(
+    run: Run, write_json: Callable[..., Path], simulated_tenant: dict[str, Any],
+    microsoft: tuple[MicrosoftSimulator, dict[str, Any]],
+) -> None:
+    _add(run, write_json, simulated_tenant)
+    result = run("tenant", "sync", "contoso")
+    assert result.exit_code == 0, result.output
+    # The PBX seed's users have @example.test addresses that no Microsoft 365 user has.
+    assert "unmatched        1100     no Microsoft 365 user has user0@example.test" in result.output
+    assert "tenant contoso: unmatched: 3" in result.output
+    assert_no_secret(result.output)
