@@ -92,5 +92,6 @@ def demo(
     outcomes.append(Outcome(duplicates == 0, "no duplicate STARFACE writes", f"{duplicates} duplicate(s)"))
     failures = [f"expected: {o.what}; seen: {o.seen}" for o in outcomes if not o.ok]
     held = sum(1 for o in outcomes if o.ok)
-    print_summary(console, summary, held, failures, time.monotonic() - started)
+    seen_after_s = [o.took_s for o in outcomes if o.took_s is not None]
+    print_summary(console, summary, held, failures, time.monotonic() - started, seen_after_s)
     raise typer.Exit(0 if not failures else 1)

@@ -30,6 +30,8 @@ class Outcome:
     ok: bool
     what: str
     seen: str
+    #: Seconds from the scripted event until an ``eventually`` expectation held (None otherwise).
+    took_s: float | None = None
 
 
 @dataclass
@@ -130,13 +132,15 @@ class HourRunner:
             else:
                 done, ok = verdict is False or timed_out, verdict is not False
             if done:
-                self._record(ok, expectation.what, item.seen, waited, expectation.timeout_s)
+                took = waited if ok and expectation.kind == "eventually" else None
+                self._record(ok, expectation.what, item.seen, waited, expectation.timeout_s, took)
             else:
                 still_open.append(item)
         self._open = still_open
 
-    def _record(self, ok: bool, what: str, seen: str, waited: float, timeout_s: float) -> None:
-        self._result.outcomes.append(Outcome(ok, what, seen))
+    def _record(self, ok: bool, what: str, seen: str, waited: float, timeout_s: float,
+                took_s: float | None = None) -> None:
+        self._result.outcomes.append(Outcome(ok, what, seen, took_s))
         self._view.verdict(ok, what, seen, waited, timeout_s)
 
     # --- display ------------------------------------------------------------------------------------

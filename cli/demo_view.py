@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.demo_stack import Change
-from cli.demo_summary import Direction, Summary
+from cli.demo_summary import Direction, Summary, percentile
 
 LOG_LINES = 14
 MIN_LOG_LINES = 4
@@ -155,6 +155,10 @@ class LiveView:
         self._live.stop()
 
 
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
@@ -165,7 +169,7 @@ def _direction(name: str, direction: Direction) -> str:
 
 
 def print_summary(console: Console, summary: Summary, held: int, failures: list[str],
-                  elapsed_s: float) -> None:
+                  elapsed_s: float, seen_after_s: list[float]) -> None:
     """The closing figures, plain text (readable in a terminal and in CI logs alike)."""
     dup = summary.duplicates
     lines = [
@@ -173,7 +177,10 @@ def print_summary(console: Console, summary: Summary, held: int, failures: list[
         f"Summary ({elapsed_s:.1f} s)",
         _direction("Teams -> STARFACE", summary.teams_to_starface),
         _direction("STARFACE -> Teams", summary.starface_to_teams),
+        "  (latency: from the poll or webhook event that observed a change to the write that applied it)",
         f"  drift repairs: {summary.drift_repairs}",
+        f"  scripted event -> expected state visible: p50 {_s(percentile(seen_after_s, 50))}, "
+        f"p95 {_s(percentile(seen_after_s, 95))} (with the wait for the next poll and the throttling burst)",
         f"  duplicate writes: {dup.duplicate_writes} (STARFACE saw {dup.dnd_puts} DND writes and "
         f"{dup.chat_writes} chat-text writes)",
         f"  Graph requests made: {summary.graph_requests} ("
