@@ -65,16 +65,22 @@ class Runtime:
         """CA bundle for outgoing HTTPS: the configured one (simulators' test CA) or the system's."""
         return self.settings.ca_bundle or True
 
-    def _cached(self, kind: str, tenant: Tenant, build):  # type: ignore[no-untyped-def]
+    def _cached(self, kind: str, tenant: Tenant, fingerprint: tuple[object, ...], build):  # type: ignore[no-untyped-def]
+        """The tenant's client of ``kind``, rebuilt only when what it was built from changed.
+
+        The fingerprint holds the connection settings and the *encrypted* secrets (no plaintext is kept
+        for comparison); never ``updated_at``, which every scheduler claim bumps and which would throw
+        away MSAL's token cache on every poll.
+        """
         key = (kind, tenant.id)
         with self._lock:
             entry = self._clients.get(key)
-            if entry is not None and entry[0] == tenant.updated_at:
+            if entry is not None and entry[0] == fingerprint:
                 return entry[1]
             if entry is not None and hasattr(entry[1], "close"):
                 entry[1].close()
             client = build()
-            self._clients[key] = (tenant.updated_at, client)
+            self._clients[key] = (fingerprint, client)
             return client
 
     def graph(self, tenant: Tenant) -> GraphClient:
@@ -88,7 +94,9 @@ class Runtime:
                 verify=self.verify,
             )
 
-        return self._cached("graph", tenant, build)
+        fingerprint = (tenant.ms_directory_id, tenant.ms_client_id, tenant.ms_client_secret_encrypted,
+                       tenant.login_base_url, tenant.graph_base_url)
+        return self._cached("graph", tenant, fingerprint, build)
 
     def starface(self, tenant: Tenant) -> StarfaceRestClient:
         """The tenant's STARFACE REST client (logs in lazily, re-logs in once on 401)."""
@@ -98,7 +106,8 @@ class Runtime:
             return StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id,
                                       secrets.starface_password, verify=self.verify)
 
-        return self._cached("starface", tenant, build)
+        fingerprint = (tenant.starface_base_url, tenant.starface_login_id, tenant.starface_password_encrypted)
+        return self._cached("starface", tenant, fingerprint, build)
 
     def bridge(self, tenant: Tenant) -> StarfaceBridgeClient | None:
         """The tenant's bridge client, or None for a REST-only tenant (tier 1)."""
@@ -113,7 +122,9 @@ class Runtime:
                 verify=self.verify,
             )
 
-        return self._cached("bridge", tenant, build)
+        fingerprint = (tenant.starface_base_url, tenant.starface_login_id, tenant.starface_password_encrypted,
+                       tenant.bridge_instance, tenant.bridge_secret_encrypted)
+        return self._cached("bridge", tenant, fingerprint, build)
 
     def close(self) -> None:
         with self._lock:

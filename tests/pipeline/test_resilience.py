@@ -97,3 +97,12 @@ def test_it_polls_1500_users_with_three_graph_requests_per_cycle(stack_1500: Sta
     wait_until(lambda: stack.ms.count("getPresencesByUserId") - before >= 3, what="three batches")
     stack.tick()  # not due again for an hour: no more requests
     assert stack.ms.count("getPresencesByUserId") - before == 3
+
+
+def test_it_reuses_the_microsoft_token_across_polls(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=1.0)
+    tokens = stack.ms.count("token")
+    stack.start_worker("w1", concurrency=1)
+    stack.until(lambda: len(_presence_polls(stack)) >= 4, what="four polls")
+    # One token for the worker process: every claim touches the tenant row, none rebuilds the client.
+    assert stack.ms.count("token") - tokens == 1
