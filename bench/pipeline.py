@@ -8,7 +8,8 @@ bench/results/last.json with the latency plot (latency.png) and the hot-path pro
 What each figure measures is in bench/README.md and in the "method"/"measured" fields of the JSON.
 
 Phases: setup (tenants, directory sync, Teams sign-ins, worker processes) -> warm-up -> steady state
-(bench/steady.py) -> profile -> change load (bench/changes.py) -> latency (bench/latency.py).
+(bench/steady.py) -> profile -> latency (bench/latency.py) -> change load (bench/changes.py). The change
+load runs last: a backlog it leaves must not distort the latency figures.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bench.harness import (  # noqa: E402
     add_tenants,
     bench_database,
     linked_counts,
+    make_due,
     progress,
     remove_tenants,
     teams_action,
@@ -66,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="latency samples per direction (default 200, quick 24)")
     parser.add_argument("--latency-seconds", type=float, default=None,
                         help="length of the latency phase (default 40, quick 8)")
+    parser.add_argument("--change-timeout", type=float, default=None,
+                        help="longest wait for the change load to land (default 90 s, quick 60 s)")
     parser.add_argument("--cycles", type=int, default=None, help="steady-state cycles (default 10, quick 3)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the latency schedule")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
@@ -79,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.samples = args.samples or (24 if args.quick else 200)
     args.latency_seconds = args.latency_seconds or (8.0 if args.quick else 40.0)
     args.cycles = args.cycles or (3 if args.quick else 10)
+    args.change_timeout = args.change_timeout or (60.0 if args.quick else 90.0)
     return args
 
 
@@ -151,14 +156,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      f"{steady['db_queries_per_batch']} queries/batch; profiling")
             hottest = profile_steady(stack, tenant_ids, 1 if args.quick else 3,
                                      args.results_dir / "profile.txt")
-            progress(f"changes: {len(change_users)} users start a Teams call at once")
             per_cycle, per_user_hour = graph_cost(counts, args.users)
-            changes = measure_changes(stack, tenant_ids, change_users, driver, batches_per_cycle=per_cycle)
-            progress(f"changes: {changes['starface_writes_per_s']} writes/s, "
-                     f"{changes['duplicate_writes']} duplicate writes; latency phase "
-                     f"{args.latency_seconds:.0f} s, {args.samples} samples per direction")
+            progress(f"latency: {args.latency_seconds:.0f} s at {CADENCE_S:.0f} s cadence, beat every "
+                     f"{TICK_PERIOD_S:.0f} s, {args.samples} samples per direction")
+            make_due(stack, tenant_ids)
+            driver.start()
             latency, polling, samples = measure_latency(stack, teams_users, pbx_users, args.latency_seconds,
                                                         args.seed)
+            driver.stop()
+            progress(f"latency: Teams -> STARFACE p95 {latency['teams_to_starface']['p95']} ms, "
+                     f"STARFACE -> Teams p95 {latency['starface_to_teams']['p95']} ms; change load: "
+                     f"{len(change_users)} users start a Teams call at once")
+            changes = measure_changes(stack, tenant_ids, change_users, driver, batches_per_cycle=per_cycle,
+                                      timeout_s=args.change_timeout)
+            progress(f"changes: {changes['starface_writes_per_s']} writes/s, "
+                     f"{changes['duplicate_writes']} duplicate writes")
         finally:
             driver.stop()
             if os.environ.get("TEAMSCONNECT_BENCH_DATABASE_URL"):
