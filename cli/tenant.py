@@ -36,6 +36,7 @@ from models.tenant_config import (
     SECRET_FIELDS,
     TenantConfigError,
     create_tenant,
+    deep_merge,
     find_tenant,
     nest,
     parse_category,
@@ -208,26 +209,16 @@ def add(
             dotted["selection.login_ids"] = list(login_id)
         if disabled:
             dotted["enabled"] = False
-        config_data = _deep_merge(data, nest(dotted))
+        config_data = deep_merge(data, nest(dotted))
         if sys.stdin.isatty():  # ask for missing secrets instead of failing on them
             for key in ("microsoft.client_secret", "starface.password"):
                 if _lookup(config_data, key) is None:
-                    config_data = _deep_merge(config_data, nest({key: _prompt_secret(key)}))
+                    config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
         typer.echo(f"added tenant {tenant.name} (id {tenant.id}, tier {tier(tenant)})")
         if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
             typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
         typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.name}")
-
-
-def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _lookup(data: dict[str, Any], dotted: str) -> Any:

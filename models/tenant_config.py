@@ -480,17 +480,18 @@ def nest(changes: Mapping[str, Any]) -> dict[str, Any]:
             node = child
         leaf = parts[-1]
         if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
-            node[leaf] = _merge(node[leaf], nest(value))
+            node[leaf] = deep_merge(node[leaf], nest(value))
         else:
             node[leaf] = nest(value) if isinstance(value, Mapping) else value
     return nested
 
 
-def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it, nested objects merged key by key."""
     merged = dict(base)
     for key, value in changes.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -538,7 +539,7 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     """
     nested = nest(changes)
     before = _current(tenant)
-    config = validate_config(_merge(before, nested))
+    config = validate_config(deep_merge(before, nested))
     if config.name != tenant.name:
         _check_name_free(session, config.name, tenant.id)
     changed = set(_diff(_plain(before), _plain(config)))
