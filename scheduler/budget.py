@@ -1,4 +1,5 @@
-"""The per-tenant Graph budget and throttle blocks, shared by every worker through Redis.
+"""What workers share about tenants through Redis: the Graph budget, throttle blocks, webhook event ids
+and which users already have a STARFACE update queued.
 
 Graph allows about 1,500 presence requests per 30 s per app per tenant (graph-api.md section 4). A token
 bucket per tenant, kept in Redis and updated atomically by a Lua script on Redis' own clock, lets any
@@ -7,6 +8,9 @@ number of workers together stay under it: refill ``0.8 * limit / window`` per se
 
 A 429 blocks the tenant until its Retry-After has passed: a key with that TTL (milliseconds, so
 fractional Retry-After values are honoured); no task calls Graph for the tenant while it exists.
+
+An update task queued for a user is marked until it has run (or its expiry has passed), so a poll two
+seconds later does not queue the same update again while the first waits in a long queue.
 
 ``LocalCoordination`` is the same for one process (embedded mode, the demo), without Redis.
 """
@@ -51,6 +55,8 @@ class Coordination(Protocol):
     def take(self, tenant_id: int, cost: int = 1) -> float: ...
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
+    def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
+    def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
 
 
 _TAKE_SCRIPT = """
@@ -113,6 +119,17 @@ class RedisCoordination:
         """Forgets an event id whose processing could not be queued, so the bridge's retry is accepted."""
         self._redis.delete(self._key(tenant_id, f"event:{event_id}"))
 
+    def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]:
+        """Marks users whose update is about to be queued; returns those not marked yet (one round trip)."""
+        pipeline = self._redis.pipeline(transaction=False)
+        for link_id in user_link_ids:
+            pipeline.set(self._key(tenant_id, f"pending:{link_id}"), "1", nx=True, px=math.ceil(ttl_s * 1000))
+        return [link_id for link_id, fresh in zip(user_link_ids, pipeline.execute(), strict=True) if fresh]
+
+    def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
+        """The user's update has run: the next change may queue a new one."""
+        self._redis.delete(self._key(tenant_id, f"pending:{user_link_id}"))
+
 
 class LocalCoordination:
     """The same contract in one process (embedded mode, demo); not shared between processes."""
@@ -124,6 +141,7 @@ class LocalCoordination:
         self._blocked_until: dict[int, float] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
         self._event_ids: dict[tuple[int, str], float] = {}
+        self._pending: dict[tuple[int, int], float] = {}
 
     def block(self, tenant_id: int, seconds: float) -> None:
         with self._lock:
@@ -158,6 +176,18 @@ class LocalCoordination:
     def discard_event_id(self, tenant_id: int, event_id: str) -> None:
         with self._lock:
             self._event_ids.pop((tenant_id, event_id), None)
+
+    def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]:
+        with self._lock:
+            now = self._clock()
+            fresh = [i for i in user_link_ids if self._pending.get((tenant_id, i), 0.0) <= now]
+            for link_id in fresh:
+                self._pending[(tenant_id, link_id)] = now + ttl_s
+            return fresh
+
+    def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
+        with self._lock:
+            self._pending.pop((tenant_id, user_link_id), None)
 
 
 class TenantEventIds:

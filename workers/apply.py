@@ -167,14 +167,25 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
 @celery_app.task(name=queues.TASK_APPLY_STARFACE, bind=True, ignore_result=True, max_retries=MAX_RETRIES)
 def apply_starface(self, tenant_id: int, user_link_id: int, plan: dict[str, Any],  # type: ignore[no-untyped-def]
                    expected_version: int | None) -> dict[str, Any]:
-    """Celery entry point; transient STARFACE errors retry with exponential backoff (1, 2, 4, 8, 16 s)."""
+    """Celery entry point; transient STARFACE errors retry with exponential backoff (1, 2, 4, 8, 16 s).
+
+    The user's "update queued" mark (set by the poll) is cleared once the update has run, whatever the
+    outcome, except while a retry is pending.
+    """
+    runtime = get_runtime()
     try:
-        return run_apply(get_runtime(), tenant_id, user_link_id, plan, expected_version)
+        result = run_apply(runtime, tenant_id, user_link_id, plan, expected_version)
+        runtime.coordination.clear_pending(tenant_id, user_link_id)
+        return result
     except RetryableStarfaceError as exc:
-        if exc.next_version is None:
+        if exc.next_version is None or self.request.retries >= MAX_RETRIES:
+            runtime.coordination.clear_pending(tenant_id, user_link_id)
             raise
         raise self.retry(
             exc=exc, countdown=2 ** self.request.retries,
             kwargs={"tenant_id": tenant_id, "user_link_id": user_link_id, "plan": plan,
                     "expected_version": exc.next_version},
         ) from None
+    except Exception:
+        runtime.coordination.clear_pending(tenant_id, user_link_id)
+        raise

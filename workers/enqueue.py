@@ -52,8 +52,12 @@ def enqueue_poll(tenant_id: int, batch: list[tuple[int, str]], cycle_at: datetim
     )
 
 
+#: An update not started within this time is dropped (a newer poll decides again).
+APPLY_EXPIRES_S = 60.0
+
+
 def enqueue_apply(tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
-                  expires_s: float = 60.0) -> None:
+                  expires_s: float = APPLY_EXPIRES_S) -> None:
     """One STARFACE update for one user: the decided plan and the applied version it was made from."""
     celery_app.send_task(
         queues.TASK_APPLY_STARFACE,

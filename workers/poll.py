@@ -24,7 +24,7 @@ from models.store import load_applied_states
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
 from workers import health, queues
 from workers.app import celery_app
-from workers.enqueue import enqueue_apply
+from workers.enqueue import APPLY_EXPIRES_S, enqueue_apply
 from workers.runtime import Runtime, get_runtime, policy_for
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,13 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
             if plan is not None:
                 updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
         health.record_success(session, tenant_id, observed_at)
-    for link_id, plan_json, version in updates:
+    # Users whose previous update still waits in the queue get no second one (it would only be dropped).
+    fresh = set(coordination.mark_pending(tenant_id, [link_id for link_id, _, _ in updates], APPLY_EXPIRES_S))
+    queued = [update for update in updates if update[0] in fresh]
+    for link_id, plan_json, version in queued:
         enqueue(tenant_id, link_id, plan_json, version)
-    return {"users": len(batch), "presences": len(presences), "updates": len(updates)}
+    return {"users": len(batch), "presences": len(presences), "updates": len(queued),
+            "already_queued": len(updates) - len(queued)}
 
 
 @celery_app.task(name=queues.TASK_POLL_BATCH, ignore_result=True)

@@ -77,7 +77,9 @@ class MicrosoftSimulator:
 
     def start(self) -> MicrosoftSimulator:
         cert, key = self._write_tls()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio switches Nagle off (TCP_NODELAY) only for sockets it knows are
+        # TCP, and with Nagle on every small response waited ~40 ms for the client's delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
         self._port = sock.getsockname()[1]

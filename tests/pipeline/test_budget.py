@@ -61,3 +61,12 @@ def test_it_stretches_the_cadence_only_as_far_as_the_budget_requires() -> None:
     shape = BudgetShape.for_limit()  # 40 requests/s steady
     assert effective_interval_s(2.0, 10_000, shape) == 2.0  # 16 requests per cycle fit easily
     assert effective_interval_s(2.0, 100_000, shape) == 154 / 40  # 154 batches need 3.85 s
+
+
+def test_it_queues_one_update_per_user_until_it_has_run(redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client)
+    assert coordination.mark_pending(1, [10, 11], ttl_s=60) == [10, 11]
+    assert coordination.mark_pending(1, [10, 11, 12], ttl_s=60) == [12]  # 10 and 11 still wait
+    assert coordination.mark_pending(2, [10], ttl_s=60) == [10]  # per tenant
+    coordination.clear_pending(1, 10)
+    assert coordination.mark_pending(1, [10, 11], ttl_s=60) == [10]

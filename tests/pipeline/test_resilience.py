@@ -106,3 +106,23 @@ def test_it_reuses_the_microsoft_token_across_polls(stack: Stack) -> None:
     stack.until(lambda: len(_presence_polls(stack)) >= 4, what="four polls")
     # One token for the worker process: every claim touches the tenant row, none rebuilds the client.
     assert stack.ms.count("token") - tokens == 1
+
+
+def test_it_does_not_queue_an_update_again_while_the_first_waits(stack: Stack) -> None:
+    tenant_id = stack.add_tenant()
+    for index in range(3):
+        stack.teams(index, "sign_in")
+        stack.teams(index, "call_start")
+    from sqlalchemy import select
+
+    from models import UserLink
+    from models.db import transaction
+
+    with transaction(stack.runtime.sessions) as session:
+        batch = [(i, e or "") for i, e in session.execute(
+            select(UserLink.id, UserLink.entra_object_id).where(UserLink.state == "linked"))]
+    queued: list[int] = []
+    first = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
+    second = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
+    assert (first["updates"], second["updates"], second["already_queued"]) == (3, 0, 3)
+    assert len(queued) == 3
