@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, worker_process_init
 from kombu import Exchange, Queue
 from kombu import pools as kombu_pools
 
@@ -65,7 +65,6 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         "task_routes": queues.TASK_ROUTES,
         "beat_schedule": BEAT_SCHEDULE,
         "broker_connection_retry_on_startup": True,
-        "worker_hijack_root_logger": False,
         "timezone": "UTC",
     }
     if broker_url.startswith(("redis://", "rediss://")):
@@ -115,3 +114,11 @@ def _fresh_runtime_in_child(**_: object) -> None:
     from workers.runtime import reset_after_fork
 
     reset_after_fork()
+
+
+@after_setup_logger.connect
+def _tenant_log_levels(logger: object = None, loglevel: object = None, **_: object) -> None:
+    """After Celery set up its log handlers: per-tenant levels for our modules (workers/logs.py)."""
+    from workers import logs
+
+    logs.install(get_settings().log_level)

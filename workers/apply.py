@@ -33,6 +33,7 @@ from presence import StarfaceApplied, StarfacePlan, StarfaceReading, StarfaceWri
 from presence.policy import DndAction
 from workers import health, queues
 from workers.app import TASK_TIME_LIMIT_S, celery_app
+from workers.logs import tenant_log_level
 from workers.poll import load_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
 
@@ -156,7 +157,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
         if writes.has_writes:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
                           target=Target.STARFACE.value, before={"dnd": reading.dnd}, after=_written(writes),
-                          cause=_cause(plan), observed_at=plan.observed_at,
+                          cause=plan_json.get("cause") or _cause(plan), observed_at=plan.observed_at,
                           applied_at=applied_at)
             health.record_changes(session, tenant_id)
     if not recorded:
@@ -174,7 +175,8 @@ def apply_starface(self, tenant_id: int, user_link_id: int, plan: dict[str, Any]
     """
     runtime = get_runtime()
     try:
-        result = run_apply(runtime, tenant_id, user_link_id, plan, expected_version)
+        with tenant_log_level(runtime.log_level_of(tenant_id)):
+            result = run_apply(runtime, tenant_id, user_link_id, plan, expected_version)
         runtime.coordination.clear_pending(tenant_id, user_link_id)
         return result
     except RetryableStarfaceError as exc:

@@ -2,6 +2,9 @@
 
 Upserts one ``UserLink`` per STARFACE user with its state and reason (scheduler/selection.py decides);
 users gone from STARFACE are kept as ``excluded`` with the reason, so their history stays readable.
+
+A user who stops being synced (excluded, e-mail changed, ...) must not be left with a DND or chat text of
+ours: for each such user who holds one, an update that releases only what we own is queued.
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import LinkState, SelectionMode, Tenant, UserLink
+from models import LinkState, SelectionMode, Target, Tenant, UserLink
+from models.base import utcnow
 from models.db import transaction
+from models.store import load_applied_states
+from presence import StarfacePlan
+from presence.policy import DndAction
 from scheduler.selection import (
     DirectoryPerson,
     EntraCandidate,
@@ -21,6 +28,7 @@ from scheduler.selection import (
     link_users,
     select_users,
 )
+from workers.enqueue import enqueue_apply
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,10 +52,13 @@ def sync_directory(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
         for email, users in resolved_raw.items()
     }
     decisions = link_users(selection.selected, resolved) + selection.excluded
-    store_links(runtime, tenant.id, decisions)
+    unlinked = store_links(runtime, tenant.id, decisions)
+    released = release_unlinked(runtime, tenant.id, unlinked)
     counts: dict[str, Any] = {}
     for decision in decisions:
         counts[decision.state.value] = counts.get(decision.state.value, 0) + 1
+    if released:
+        counts["released"] = released
     if selection.unknown_login_ids:
         counts["unknown_login_ids"] = selection.unknown_login_ids
         log.warning("tenant %s: listed login ids not found in STARFACE: %s", tenant.id,
@@ -55,8 +66,12 @@ def sync_directory(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     return counts
 
 
-def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision]) -> None:
-    """Upserts the tenant's user links in one transaction (existing rows keep their ids and history)."""
+def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision]) -> list[int]:
+    """Upserts the tenant's user links in one transaction (existing rows keep their ids and history).
+
+    Returns the ids of links that were linked before and are not any more.
+    """
+    unlinked: list[int] = []
     with transaction(runtime.sessions) as session:
         existing = {
             link.starface_account_id: link
@@ -66,6 +81,9 @@ def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision])
         for decision in decisions:
             seen.add(decision.account_id)
             link = existing.get(decision.account_id)
+            was_linked = link is not None and link.state == LinkState.LINKED.value
+            if link is not None and was_linked and decision.state != LinkState.LINKED:
+                unlinked.append(link.id)
             if link is None:
                 link = UserLink(tenant_id=tenant_id, starface_account_id=decision.account_id)
                 session.add(link)
@@ -77,6 +95,26 @@ def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision])
             link.entra_object_id = decision.entra_object_id
         for account_id, link in existing.items():
             if account_id not in seen:
+                if link.state == LinkState.LINKED.value:
+                    unlinked.append(link.id)
                 link.state = LinkState.EXCLUDED.value
                 link.reason = "no longer a user in STARFACE"
                 link.entra_object_id = None
+    return unlinked
+
+
+def release_unlinked(runtime: Runtime, tenant_id: int, user_link_ids: list[int]) -> int:
+    """Queues a release of our DND / text / telephony for unlinked users that hold some; returns how many."""
+    if not user_link_ids:
+        return 0
+    states = []
+    with transaction(runtime.sessions) as session:
+        for (link_id, target), row in load_applied_states(session, user_link_ids).items():
+            if target == Target.STARFACE.value and row.owned:
+                states.append((link_id, row.version))
+    release = StarfacePlan(category=None, dnd=DndAction.CLEAR, chat_text=None, telephony_active=False,
+                           sequence_number=None, observed_at=utcnow())
+    for link_id, version in states:
+        enqueue_apply(tenant_id, link_id, {**release.to_json(), "cause": "released: user no longer synced"},
+                      version)
+    return len(states)

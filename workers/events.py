@@ -21,6 +21,7 @@ from models.db import transaction
 from presence import EventKind, Origin, StarfaceEvent, decide_teams_session
 from workers import queues
 from workers.app import celery_app
+from workers.logs import tenant_log_level
 from workers.poll import load_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
 from workers.teams_session import SessionConflict, reconcile_session
@@ -72,8 +73,10 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
 def handle_starface_event(self, tenant_id: int, event: dict[str, Any],  # type: ignore[no-untyped-def]
                           received_at: str) -> dict[str, Any]:
     """Celery entry point. Conflicts retry quickly; Graph outages retry with backoff."""
+    runtime = get_runtime()
     try:
-        return run_event(get_runtime(), tenant_id, event)
+        with tenant_log_level(runtime.log_level_of(tenant_id)):
+            return run_event(runtime, tenant_id, event)
     except SessionConflict as exc:
         raise self.retry(exc=exc, countdown=0.05 * (self.request.retries + 1)) from None
     except GraphError as exc:

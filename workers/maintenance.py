@@ -35,6 +35,7 @@ from workers.app import celery_app
 from workers.apply import CLAIM_LEASE, owned_fields, perform_writes
 from workers.directory import sync_directory
 from workers.enqueue import enqueue_maintenance
+from workers.logs import tenant_log_level
 from workers.poll import load_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
 from workers.teams_session import SessionConflict, reconcile_session
@@ -212,7 +213,11 @@ def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str
 @celery_app.task(name=queues.TASK_KEEP_ALIVE, ignore_result=True)
 def keep_alive_all() -> dict[str, Any]:
     runtime = get_runtime()
-    return {str(tenant_id): run_keep_alive(runtime, tenant_id) for tenant_id in enabled_tenant_ids(runtime)}
+    results = {}
+    for tenant_id in enabled_tenant_ids(runtime):
+        with tenant_log_level(runtime.log_level_of(tenant_id)):
+            results[str(tenant_id)] = run_keep_alive(runtime, tenant_id)
+    return results
 
 
 @celery_app.task(name=queues.TASK_DIRECTORY_SYNC, ignore_result=True)
@@ -231,7 +236,8 @@ def directory_sync_tenant(tenant_id: int) -> dict[str, Any]:
     if tenant is None:
         return {}
     try:
-        return sync_directory(runtime, tenant)
+        with tenant_log_level(tenant.log_level):
+            return sync_directory(runtime, tenant)
     except (GraphError, StarfaceError) as exc:
         with transaction(runtime.sessions) as session:
             health.record_error(session, tenant_id, type(exc).__name__, str(exc), poll=False)
@@ -249,8 +255,10 @@ def drift_repair_all() -> int:
 
 @celery_app.task(name=queues.TASK_REPAIR_TENANT, ignore_result=True)
 def drift_repair_tenant(tenant_id: int) -> dict[str, int]:
+    runtime = get_runtime()
     try:
-        return run_drift_repair(get_runtime(), tenant_id)
+        with tenant_log_level(runtime.log_level_of(tenant_id)):
+            return run_drift_repair(runtime, tenant_id)
     except (GraphError, StarfaceError) as exc:
         log.warning("tenant %s: drift repair failed: %s", tenant_id, exc)
         return {"failed": 1}

@@ -25,6 +25,7 @@ from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starf
 from workers import health, queues
 from workers.app import celery_app
 from workers.enqueue import APPLY_EXPIRES_S, enqueue_apply
+from workers.logs import tenant_log_level
 from workers.runtime import Runtime, get_runtime, policy_for
 
 log = logging.getLogger(__name__)
@@ -108,4 +109,6 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
 @celery_app.task(name=queues.TASK_POLL_BATCH, ignore_result=True)
 def poll_batch(tenant_id: int, batch: list[list[Any]], cycle_at: str) -> dict[str, Any]:
     """Celery entry point; ``cycle_at`` is the tick that enqueued it (visible in Flower)."""
-    return run_poll(get_runtime(), tenant_id, [(int(link_id), str(entra_id)) for link_id, entra_id in batch])
+    runtime = get_runtime()
+    with tenant_log_level(runtime.log_level_of(tenant_id)):
+        return run_poll(runtime, tenant_id, [(int(link_id), str(entra_id)) for link_id, entra_id in batch])

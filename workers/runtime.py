@@ -9,11 +9,12 @@ Secrets are decrypted here, right before a client is built, and never leave the 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
@@ -27,6 +28,9 @@ from presence import Rule, TenantPolicy
 from presence.categories import Category
 from presence.policy import DEFAULT_RULES, DndAction, TeamsPresenceMode
 from scheduler.budget import Coordination, LocalCoordination, RedisCoordination
+
+#: How long a worker keeps the tenants' log levels before reading them again.
+LOG_LEVELS_TTL_S = 30.0
 
 
 def policy_for(tenant: Tenant) -> TenantPolicy:
@@ -59,6 +63,19 @@ class Runtime:
     coordination: Coordination
     _clients: dict[tuple[str, int], tuple[Any, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_levels: dict[int, str] = field(default_factory=dict)
+    _log_levels_read_at: float = -LOG_LEVELS_TTL_S
+
+    def log_level_of(self, tenant_id: int) -> str:
+        """The tenant's log level; all tenants' levels are read in one query at most every 30 s."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._log_levels_read_at >= LOG_LEVELS_TTL_S:
+                with self.sessions() as session:
+                    rows = session.execute(select(Tenant.id, Tenant.log_level)).tuples()
+                    self._log_levels = {tenant_id: level for tenant_id, level in rows}
+                self._log_levels_read_at = now
+            return self._log_levels.get(tenant_id, self.settings.log_level)
 
     @property
     def verify(self) -> str | bool:

@@ -111,3 +111,23 @@ def test_it_warns_thirty_days_before_the_client_secret_expires(stack: Stack) -> 
     assert warning is not None and "in 20 days" in warning and "teamsconnect tenant set contoso" in warning
     assert run_secret_expiry(stack.runtime, now=now - timedelta(days=30)) == {"warned": 0}
     assert _health(stack).secret_expiry_warning is None
+
+
+def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.start_worker("w1")
+    stack.teams(3, "sign_in")
+    stack.teams(3, "call_start")
+    stack.until(lambda: stack.user(3)["dnd"], what="DND for the Teams call")
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        tenant.login_ids = [stack.seeds.login(3)]  # the admin excludes the user mid-call
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+    from workers.directory import sync_directory
+
+    assert sync_directory(stack.runtime, tenant)["released"] == 1
+    stack.until(lambda: not stack.user(3)["dnd"], what="our DND released")
+    assert stack.user(3)["chatPresenceMessage"] == ""
+    assert stack.changes("starface")[-1].cause == "released: user no longer synced"
