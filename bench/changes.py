@@ -20,10 +20,10 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from bench.harness import TickDriver, make_due, progress, teams_action, wait_for
+from bench.harness import TickDriver, make_due, progress, teams_action
 from models import AppliedState, ChangeLog, UserLink
 from models.db import transaction
-from simulators.stack import BROKER_URL, Stack
+from simulators.stack import BROKER_URL, Stack, wait_until
 from workers.app import celery_app
 from workers.queues import QUEUE_APPLY
 
@@ -128,12 +128,12 @@ def measure_changes(stack: Stack, tenant_ids: list[int], users: list[int], drive
              f"(apply queue peaked at {peak_backlog} tasks); settling")
     if complete:
         settled_at = stack.ms.count("getPresencesByUserId") + settle_cycles * batches_per_cycle
-        wait_for(lambda: stack.ms.count("getPresencesByUserId") >= settled_at,
+        wait_until(lambda: stack.ms.count("getPresencesByUserId") >= settled_at,
                  timeout=30 + 3 * settle_cycles, what="the settle cycles", interval=0.5)
     driver.stop()
     backlog_left = _apply_backlog(broker)
     celery_app.control.purge()
-    wait_for(lambda: _claims_in_flight(stack, tenant_ids) == 0, timeout=60, what="no update in flight")
+    wait_until(lambda: _claims_in_flight(stack, tenant_ids) == 0, timeout=60, what="no update in flight")
     broker.close()
     dnd, chat, log_entries = count_writes(stack)
     all_changes = _changes_since(stack, baseline, tenant_ids)

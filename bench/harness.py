@@ -180,18 +180,6 @@ class TickDriver:
             self._thread.join(timeout=30)
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Polls ``condition`` until truthy; raises TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def percentiles(values: list[float]) -> dict[str, Any]:
     """p50/p95/p99 (nearest rank, so every figure is a measured sample), max and count."""
     if not values:

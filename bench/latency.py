@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.harness import percentiles, progress, wait_for
+from bench.harness import percentiles, progress
 from simulators.microsoft import MicrosoftSimControl
-from simulators.stack import Stack
+from simulators.stack import Stack, wait_until
 from simulators.starface import StarfaceSimControl
 
 DRAIN_S = 15.0  # how long a sample may take after the last change before it counts as missing
@@ -122,7 +122,7 @@ def measure_latency(stack: Stack, teams_users: list[int], pbx_users: list[int], 
     graph_polls = stack.ms.count("getPresencesByUserId") - graph_before
 
     try:
-        wait_for(lambda: stack.ms.count("setPresence") >= len(answered), timeout=DRAIN_S,
+        wait_until(lambda: stack.ms.count("setPresence") >= len(answered), timeout=DRAIN_S,
                  what="a Teams session for every answered STARFACE call", interval=0.25)
     except TimeoutError as exc:
         progress(f"latency: {exc}")

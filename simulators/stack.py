@@ -45,14 +45,14 @@ T = TypeVar("T")
 
 def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
                between: Callable[[], None] | None = None, what: str = "condition") -> T:
-    """Polls ``condition`` until it returns something truthy; fails with ``what`` after ``timeout``."""
+    """Polls ``condition`` until it returns something truthy; raises TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         if between is not None:
             between()
         time.sleep(interval)

@@ -32,6 +32,7 @@ from models.crypto import SecretBox
 from models.db import make_engine, make_session_factory
 from models.secrets import set_secrets
 from scheduler.budget import LocalCoordination, RedisCoordination
+from simulators.stack import wait_until
 from tests.factories import make_tenant, make_user_links
 from web.app import create_app
 from web.settings import WebSettings
@@ -49,14 +50,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_until(condition, timeout: float = 5.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 @dataclass
