@@ -72,7 +72,7 @@ class Runtime:
         with self._lock:
             if now - self._log_levels_read_at >= LOG_LEVELS_TTL_S:
                 with self.sessions() as session:
-                    rows = session.execute(select(Tenant.id, Tenant.log_level)).tuples()
+                    rows = session.execute(select(Tenant.id, Tenant.log_level))
                     self._log_levels = {tenant_id: level for tenant_id, level in rows}
                 self._log_levels_read_at = now
             return self._log_levels.get(tenant_id, self.settings.log_level)
