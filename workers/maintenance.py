@@ -220,12 +220,17 @@ def keep_alive_all() -> dict[str, Any]:
     return results
 
 
-@celery_app.task(name=queues.TASK_DIRECTORY_SYNC, ignore_result=True)
-def directory_sync_all() -> int:
+def fan_out(task_name: str) -> int:
+    """One per-tenant maintenance task for every enabled tenant; returns how many were queued."""
     tenant_ids = enabled_tenant_ids(get_runtime())
     for tenant_id in tenant_ids:
-        enqueue_maintenance(queues.TASK_SYNC_TENANT_DIRECTORY, tenant_id)
+        enqueue_maintenance(task_name, tenant_id)
     return len(tenant_ids)
+
+
+@celery_app.task(name=queues.TASK_DIRECTORY_SYNC, ignore_result=True)
+def directory_sync_all() -> int:
+    return fan_out(queues.TASK_SYNC_TENANT_DIRECTORY)
 
 
 @celery_app.task(name=queues.TASK_SYNC_TENANT_DIRECTORY, ignore_result=True)
@@ -247,10 +252,7 @@ def directory_sync_tenant(tenant_id: int) -> dict[str, Any]:
 
 @celery_app.task(name=queues.TASK_DRIFT_REPAIR, ignore_result=True)
 def drift_repair_all() -> int:
-    tenant_ids = enabled_tenant_ids(get_runtime())
-    for tenant_id in tenant_ids:
-        enqueue_maintenance(queues.TASK_REPAIR_TENANT, tenant_id)
-    return len(tenant_ids)
+    return fan_out(queues.TASK_REPAIR_TENANT)
 
 
 @celery_app.task(name=queues.TASK_REPAIR_TENANT, ignore_result=True)
