@@ -48,7 +48,7 @@ class Duplicates:
 class Summary:
     teams_to_starface: Direction
     starface_to_teams: Direction
-    drift_repairs: int
+    repairs: int  # re-applied chat texts: by drift repair, or as soon as the bridge reported the overwrite
     duplicates: Duplicates
     graph_requests: int
     graph_by_route: dict[str, int]
@@ -98,13 +98,16 @@ def duplicates(demo: DemoStack, changes: list[Change]) -> Duplicates:
     return Duplicates(sum(puts.values()), sum(chats.values()), extra, unrecorded)
 
 
+REPAIR_CAUSES = ("drift-repair", "starface:chat text overwritten")
+
+
 def collect(demo: DemoStack) -> Summary:
     changes = demo.changes_after(0)
     counts = demo.s.ms.requests()["counts"]
     return Summary(
         teams_to_starface=_direction(changes, "starface", "teams:"),
         starface_to_teams=_direction(changes, "teams", "starface:"),
-        drift_repairs=sum(1 for c in changes if c.cause == "drift-repair"),
+        repairs=sum(1 for c in changes if c.cause in REPAIR_CAUSES),
         duplicates=duplicates(demo, changes),
         graph_requests=sum(counts.values()),
         graph_by_route=dict(sorted(counts.items(), key=lambda item: -item[1])),

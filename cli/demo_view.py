@@ -178,7 +178,7 @@ def print_summary(console: Console, summary: Summary, held: int, failures: list[
         _direction("Teams -> STARFACE", summary.teams_to_starface),
         _direction("STARFACE -> Teams", summary.starface_to_teams),
         "  (latency: from the poll or webhook event that observed a change to the write that applied it)",
-        f"  drift repairs: {summary.drift_repairs}",
+        f"  repairs (chat text the STARFACE app overwrote, re-applied): {summary.repairs}",
         f"  scripted event -> expected state visible: p50 {_s(percentile(seen_after_s, 50))}, "
         f"p95 {_s(percentile(seen_after_s, 95))} (with the wait for the next poll and the throttling burst)",
         f"  duplicate writes: {dup.duplicate_writes} (STARFACE saw {dup.dnd_puts} DND writes and "

@@ -25,11 +25,19 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
-from models import AppliedState, Target, UserLink
+from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.store import claim, complete_claim, ensure_row, record_change, release_claim
-from presence import StarfaceApplied, StarfacePlan, StarfaceReading, StarfaceWrites, finalize_starface
+from presence import (
+    StarfaceApplied,
+    StarfacePlan,
+    StarfaceReading,
+    StarfaceWrites,
+    TeamsApplied,
+    finalize_starface,
+    repair_starface,
+)
 from presence.policy import DndAction
 from workers import health, queues
 from workers.app import TASK_TIME_LIMIT_S, celery_app
@@ -163,6 +171,43 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
     if not recorded:
         log.warning("tenant %s user %s: claim expired before the write was recorded", tenant_id, user_link_id)
     return {"writes": _written(writes), "stale": writes.stale}
+
+
+def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState, reading: StarfaceReading,
+                teams_row: AppliedState | None, cause: str) -> bool:
+    """Re-applies what the user's applied state still asks for, given STARFACE as read back (drift repair)
+    or as a bridge event reported it (the STARFACE app overwrote our chat text); True if it wrote."""
+    policy = policy_for(tenant)
+    applied = StarfaceApplied.from_json(row.fields)
+    applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
+    writes = repair_starface(policy, reading, applied, applied_teams)
+    if not writes.has_writes and writes.applied == applied:
+        return False
+    claim_id = uuid.uuid4().hex
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        if not claim(session, user_link_id=link.id, target=Target.STARFACE.value,
+                     expected_version=row.version, claim_id=claim_id, claim_fields={"repair": True},
+                     expires_at=now + CLAIM_LEASE, now=now):
+            return False  # an update is under way; the next repair looks again
+    try:
+        if writes.has_writes:
+            perform_writes(link.starface_account_id, writes, runtime.starface(tenant), runtime.bridge(tenant))
+    except StarfaceError:
+        with transaction(runtime.sessions) as session:
+            release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
+        raise
+    with transaction(runtime.sessions) as session:
+        complete_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id,
+                       fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
+                       observed_at=row.observed_at, observed_seq=row.observed_seq)
+        if writes.has_writes:
+            record_change(session, tenant_id=tenant.id, user_link_id=link.id, target=Target.STARFACE.value,
+                          before={"dnd": reading.dnd, "chat_text": reading.chat_text}, after=_written(writes),
+                          cause=cause, observed_at=utcnow())
+            health.record_changes(session, tenant.id)
+    return writes.has_writes
+
 
 
 @celery_app.task(name=queues.TASK_APPLY_STARFACE, bind=True, ignore_result=True, max_retries=MAX_RETRIES)

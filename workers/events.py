@@ -15,12 +15,14 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.graph import GraphError
-from models import LinkState, UserLink
+from models import LinkState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from presence import EventKind, Origin, StarfaceEvent, decide_teams_session
+from models.store import load_applied_states
+from presence import EventKind, Origin, StarfaceEvent, StarfaceReading, decide_teams_session
 from workers import queues
 from workers.app import celery_app
+from workers.apply import repair_user
 from workers.logs import tenant_log_level
 from workers.poll import load_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
@@ -58,6 +60,8 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
         ).one_or_none()
     if link is None or link.state != LinkState.LINKED.value or not link.entra_object_id:
         return {"ignored": "user not synced"}
+    if event.kind is EventKind.PRESENCE:
+        return _chat_text_changed(runtime, tenant, link, event)
     policy = policy_for(tenant)
     now = utcnow()
     return reconcile_session(
@@ -66,6 +70,25 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
         cause=f"starface:{event.kind.value}:{event_args.get('telephony_state') or event_args.get('dnd')}",
         observed_at=event.occurred_at,
     )
+
+
+def _chat_text_changed(
+    runtime: Runtime, tenant: Tenant, link: UserLink, event: StarfaceEvent
+) -> dict[str, Any]:
+    """The chat status changed in STARFACE: if the STARFACE app overwrote a text of ours that the user's
+    Teams status still asks for, put it back now instead of at the next drift repair."""
+    if event.origin is not Origin.USER:
+        return {"ignored": "a chat status written by an integration (usually ours)"}
+    with transaction(runtime.sessions) as session:
+        rows = load_applied_states(session, [link.id])
+    starface_row = rows.get((link.id, Target.STARFACE.value))
+    if starface_row is None or starface_row.claim_id:
+        return {"ignored": "nothing of ours applied, or an update is in flight"}
+    reading = StarfaceReading(chat_text=event.chat_text or "")
+    teams_row = rows.get((link.id, Target.TEAMS.value))
+    wrote = repair_user(runtime, tenant, link, starface_row, reading, teams_row,
+                        cause="starface:chat text overwritten")
+    return {"repaired": wrote}
 
 
 @celery_app.task(name=queues.TASK_STARFACE_EVENT, bind=True, ignore_result=True,

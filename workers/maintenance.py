@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,18 +20,15 @@ from connectors.starface import StarfaceError
 from models import AppliedState, LinkState, Target, Tenant, TenantHealth, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.store import claim, complete_claim, record_change, release_claim
 from presence import (
-    StarfaceApplied,
     StarfaceReading,
     TeamsApplied,
     keep_alive,
-    repair_starface,
     repair_teams_session,
 )
 from workers import health, queues
 from workers.app import celery_app
-from workers.apply import CLAIM_LEASE, owned_fields, perform_writes
+from workers.apply import repair_user
 from workers.directory import sync_directory
 from workers.enqueue import enqueue_maintenance
 from workers.logs import tenant_log_level
@@ -108,43 +104,6 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
             for link in links}
 
 
-def _repair_starface_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState,
-                          reading: StarfaceReading, teams_row: AppliedState | None) -> bool:
-    """Re-applies what the applied state still asks for; True if something was written."""
-    policy = policy_for(tenant)
-    applied = StarfaceApplied.from_json(row.fields)
-    applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
-    writes = repair_starface(policy, reading, applied, applied_teams)
-    if not writes.has_writes and writes.applied == applied:
-        return False
-    claim_id = uuid.uuid4().hex
-    now = utcnow()
-    with transaction(runtime.sessions) as session:
-        if not claim(session, user_link_id=link.id, target=Target.STARFACE.value,
-                     expected_version=row.version, claim_id=claim_id, claim_fields={"repair": True},
-                     expires_at=now + CLAIM_LEASE, now=now):
-            return False  # an update is under way; the next repair looks again
-    try:
-        if writes.has_writes:
-            perform_writes(link.starface_account_id, writes, runtime.starface(tenant), runtime.bridge(tenant))
-    except StarfaceError:
-        with transaction(runtime.sessions) as session:
-            release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
-        raise
-    with transaction(runtime.sessions) as session:
-        complete_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id,
-                       fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
-                       observed_at=row.observed_at, observed_seq=row.observed_seq)
-        if writes.has_writes:
-            after = {k: v for k, v in (("dnd", writes.dnd), ("chat_text", writes.chat_text),
-                                       ("telephony", writes.telephony_state)) if v is not None}
-            record_change(session, tenant_id=tenant.id, user_link_id=link.id, target=Target.STARFACE.value,
-                          before={"dnd": reading.dnd, "chat_text": reading.chat_text}, after=after,
-                          cause="drift-repair", observed_at=utcnow())
-            health.record_changes(session, tenant.id)
-    return writes.has_writes
-
-
 def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
     """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge)."""
     with transaction(runtime.sessions) as session:
@@ -163,8 +122,8 @@ def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
             continue
         starface_row = rows.get(Target.STARFACE.value)
         if starface_row is not None and not starface_row.claim_id \
-                and _repair_starface_user(runtime, tenant, link, starface_row, reading,
-                                          rows.get(Target.TEAMS.value)):
+                and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
+                                cause="drift-repair"):
             counts["repaired"] += 1
         if Target.TEAMS.value in rows and policy.teams_session_enabled:
             now = utcnow()

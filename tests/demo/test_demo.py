@@ -52,7 +52,7 @@ def test_it_plays_the_short_office_hour_and_exits_0_with_a_clean_summary(tmp_pat
     with sqlite3.connect(data_dir / "teamsconnect.db") as db:
         (changes,) = db.execute("SELECT count(*) FROM change_log").fetchone()
     assert changes == int(teams_to_starface.group(1)) + int(starface_to_teams.group(1)) + \
-        int(re.search(r"drift repairs: (\d+)", output).group(1))  # type: ignore[union-attr]
+        int(re.search(r"re-applied\): (\d+)", output).group(1))  # type: ignore[union-attr]
     assert (data_dir / "encryption.key").exists()
     # Nothing keeps running: simulators, web app and worker threads are all stopped.
     assert _leftover_threads(before) == []

@@ -13,6 +13,7 @@ from models.db import transaction
 from models.secrets import set_secrets
 from simulators.paired import paired_seeds
 from simulators.stack import Stack, StackFactory
+from workers.events import run_event
 from workers.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
 from workers.poll import run_poll
 
@@ -58,7 +59,15 @@ def test_it_links_users_by_email_and_reports_the_rest_with_reasons(directory_sta
         "unmatched", "no Microsoft 365 user has pbx-admin@example.test as mail, UPN or proxy address")
 
 
-def test_it_reapplies_a_chat_text_the_starface_app_overwrote(stack: Stack) -> None:
+@pytest.fixture
+def stack_without_webhooks(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(4), web=False)
+
+
+def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_was_lost(
+    stack_without_webhooks: Stack,
+) -> None:
+    stack = stack_without_webhooks
     stack.add_tenant()
     stack.start_worker("w1")
     stack.teams(1, "sign_in")
@@ -131,3 +140,23 @@ def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> Non
     stack.until(lambda: not stack.user(3)["dnd"], what="our DND released")
     assert stack.user(3)["chatPresenceMessage"] == ""
     assert stack.changes("starface")[-1].cause == "released: user no longer synced"
+
+
+def test_it_reapplies_an_overwritten_chat_text_as_soon_as_the_event_arrives(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.start_worker("w1")
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    stack.until(lambda: stack.changes("starface")[-1].cause == "starface:chat text overwritten",
+                what="the event-driven repair")
+    assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+    stack.teams(1, "call_end")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "", what="text cleared after the call")
+    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    event = {"event_id": "e-2", "type": "presence", "account": stack.seeds.account(1), "login": "1101",
+             "occurred_at": datetime.now(UTC).isoformat(), "origin": "user", "telephony_state": None,
+             "dnd": None, "chat_presence": "AVAILABLE", "chat_presence_message": "Back at 3"}
+    assert run_event(stack.runtime, stack.tenant_id, event) == {"repaired": False}  # not ours to restore
+    assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
