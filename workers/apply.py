@@ -109,7 +109,8 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
     claim_id = uuid.uuid4().hex
     now = utcnow()
     with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
+        # A release (workers/release.py) must also run for a tenant that was just disabled.
+        tenant = load_tenant(session, tenant_id, include_disabled=bool(plan_json.get("release")))
         # Tenant isolation: the user must belong to this tenant.
         link = session.scalars(
             select(UserLink).where(UserLink.id == user_link_id, UserLink.tenant_id == tenant_id)

@@ -14,12 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import LinkState, SelectionMode, Target, Tenant, UserLink
-from models.base import utcnow
+from models import LinkState, SelectionMode, Tenant, UserLink
 from models.db import transaction
-from models.store import load_applied_states
-from presence import StarfacePlan
-from presence.policy import DndAction
 from scheduler.selection import (
     DirectoryPerson,
     EntraCandidate,
@@ -28,7 +24,7 @@ from scheduler.selection import (
     link_users,
     select_users,
 )
-from workers.enqueue import enqueue_apply
+from workers.release import queue_releases
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,7 +49,7 @@ def sync_directory(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     }
     decisions = link_users(selection.selected, resolved) + selection.excluded
     unlinked = store_links(runtime, tenant.id, decisions)
-    released = release_unlinked(runtime, tenant.id, unlinked)
+    released = queue_releases(runtime, tenant.id, unlinked, "released: user no longer synced")
     counts: dict[str, Any] = {}
     for decision in decisions:
         counts[decision.state.value] = counts.get(decision.state.value, 0) + 1
@@ -102,19 +98,3 @@ def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision])
                 link.entra_object_id = None
     return unlinked
 
-
-def release_unlinked(runtime: Runtime, tenant_id: int, user_link_ids: list[int]) -> int:
-    """Queues a release of our DND / text / telephony for unlinked users that hold some; returns how many."""
-    if not user_link_ids:
-        return 0
-    states = []
-    with transaction(runtime.sessions) as session:
-        for (link_id, target), row in load_applied_states(session, user_link_ids).items():
-            if target == Target.STARFACE.value and row.owned:
-                states.append((link_id, row.version))
-    release = StarfacePlan(category=None, dnd=DndAction.CLEAR, chat_text=None, telephony_active=False,
-                           sequence_number=None, observed_at=utcnow())
-    for link_id, version in states:
-        enqueue_apply(tenant_id, link_id, {**release.to_json(), "cause": "released: user no longer synced"},
-                      version)
-    return len(states)

@@ -33,6 +33,7 @@ from workers.directory import sync_directory
 from workers.enqueue import enqueue_maintenance
 from workers.logs import tenant_log_level
 from workers.poll import load_tenant
+from workers.release import release_tenant
 from workers.runtime import Runtime, get_runtime, policy_for
 from workers.teams_session import SessionConflict, reconcile_session
 
@@ -41,9 +42,12 @@ log = logging.getLogger(__name__)
 SECRET_WARNING_AHEAD = timedelta(days=30)
 
 
-def enabled_tenant_ids(runtime: Runtime) -> list[int]:
+def enabled_tenant_ids(runtime: Runtime, include_disabled: bool = False) -> list[int]:
+    query = select(Tenant.id).order_by(Tenant.id)
+    if not include_disabled:
+        query = query.where(Tenant.enabled.is_(True))
     with transaction(runtime.sessions) as session:
-        return list(session.scalars(select(Tenant.id).where(Tenant.enabled.is_(True)).order_by(Tenant.id)))
+        return list(session.scalars(query))
 
 
 def _linked_with_states(runtime: Runtime, tenant_id: int) -> list[tuple[UserLink, dict[str, AppliedState]]]:
@@ -105,11 +109,16 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
 
 
 def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
-    """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge)."""
+    """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge).
+
+    For a disabled tenant it releases instead what we still hold (workers/release.py).
+    """
     with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
+        tenant = load_tenant(session, tenant_id, include_disabled=True)
     if tenant is None:
         return {}
+    if not tenant.enabled:
+        return release_tenant(runtime, tenant)
     policy = policy_for(tenant)
     pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id) if rows]
     counts = {"checked": len(pairs), "repaired": 0, "sessions": 0}
@@ -179,9 +188,9 @@ def keep_alive_all() -> dict[str, Any]:
     return results
 
 
-def fan_out(task_name: str) -> int:
-    """One per-tenant maintenance task for every enabled tenant; returns how many were queued."""
-    tenant_ids = enabled_tenant_ids(get_runtime())
+def fan_out(task_name: str, include_disabled: bool = False) -> int:
+    """One per-tenant maintenance task for every enabled (or every) tenant; returns how many were queued."""
+    tenant_ids = enabled_tenant_ids(get_runtime(), include_disabled)
     for tenant_id in tenant_ids:
         enqueue_maintenance(task_name, tenant_id)
     return len(tenant_ids)
@@ -211,7 +220,7 @@ def directory_sync_tenant(tenant_id: int) -> dict[str, Any]:
 
 @celery_app.task(name=queues.TASK_DRIFT_REPAIR, ignore_result=True)
 def drift_repair_all() -> int:
-    return fan_out(queues.TASK_REPAIR_TENANT)
+    return fan_out(queues.TASK_REPAIR_TENANT, include_disabled=True)  # disabled ones: release what we set
 
 
 @celery_app.task(name=queues.TASK_REPAIR_TENANT, ignore_result=True)

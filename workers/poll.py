@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 EnqueueApply = Callable[[int, int, dict[str, Any], int | None], None]
 
 
-def load_tenant(session, tenant_id: int) -> Tenant | None:  # type: ignore[no-untyped-def]
-    """The tenant with its rule table (two queries), or None if it is gone or disabled."""
+def load_tenant(session, tenant_id: int, include_disabled: bool = False) -> Tenant | None:  # type: ignore[no-untyped-def]
+    """The tenant with its rule table (two queries), or None if it is gone (or disabled, unless asked)."""
     tenant = session.scalars(
         select(Tenant).where(Tenant.id == tenant_id).options(selectinload(Tenant.rules))
     ).one_or_none()
-    return tenant if tenant is not None and tenant.enabled else None
+    return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
 
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],

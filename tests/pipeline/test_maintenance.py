@@ -12,7 +12,7 @@ from models import Tenant, TenantHealth, UserLink
 from models.db import transaction
 from models.secrets import set_secrets
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory
+from simulators.stack import Stack, StackFactory, wait_until
 from workers.events import run_event
 from workers.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
 from workers.poll import run_poll
@@ -154,9 +154,34 @@ def test_it_reapplies_an_overwritten_chat_text_as_soon_as_the_event_arrives(stac
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
     stack.teams(1, "call_end")
     stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "", what="text cleared after the call")
-    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    changes = len(stack.changes())
+    # After the call the text is not asked for any more: a later overwrite is the user's to keep.
     event = {"event_id": "e-2", "type": "presence", "account": stack.seeds.account(1), "login": "1101",
              "occurred_at": datetime.now(UTC).isoformat(), "origin": "user", "telephony_state": None,
              "dnd": None, "chat_presence": "AVAILABLE", "chat_presence_message": "Back at 3"}
-    assert run_event(stack.runtime, stack.tenant_id, event) == {"repaired": False}  # not ours to restore
-    assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
+    assert run_event(stack.runtime, stack.tenant_id, event) == {"repaired": False}
+    assert len(stack.changes()) == changes
+
+
+def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) -> None:
+    stack.add_tenant()
+    stack.start_worker("w1")
+    for index in (0, 2):
+        stack.teams(index, "sign_in")
+    stack.teams(0, "call_start")
+    stack.pbx.toggle_dnd_by_hand(stack.seeds.login(1), True)  # the user's own DND: never ours to clear
+    stack.pbx.ring(stack.seeds.login(2))
+    stack.pbx.answer(stack.seeds.login(2))
+    stack.until(lambda: stack.user(0)["dnd"] and stack.presence(2)["availability"] == "Busy",
+                what="our DND and our Teams session")
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        tenant.enabled = False
+    assert run_drift_repair(stack.runtime, stack.tenant_id) == {"released": 1, "sessions_cleared": 1}
+    wait_until(lambda: not stack.user(0)["dnd"], what="our DND released")
+    assert stack.user(0)["chatPresenceMessage"] == ""
+    assert stack.presence(2)["availability"] == "Available"
+    assert stack.user(1)["dnd"] is True
+    stack.tick()  # a disabled tenant is not polled any more
+    assert [c.cause for c in stack.changes()][-2:] == ["released: tenant disabled"] * 2

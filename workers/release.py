@@ -1,0 +1,77 @@
+"""Releasing what we set: nobody is left on a DND, chat text, telephony status or Teams session of ours
+that no poll will ever clear - when a user stops being synced, or when a whole tenant is disabled.
+
+A release is an ordinary STARFACE update (workers/apply.py) whose plan clears only what we own (a DND the
+user set by hand stays), and, for the Teams side, our session cleared through the usual claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.graph import GraphError
+from models import AppliedState, Target, Tenant, UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import load_applied_states
+from presence import StarfacePlan, TeamsApplied, keep_alive
+from presence.policy import DndAction
+from workers.enqueue import APPLY_EXPIRES_S, enqueue_apply
+from workers.runtime import Runtime, policy_for
+from workers.teams_session import SessionConflict, reconcile_session
+
+log = logging.getLogger(__name__)
+
+
+def release_plan(cause: str) -> dict[str, Any]:
+    """A plan that clears our DND, text and telephony and sets nothing (task arguments)."""
+    plan = StarfacePlan(category=None, dnd=DndAction.CLEAR, chat_text=None, telephony_active=False,
+                        sequence_number=None, observed_at=utcnow())
+    return {**plan.to_json(), "cause": cause, "release": True}
+
+
+def queue_releases(runtime: Runtime, tenant_id: int, user_link_ids: list[int], cause: str) -> int:
+    """Queues a release for each of these users that holds a STARFACE output of ours; returns how many."""
+    if not user_link_ids:
+        return 0
+    with transaction(runtime.sessions) as session:
+        holding = [(link_id, row.version) for (link_id, target), row in
+                   load_applied_states(session, user_link_ids).items()
+                   if target == Target.STARFACE.value and row.owned]
+    fresh = set(runtime.coordination.mark_pending(tenant_id, [link_id for link_id, _ in holding],
+                                                  APPLY_EXPIRES_S))
+    for link_id, version in holding:
+        if link_id in fresh:
+            enqueue_apply(tenant_id, link_id, release_plan(cause), version)
+    return len(fresh)
+
+
+def release_tenant(runtime: Runtime, tenant: Tenant) -> dict[str, int]:
+    """For a disabled tenant: queue the release of every STARFACE output of ours and clear our sessions."""
+    with transaction(runtime.sessions) as session:
+        links = {link.id: link
+                 for link in session.scalars(select(UserLink).where(UserLink.tenant_id == tenant.id))}
+        rows = list(session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant.id)))
+    cause = "released: tenant disabled"
+    holding = [row.user_link_id for row in rows if row.target == Target.STARFACE.value and row.owned]
+    queued = queue_releases(runtime, tenant.id, holding, cause)
+    no_sessions = replace(policy_for(tenant), set_teams_presence=False)
+    cleared = 0
+    for row in rows:
+        link = links.get(row.user_link_id)
+        held = row.target == Target.TEAMS.value and TeamsApplied.from_json(row.fields).held is not None
+        if link is None or not held:
+            continue
+        now = utcnow()
+        try:
+            result = reconcile_session(runtime, tenant, link,
+                                       lambda t, s, now=now: keep_alive(no_sessions, t, s, now),
+                                       cause=cause, observed_at=None)
+            cleared += result["action"] == "clear"
+        except (SessionConflict, GraphError) as exc:
+            log.info("tenant %s user %s: session release deferred: %s", tenant.id, link.id, exc)
+    return {"released": queued, "sessions_cleared": cleared}
