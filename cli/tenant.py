@@ -27,7 +27,7 @@ from cli.errors import fail_on_bad_settings
 from config import get_settings
 from connectors.graph import GraphClient, GraphError
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
-from models import LinkState, Tenant, TenantHealth, UserLink
+from models import AppliedState, LinkState, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox, SecretBoxError, box_from_settings
 from models.db import make_engine, make_session_factory, transaction
 from models.secrets import read_secrets
@@ -543,10 +543,20 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
 def delete(
     tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Delete even while our outputs are still set."),
 ) -> None:
     """Delete a tenant with its user links, applied states, audit trail and health."""
     with _session() as (session, _):
         tenant = _tenant(session, tenant_ref)
+        holding = sum(1 for owned in session.scalars(
+            select(AppliedState.owned).where(AppliedState.tenant_id == tenant.id)) if owned)
+        if holding and not force:
+            raise _Fail(
+                f"tenant {tenant.name} still holds a DND, chat text or Teams session of ours for {holding} "
+                f"user state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant "
+                f"set {tenant.name} enabled=false`): drift repair releases them within 5 minutes. "
+                "Or delete anyway with --force."
+            )
         if not yes:
             typer.confirm(f"Delete tenant {tenant.name} (id {tenant.id}) and all its data?", abort=True)
         name, tenant_id = tenant.name, tenant.id

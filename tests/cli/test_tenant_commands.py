@@ -12,7 +12,7 @@ from click.testing import Result
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import ChangeLog, StatusRule, Tenant, TenantHealth, UserLink, utcnow
+from models import AppliedState, ChangeLog, StatusRule, Tenant, TenantHealth, UserLink, utcnow
 from models.crypto import SecretBox
 from models.secrets import read_secrets
 from tests.cli.conftest import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD, assert_no_secret
@@ -233,3 +233,19 @@ def test_it_says_to_run_db_upgrade_on_an_empty_database(
     result = run("tenant", "list")
     assert result.exit_code == 2
     assert "run `teamsconnect db upgrade`" in result.stderr and "Traceback" not in result.output
+
+
+def test_it_refuses_to_delete_a_tenant_that_still_holds_our_outputs(
+    run: Run, write_json: Callable[..., Path], tenant_data: dict[str, Any], db: sessionmaker[Session]
+) -> None:
+    _add(run, write_json, tenant_data)
+    with db() as session, session.begin():
+        tenant = session.scalars(select(Tenant).where(Tenant.name == "contoso")).one()
+        (link,) = make_user_links(session, tenant, 1)
+        session.add(AppliedState(tenant_id=tenant.id, user_link_id=link.id, target="starface",
+                                 fields={"dnd_ours": True}, owned=["dnd"]))
+    refused = run("tenant", "delete", "contoso", "--yes")
+    assert refused.exit_code == 2
+    assert "still holds a DND" in refused.stderr and "enabled=false" in refused.stderr
+    forced = run("tenant", "delete", "contoso", "--yes", "--force")
+    assert forced.exit_code == 0, forced.output
