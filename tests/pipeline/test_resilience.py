@@ -41,11 +41,11 @@ def test_it_loses_no_change_when_a_worker_dies_in_the_middle_of_a_batch(stack: S
     stack.add_tenant()
     stack.teams(4, "sign_in")
     stack.teams(4, "call_start")
-    stack.ms.add_fault("getPresencesByUserId", None, delay_s=3.0)  # the poll hangs inside Graph ...
+    stack.ms.add_fault("getPresencesByUserId", None, delay_s=6.0)  # the poll hangs inside Graph ...
     doomed = stack.start_worker("doomed", concurrency=1)
     stack.until(lambda: _presence_polls(stack), what="the slow poll to reach Graph")
     stack.kill_worker(doomed)  # ... and its worker is killed there, the batch unfinished
-    assert not stack.user(4)["dnd"]
+    assert not stack.user(4)["dnd"], "the doomed worker finished its batch before it was killed"
     stack.start_worker("survivor")
     stack.until(lambda: stack.user(4)["dnd"], timeout=30, what="the next cycle to converge")
     assert len(stack.changes("starface")) == 1
