@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 import redis
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.settings import load_settings
-from models import ChangeLog, Tenant
+from models import AppliedState, ChangeLog, Tenant
 from models.base import utcnow
 from models.db import transaction
 from models.secrets import set_secrets
@@ -147,6 +147,25 @@ class Stack:
     def until(self, condition: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
         """Ticks (as beat would) until ``condition`` holds."""
         return wait_until(condition, timeout=timeout, interval=0.1, between=self.tick, what=what)
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Waits until no update or event is queued or being applied, so the audit trail is complete: a
+        write shows on a simulator a moment before the worker records it (same transaction as the claim
+        is released)."""
+        broker = redis.Redis.from_url(BROKER_URL)
+
+        def idle() -> bool:
+            queued = sum(broker.llen(queue) for queue in ("apply", "events", "poll"))
+            with transaction(self.runtime.sessions) as session:
+                claimed = session.scalar(select(func.count()).select_from(AppliedState)
+                                         .where(AppliedState.claim_id.is_not(None),
+                                                AppliedState.claim_expires_at > utcnow()))
+            return queued == 0 and claimed == 0
+
+        try:
+            wait_until(idle, timeout=timeout, what="the pipeline to settle")
+        finally:
+            broker.close()
 
     def changes(self, target: str | None = None) -> list[ChangeLog]:
         with transaction(self.runtime.sessions) as session:

@@ -139,6 +139,7 @@ def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> Non
     assert sync_directory(stack.runtime, tenant)["released"] == 1
     stack.until(lambda: not stack.user(3)["dnd"], what="our DND released")
     assert stack.user(3)["chatPresenceMessage"] == ""
+    stack.settle()
     assert stack.changes("starface")[-1].cause == "released: user no longer synced"
 
 
@@ -184,4 +185,5 @@ def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) 
     assert stack.presence(2)["availability"] == "Available"
     assert stack.user(1)["dnd"] is True
     stack.tick()  # a disabled tenant is not polled any more
+    stack.settle()
     assert [c.cause for c in stack.changes()][-2:] == ["released: tenant disabled"] * 2

@@ -36,6 +36,7 @@ def test_it_retries_a_starface_outage_and_writes_once_when_it_is_back(stack: Sta
     reads = [r for r in stack.pbx.request_log() if r["path"] == path and r["method"] == "GET"]
     assert len(reads) >= 4  # three answered 503 (the fault), then the retry went through
     assert stack.phoneconfig_puts(0) == 1
+    stack.settle()
     assert len(stack.changes("starface")) == 1
 
 

@@ -48,6 +48,7 @@ def test_it_loses_no_change_when_a_worker_dies_in_the_middle_of_a_batch(stack: S
     assert not stack.user(4)["dnd"], "the doomed worker finished its batch before it was killed"
     stack.start_worker("survivor")
     stack.until(lambda: stack.user(4)["dnd"], timeout=30, what="the next cycle to converge")
+    stack.settle()
     assert len(stack.changes("starface")) == 1
 
 

@@ -31,6 +31,7 @@ def test_it_holds_a_teams_session_while_a_starface_call_lasts(stack: Stack) -> N
     stack.until(lambda: _availability(stack, 3) == ("Busy", "InACall"), what="Teams busy for the PBX call")
     stack.pbx.hang_up(login)
     stack.until(lambda: _availability(stack, 3) == ("Available", "Available"), what="the session cleared")
+    stack.settle()
     sessions = [c.after["session"] for c in stack.changes("teams")]
     assert sessions == ["Busy/InACall", None]
     assert stack.ms.count("setPresence") == 1 and stack.ms.count("clearPresence") == 1

@@ -25,6 +25,7 @@ def test_it_sets_dnd_and_text_for_a_teams_call_and_clears_both_after(stack: Stac
     stack.teams(0, "call_end")
     state = stack.until(lambda: not (s := stack.user(0))["dnd"] and s, what="DND cleared after the call")
     assert state["chatPresenceMessage"] == ""
+    stack.settle()
     assert [c.cause for c in stack.changes("starface")] == ["teams:InACall", "teams:Available"]
     assert not stack.user(1)["dnd"]  # nobody else was touched
 
@@ -44,6 +45,7 @@ def test_it_sets_and_clears_dnd_alone_for_a_tenant_without_a_bridge(rest_only_st
     stack.teams(1, "call_end")
     stack.until(lambda: not stack.user(1)["dnd"], what="DND off over REST")
     assert stack.user(1)["chatPresenceMessage"] == ""  # no bridge: the chat text is never touched
+    stack.settle()
     assert [c.after for c in stack.changes("starface")] == [{"dnd": True}, {"dnd": False}]
 
 
@@ -59,5 +61,6 @@ def test_it_never_clears_a_dnd_the_user_switched_on_by_hand(stack: Stack) -> Non
     stack.teams(2, "call_end")
     stack.until(lambda: stack.user(2)["chatPresenceMessage"] == "", what="call text cleared")
     stack.tick()
+    stack.settle()
     assert stack.user(2)["dnd"] is True  # the user's own DND survives the whole Teams call
     assert all(c.after.get("dnd") is not False for c in stack.changes("starface"))
