@@ -92,7 +92,9 @@ def decide_teams_session(
         elif (
             event.kind is EventKind.DND
             and event.dnd is not None
-            and not _older(event.occurred_at, starface.dnd_event_at)
+            # Not "older or the same": a redelivered DND event must not be learned again, because a
+            # DND we switched on since would then be taken for the user's and never cleared.
+            and (starface.dnd_event_at is None or event.occurred_at > starface.dnd_event_at)
         ):
             starface = _learn_user_dnd(starface, event.dnd, event.occurred_at)
     return _reconcile(policy, teams, starface, now)

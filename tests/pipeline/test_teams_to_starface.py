@@ -20,11 +20,12 @@ def test_it_sets_dnd_and_text_for_a_teams_call_and_clears_both_after(stack: Stac
     stack.start_worker("w1")
     stack.teams(0, "sign_in")
     stack.teams(0, "call_start")
-    state = stack.until(lambda: (s := stack.user(0))["dnd"] and s, what="DND on for the Teams call")
-    assert state["chatPresenceMessage"] == "On a call in MS Teams"
+    # DND goes over REST first, then the text through the bridge: wait for both.
+    stack.until(lambda: (s := stack.user(0))["dnd"] and s["chatPresenceMessage"] == "On a call in MS Teams",
+                what="DND on and the call text for the Teams call")
     stack.teams(0, "call_end")
-    state = stack.until(lambda: not (s := stack.user(0))["dnd"] and s, what="DND cleared after the call")
-    assert state["chatPresenceMessage"] == ""
+    stack.until(lambda: not (s := stack.user(0))["dnd"] and s["chatPresenceMessage"] == "",
+                what="DND and text cleared after the call")
     stack.settle()
     assert [c.cause for c in stack.changes("starface")] == ["teams:InACall", "teams:Available"]
     assert not stack.user(1)["dnd"]  # nobody else was touched

@@ -357,3 +357,23 @@ def test_it_applies_only_the_newest_telephony_event() -> None:
     w.deliver_event(start)  # late: older than the end
     w.deliver_event(end)  # duplicate
     assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_does_not_relearn_a_redelivered_dnd_event_over_a_dnd_of_ours() -> None:
+    """Found by the property test: Teams call, the user toggles DND on and off by hand, we set DND for
+    the call, then the bridge delivers the 'off' event again - our DND must still be ours and cleared."""
+    from presence import TenantPolicy
+    from tests.presence.model import World
+
+    world = World(TenantPolicy(set_chat_text=False, set_teams_presence=False, has_bridge=True))
+    world.teams_client("call")
+    world.starface_user_dnd(True)
+    world.starface_user_dnd(False)
+    world.poll()
+    world.deliver_event(world.delivered_events[1])  # the "off" event, delivered again
+    world.teams_client("available")
+    for _ in range(3):
+        world.advance(120)
+        world.sync()
+    assert world.starface.dnd is False
+    assert not world.violations
