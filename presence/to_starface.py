@@ -120,7 +120,7 @@ def plan_starface(
         # Our session mirrors a manual STARFACE DND, for as long as the user keeps it: the user's own
         # Teams state is hidden behind it, so release what Teams caused instead of keeping it forever.
         category = None
-    elif is_own_echo(observation, applied_teams, now):
+    elif is_own_echo(observation, applied_teams):
         return None  # hidden behind a call session or its echo window: bounded, keep what Teams said
     else:
         category = categorize(observation.availability, observation.activity, observation.out_of_office)
@@ -164,16 +164,18 @@ def repair_starface(
     return _decide(policy, plan, reading, applied)
 
 
-def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied, now: datetime) -> bool:
+def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied) -> bool:
     """True if the observed Teams presence is our own session (held, or released within ECHO_WINDOW)."""
     held = applied_teams.held
     if held is not None and held.matches(observation.availability, observation.activity):
         return True
     released = applied_teams.released
+    # Judged by when the observation was made, not when it is decided: a late or redelivered read taken
+    # while we still held the pair (or shortly after) is our echo however long ago that was.
     return (
         released is not None
         and applied_teams.released_at is not None
-        and now - applied_teams.released_at < ECHO_WINDOW
+        and observation.observed_at - applied_teams.released_at < ECHO_WINDOW
         and released.matches(observation.availability, observation.activity)
     )
 

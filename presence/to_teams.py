@@ -172,6 +172,8 @@ def _reconcile(
         started = replace(
             teams, held=desired, held_since=now, refreshed_at=now, expires_at=now + SESSION_EXPIRY
         )
+        if held is not None:  # the pair it replaces is still echoed by Teams for a while
+            started = replace(started, released=held, released_at=now)
         if held is not None:  # the replaced pair may still be reported for a while: keep it an echo
             started = replace(started, released=held, released_at=now)
         return TeamsSessionAction(SessionActionKind.SET, desired, started, starface)

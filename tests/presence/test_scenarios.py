@@ -377,3 +377,20 @@ def test_it_does_not_relearn_a_redelivered_dnd_event_over_a_dnd_of_ours() -> Non
         world.sync()
     assert world.starface.dnd is False
     assert not world.violations
+
+
+def test_it_recognises_a_late_read_of_a_session_pair_it_has_replaced_as_its_own_echo() -> None:
+    """Found by the property test: a STARFACE call gives Busy/InACall, then a manual DND (mirrored)
+    replaces it with DoNotDisturb/Presenting; a read of the old pair delivered ten minutes late is still
+    our echo, not a Teams call to show in STARFACE."""
+    from presence import TeamsPresenceMode, TenantPolicy
+    from tests.presence.model import World
+    from tests.presence.test_properties import run
+
+    policy = TenantPolicy(set_dnd=False, teams_presence_mode=TeamsPresenceMode.BUSY_IN_A_CALL,
+                          manual_dnd_to_teams=True, has_bridge=True)
+    world = World(policy)
+    run(world, [("starface_call", "ACTIVE"), ("sync", None), ("starface_user_dnd", True), ("advance", 600),
+                ("redeliver_observation", 0)])
+    assert world.starface.chat_text == ""
+    assert not world.violations
