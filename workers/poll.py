@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connectors.graph import GraphAuthError, GraphError, GraphThrottled
-from models import Target, Tenant
+from models import AppliedState, Target, Tenant
 from models.base import utcnow
 from models.db import transaction
 from models.store import load_applied_states
@@ -39,6 +39,12 @@ def load_tenant(session, tenant_id: int, include_disabled: bool = False) -> Tena
         select(Tenant).where(Tenant.id == tenant_id).options(selectinload(Tenant.rules))
     ).one_or_none()
     return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
+
+
+def _claimed(row: AppliedState | None, now: datetime) -> bool:
+    """True while another worker holds an unexpired claim on this applied state."""
+    return row is not None and row.claim_id is not None and row.claim_expires_at is not None \
+        and row.claim_expires_at > now
 
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
@@ -85,9 +91,10 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
                 continue
             starface_row = states.get((link_id, Target.STARFACE.value))
             teams_row = states.get((link_id, Target.TEAMS.value))
-            if starface_row is not None and starface_row.claim_id and starface_row.claim_expires_at \
-                    and starface_row.claim_expires_at > observed_at:
-                continue  # an update is in flight; the next cycle sees its result
+            if _claimed(starface_row, observed_at) or _claimed(teams_row, observed_at):
+                # An update, or a change of our Teams session, is in flight: the presence just read may
+                # already show our new session while its row does not yet, so decide next cycle instead.
+                continue
             applied_starface = (StarfaceApplied.from_json(starface_row.fields) if starface_row
                                 else StarfaceApplied())
             applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()

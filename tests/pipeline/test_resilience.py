@@ -127,3 +127,29 @@ def test_it_does_not_queue_an_update_again_while_the_first_waits(stack: Stack) -
     second = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
     assert (first["updates"], second["updates"], second["already_queued"]) == (3, 0, 3)
     assert len(queued) == 3
+
+
+def test_it_does_not_decide_for_a_user_whose_teams_session_is_changing(stack: Stack) -> None:
+    """The poll may read our new session from Graph before its row records it: that user waits a cycle."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from models import UserLink
+    from models.base import utcnow
+    from models.db import transaction
+    from models.store import claim, ensure_row, release_claim
+
+    tenant_id = stack.add_tenant()
+    stack.teams(0, "sign_in")
+    stack.teams(0, "call_start")  # Busy/InACall, as our session for a STARFACE call would look
+    with transaction(stack.runtime.sessions) as session:
+        link = session.scalars(select(UserLink).where(UserLink.login_id == stack.seeds.login(0))).one()
+        ensure_row(session, tenant_id=tenant_id, user_link_id=link.id, target="teams")
+        assert claim(session, user_link_id=link.id, target="teams", expected_version=1, claim_id="event-task",
+                     claim_fields={"action": "set"}, expires_at=utcnow() + timedelta(seconds=60))
+    batch = [(link.id, link.entra_object_id or "")]
+    assert run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)["updates"] == 0
+    with transaction(stack.runtime.sessions) as session:
+        release_claim(session, user_link_id=link.id, target="teams", claim_id="event-task")
+    assert run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)["updates"] == 1
