@@ -313,8 +313,9 @@ def show(
         counts = _linked_counts(session, tenant.id)
         links = {state.value: counts.get((tenant.id, state.value), 0) for state in LinkState}
         missing = [] if tenant.has_bridge else list(BRIDGE_FEATURES)
-        warnings = [w for w in (secret_expiry_warning(tenant.ms_secret_expires_at),
-                                h.secret_expiry_warning if h else None) if w]
+        # One text for the expiry warning: computed here, not also the copy maintenance stores in health.
+        warning = secret_expiry_warning(tenant.ms_secret_expires_at)
+        warnings = [warning] if warning else []
         if as_json:
             typer.echo(json.dumps({**summary, "health": health, "user_links": links,
                                    "missing_features": missing, "warnings": warnings}, indent=2))
