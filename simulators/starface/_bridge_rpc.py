@@ -48,6 +48,8 @@ def handle(pbx: Pbx, req: Request) -> Response:
     try:
         params, method = xmlrpc.client.loads(req.body)
     except Exception:  # expat and xmlrpc raise several unrelated types for a malformed body
+        method = None
+    if method is None:  # malformed, or a well-formed document that is no methodCall (e.g. a methodResponse)
         return fault_response(
             FAULT_PBX_ERROR, "org.apache.xmlrpc.XmlRpcException: Failed to parse XML-RPC request"
         )
@@ -58,8 +60,9 @@ def handle(pbx: Pbx, req: Request) -> Response:
             "de.vertico.starface.integration.uci.api.UciIllegalAccessException: not authenticated",
         )
     bridge = pbx.bridge
-    entry = _ENTRY_POINTS.get(method.removeprefix(f"{bridge.instance}.")) if bridge else None
-    if bridge is None or not method or not method.startswith(f"{bridge.instance}.") or entry is None:
+    prefix = f"{bridge.instance}." if bridge else None
+    entry = _ENTRY_POINTS.get(method.removeprefix(prefix)) if prefix and method.startswith(prefix) else None
+    if bridge is None or entry is None:
         return fault_response(FAULT_UNKNOWN_METHOD, f"No such handler: {method}")
     try:
         if len(params) != 1 or not isinstance(params[0], dict):

@@ -150,3 +150,17 @@ def test_it_rejects_a_non_xml_content_type(sim: StarfaceSimulator) -> None:
         f"{sim.base_url}/xml-rpc", content=b"{}", headers={"Content-Type": "application/json"}
     )
     assert answer.status_code == 415
+
+
+def test_it_answers_a_body_that_is_no_method_call_with_a_fault(sim: StarfaceSimulator) -> None:
+    not_a_call = xmlrpc.client.dumps(({"secret": BRIDGE_SECRET},), methodresponse=True).encode()
+    answer = httpx.post(
+        f"{sim.base_url}/xml-rpc",
+        params={"de.vertico.starface.auth": uci_token(ADMIN_LOGIN, ADMIN_PASSWORD)},
+        content=not_a_call,
+        headers={"Content-Type": "text/xml"},
+    )
+    assert answer.status_code == 200
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        xmlrpc.client.loads(answer.content)
+    assert "Failed to parse" in caught.value.faultString
