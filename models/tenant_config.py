@@ -15,10 +15,11 @@ import enum
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -104,6 +105,10 @@ def check_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+#: A base URL field, checked by `check_url` (one validator for every URL setting).
+BaseUrl = Annotated[str, AfterValidator(check_url)]
+
+
 class Options(_Strict):
     """The outputs a tenant wants, each switchable (design.md, product 1 and 2)."""
 
@@ -153,8 +158,8 @@ class MicrosoftConfig(_Strict):
     client_id: str
     client_secret: SecretStr
     secret_expires_at: datetime | None = None
-    login_base_url: str = DEFAULT_LOGIN_BASE_URL
-    graph_base_url: str = DEFAULT_GRAPH_BASE_URL
+    login_base_url: BaseUrl = DEFAULT_LOGIN_BASE_URL
+    graph_base_url: BaseUrl = DEFAULT_GRAPH_BASE_URL
 
     @field_validator("directory_id")
     @classmethod
@@ -205,11 +210,6 @@ class MicrosoftConfig(_Strict):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    @field_validator("login_base_url", "graph_base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_url(value)
-
 
 class BridgeConfig(_Strict):
     """The bridge module instance in the customer's PBX (tier 2)."""
@@ -236,15 +236,10 @@ class BridgeConfig(_Strict):
 class StarfaceConfig(_Strict):
     """The PBX: REST service account with admin rights, and optionally the bridge."""
 
-    base_url: str
+    base_url: BaseUrl
     login_id: str = Field(min_length=1, max_length=100)
     password: SecretStr
     bridge: BridgeConfig | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_url(value)
 
     @field_validator("password")
     @classmethod
