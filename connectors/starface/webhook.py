@@ -109,7 +109,7 @@ def verify_webhook(
 ) -> StarfaceEvent:
     """Verifies and parses one webhook; see the module docstring for the checks and how to answer."""
     timestamp = (_header(headers, TIMESTAMP_HEADER) or "").strip()
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):  # isdigit alone lets "²" through to int()
         raise WebhookRejected(f"missing or non-numeric {TIMESTAMP_HEADER} header (unix seconds expected)")
     skew = abs(now - int(timestamp))
     if skew > MAX_SKEW_S:

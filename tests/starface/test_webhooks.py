@@ -120,6 +120,13 @@ def test_it_rejects_missing_headers() -> None:
         verify_webhook(BRIDGE_SECRET, {}, BODY, now=NOW, seen=InMemoryEventIdStore())
 
 
+@pytest.mark.parametrize("timestamp", ["\u00b2", "\u0661\u0667\u0666\u0664", "-5", "1.5e9"])
+def test_it_rejects_a_timestamp_that_is_not_ascii_digits(timestamp: str) -> None:
+    headers = {**_headers(), "X-TeamsConnect-Timestamp": timestamp}
+    with pytest.raises(WebhookRejected, match="non-numeric"):
+        verify_webhook(BRIDGE_SECRET, headers, BODY, now=NOW, seen=InMemoryEventIdStore())
+
+
 def test_a_simulated_call_produces_ringing_active_available_in_order(
     control: StarfaceSimControl, receiver: WebhookReceiver
 ) -> None:
