@@ -54,8 +54,11 @@ def test_it_builds_every_app_service_from_the_dockerfile_with_the_env_file(servi
     dockerfile = (COMPOSE / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "\nFROM python:3.11-slim\n" in dockerfile
     assert "RUN pip install ." in dockerfile and 'ENTRYPOINT ["teamsconnect"]' in dockerfile
-    for copied in re.findall(r"^COPY (\w+) \./\w+$", dockerfile, re.MULTILINE):
+    copied_dirs = re.findall(r"^COPY (\w+) \./\w+$", dockerfile, re.MULTILINE)
+    for copied in copied_dirs:
         assert (ROOT / copied).is_dir(), f"the Dockerfile copies {copied}/, which does not exist"
+    missing = sorted(set(SERVICE_PACKAGES) - set(copied_dirs))
+    assert not missing, f"the Dockerfile does not copy {missing}"
 
 
 def test_it_keeps_flower_behind_a_login_on_the_loopback(services: dict[str, Any]) -> None:
