@@ -38,6 +38,12 @@ def load_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[
     return {(row.user_link_id, row.target): row for row in rows}
 
 
+def is_claimed(row: AppliedState | None, now: datetime) -> bool:
+    """True while some worker holds an unexpired claim on this applied state (its write is in flight)."""
+    return (row is not None and row.claim_id is not None and row.claim_expires_at is not None
+            and row.claim_expires_at > now)
+
+
 def _insert(session: Session):  # type: ignore[no-untyped-def]
     dialect = session.get_bind().dialect.name
     return postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -156,22 +156,32 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
             return {"failed": type(exc).__name__}
         raise RetryableStarfaceError(f"tenant {tenant_id} user {user_link_id}: {exc}", next_version) from exc
 
+    record_writes(runtime, tenant_id, user_link_id, claim_id, writes, before={"dnd": reading.dnd},
+                  cause=plan_json.get("cause") or _cause(plan), observed_at=plan.observed_at,
+                  observed_seq=plan.sequence_number)
+    return {"writes": _written(writes), "stale": writes.stale}
+
+
+def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id: str, writes: StarfaceWrites,
+                  before: dict[str, Any], cause: str, observed_at: datetime | None,
+                  observed_seq: str | None, noticed_at: datetime | None = None) -> None:
+    """After the external writes: the new applied state, the claim released, the audit row and the
+    health counter, in one transaction. ``observed_at``/``observed_seq`` stay on the applied state;
+    the audit row's latency starts at ``noticed_at`` when given (a repair notices drift now)."""
     applied_at = utcnow()
     with transaction(runtime.sessions) as session:
         recorded = complete_claim(
             session, user_link_id=user_link_id, target=Target.STARFACE.value, claim_id=claim_id,
             fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
-            observed_at=plan.observed_at, observed_seq=plan.sequence_number, now=applied_at,
+            observed_at=observed_at, observed_seq=observed_seq, now=applied_at,
         )
         if writes.has_writes:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
-                          target=Target.STARFACE.value, before={"dnd": reading.dnd}, after=_written(writes),
-                          cause=plan_json.get("cause") or _cause(plan), observed_at=plan.observed_at,
-                          applied_at=applied_at)
+                          target=Target.STARFACE.value, before=before, after=_written(writes), cause=cause,
+                          observed_at=noticed_at or observed_at, applied_at=applied_at)
             health.record_changes(session, tenant_id)
     if not recorded:
         log.warning("tenant %s user %s: claim expired before the write was recorded", tenant_id, user_link_id)
-    return {"writes": _written(writes), "stale": writes.stale}
 
 
 def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState, reading: StarfaceReading,
@@ -198,17 +208,10 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
         with transaction(runtime.sessions) as session:
             release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
         raise
-    with transaction(runtime.sessions) as session:
-        complete_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id,
-                       fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
-                       observed_at=row.observed_at, observed_seq=row.observed_seq)
-        if writes.has_writes:
-            record_change(session, tenant_id=tenant.id, user_link_id=link.id, target=Target.STARFACE.value,
-                          before={"dnd": reading.dnd, "chat_text": reading.chat_text}, after=_written(writes),
-                          cause=cause, observed_at=utcnow())
-            health.record_changes(session, tenant.id)
+    record_writes(runtime, tenant.id, link.id, claim_id, writes,
+                  before={"dnd": reading.dnd, "chat_text": reading.chat_text}, cause=cause,
+                  observed_at=row.observed_at, observed_seq=row.observed_seq, noticed_at=now)
     return writes.has_writes
-
 
 
 @celery_app.task(name=queues.TASK_APPLY_STARFACE, bind=True, ignore_result=True, max_retries=MAX_RETRIES)

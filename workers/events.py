@@ -18,7 +18,7 @@ from connectors.graph import GraphError
 from models import LinkState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.store import load_applied_states
+from models.store import is_claimed, load_applied_states
 from presence import EventKind, Origin, StarfaceEvent, StarfaceReading, decide_teams_session
 from workers import queues
 from workers.app import celery_app
@@ -82,7 +82,7 @@ def _chat_text_changed(
     with transaction(runtime.sessions) as session:
         rows = load_applied_states(session, [link.id])
     starface_row = rows.get((link.id, Target.STARFACE.value))
-    if starface_row is None or starface_row.claim_id:
+    if starface_row is None or is_claimed(starface_row, utcnow()):
         return {"ignored": "nothing of ours applied, or an update is in flight"}
     reading = StarfaceReading(chat_text=event.chat_text or "")
     teams_row = rows.get((link.id, Target.TEAMS.value))

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +20,8 @@ from connectors.starface import StarfaceError
 from models import AppliedState, LinkState, Target, Tenant, TenantHealth, UserLink
 from models.base import utcnow
 from models.db import transaction
+from models.store import is_claimed
+from models.tenant_config import secret_expiry_warning
 from presence import (
     StarfaceReading,
     TeamsApplied,
@@ -39,7 +41,6 @@ from workers.teams_session import SessionConflict, reconcile_session
 
 log = logging.getLogger(__name__)
 
-SECRET_WARNING_AHEAD = timedelta(days=30)
 
 
 def enabled_tenant_ids(runtime: Runtime, include_disabled: bool = False) -> list[int]:
@@ -130,7 +131,7 @@ def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
         if reading is None:
             continue
         starface_row = rows.get(Target.STARFACE.value)
-        if starface_row is not None and not starface_row.claim_id \
+        if starface_row is not None and not is_claimed(starface_row, utcnow()) \
                 and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
                                 cause="drift-repair"):
             counts["repaired"] += 1
@@ -149,26 +150,14 @@ def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
 
 
 # --- secret expiry --------------------------------------------------------------------------------------
-def secret_warning(tenant: Tenant, now: datetime) -> str | None:
-    """The admin-facing warning for a client secret that expires within 30 days (or has expired)."""
-    expires = tenant.ms_secret_expires_at
-    if expires is None or expires - now > SECRET_WARNING_AHEAD:
-        return None
-    fix = (f"create a new client secret for app {tenant.ms_client_id} in Entra ID (App registrations > "
-           f"Certificates & secrets) and store it: teamsconnect tenant set {tenant.name} "
-           "microsoft.client_secret=@FILE")
-    if expires <= now:
-        return f"The Microsoft client secret expired on {expires:%Y-%m-%d}: syncing has stopped. Fix: {fix}"
-    days = (expires - now).days
-    return f"The Microsoft client secret expires on {expires:%Y-%m-%d} (in {days} days). Fix: {fix}"
-
-
 def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
     warned = 0
     with transaction(runtime.sessions) as session:
         for tenant in session.scalars(select(Tenant)):
-            warning = secret_warning(tenant, now)
+            warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
+            if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
+                warning = warning.replace("NAME", tenant.name)
             warned += warning is not None
             session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
                             .values(secret_expiry_warning=warning))

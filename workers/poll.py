@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connectors.graph import GraphAuthError, GraphError, GraphThrottled
-from models import AppliedState, Target, Tenant
+from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
-from models.store import load_applied_states
+from models.store import is_claimed, load_applied_states
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
 from workers import health, queues
 from workers.app import celery_app
@@ -39,12 +39,6 @@ def load_tenant(session, tenant_id: int, include_disabled: bool = False) -> Tena
         select(Tenant).where(Tenant.id == tenant_id).options(selectinload(Tenant.rules))
     ).one_or_none()
     return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
-
-
-def _claimed(row: AppliedState | None, now: datetime) -> bool:
-    """True while another worker holds an unexpired claim on this applied state."""
-    return row is not None and row.claim_id is not None and row.claim_expires_at is not None \
-        and row.claim_expires_at > now
 
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
@@ -91,7 +85,7 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: list[tuple[int, str]],
                 continue
             starface_row = states.get((link_id, Target.STARFACE.value))
             teams_row = states.get((link_id, Target.TEAMS.value))
-            if _claimed(starface_row, observed_at) or _claimed(teams_row, observed_at):
+            if is_claimed(starface_row, observed_at) or is_claimed(teams_row, observed_at):
                 # An update, or a change of our Teams session, is in flight: the presence just read may
                 # already show our new session while its row does not yet, so decide next cycle instead.
                 continue

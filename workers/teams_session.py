@@ -21,7 +21,15 @@ from connectors.graph import GraphError
 from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.store import claim, compare_and_set, complete_claim, ensure_row, record_change, release_claim
+from models.store import (
+    claim,
+    compare_and_set,
+    complete_claim,
+    ensure_row,
+    is_claimed,
+    record_change,
+    release_claim,
+)
 from presence import (
     SESSION_EXPIRY,
     SessionActionKind,
@@ -59,7 +67,7 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
         for target in (Target.TEAMS, Target.STARFACE):
             ensure_row(session, tenant_id=tenant.id, user_link_id=link.id, target=target.value)
         teams_row, starface_row = _rows(session, link.id)
-        if teams_row.claim_id and teams_row.claim_expires_at and teams_row.claim_expires_at > now:
+        if is_claimed(teams_row, now):
             raise SessionConflict(f"user {link.id}: a session change is in flight")
         applied_teams = TeamsApplied.from_json(teams_row.fields)
         applied_starface = StarfaceApplied.from_json(starface_row.fields)
