@@ -39,14 +39,17 @@ def queue_releases(runtime: Runtime, tenant_id: int, user_link_ids: list[int], c
     if not user_link_ids:
         return 0
     with transaction(runtime.sessions) as session:
-        holding = [(link_id, row.version) for (link_id, target), row in
-                   load_applied_states(session, user_link_ids).items()
-                   if target == Target.STARFACE.value and row.owned]
-    fresh = set(runtime.coordination.mark_pending(tenant_id, [link_id for link_id, _ in holding],
-                                                  APPLY_EXPIRES_S))
-    for link_id, version in holding:
-        if link_id in fresh:
-            enqueue_apply(tenant_id, link_id, release_plan(cause), version)
+        rows = list(load_applied_states(session, user_link_ids).values())
+    return _queue(runtime, tenant_id, rows, cause)
+
+
+def _queue(runtime: Runtime, tenant_id: int, rows: list[AppliedState], cause: str) -> int:
+    """Queues a release for each STARFACE row that owns something and has no update queued yet."""
+    holding = {row.user_link_id: row.version for row in rows
+               if row.target == Target.STARFACE.value and row.owned}
+    fresh = runtime.coordination.mark_pending(tenant_id, list(holding), APPLY_EXPIRES_S)
+    for link_id in fresh:
+        enqueue_apply(tenant_id, link_id, release_plan(cause), holding[link_id])
     return len(fresh)
 
 
@@ -57,8 +60,7 @@ def release_tenant(runtime: Runtime, tenant: Tenant) -> dict[str, int]:
                  for link in session.scalars(select(UserLink).where(UserLink.tenant_id == tenant.id))}
         rows = list(session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant.id)))
     cause = "released: tenant disabled"
-    holding = [row.user_link_id for row in rows if row.target == Target.STARFACE.value and row.owned]
-    queued = queue_releases(runtime, tenant.id, holding, cause)
+    queued = _queue(runtime, tenant.id, rows, cause)
     no_sessions = replace(policy_for(tenant), set_teams_presence=False)
     cleared = 0
     for row in rows:
