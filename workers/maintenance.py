@@ -26,6 +26,7 @@ from presence import (
     StarfaceReading,
     TeamsApplied,
     keep_alive,
+    refresh_due_at,
     repair_teams_session,
 )
 from workers import health, queues
@@ -40,7 +41,6 @@ from workers.runtime import Runtime, get_runtime, policy_for
 from workers.teams_session import SessionConflict, reconcile_session
 
 log = logging.getLogger(__name__)
-
 
 
 def enabled_tenant_ids(runtime: Runtime, include_disabled: bool = False) -> list[int]:
@@ -77,9 +77,12 @@ def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None
         if teams_row is None:
             continue
         teams = TeamsApplied.from_json(teams_row.fields)
+        at = now or utcnow()
         if teams.held is None and not teams.call_active:
             continue
-        at = now or utcnow()
+        due = refresh_due_at(teams)
+        if teams.held is not None and teams.call_active and due is not None and due > at:
+            continue  # a call's session refreshed lately: nothing to do, no transaction for it
         try:
             result = reconcile_session(
                 runtime, tenant, link, lambda t, s, at=at: keep_alive(policy, t, s, at),
