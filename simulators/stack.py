@@ -19,7 +19,7 @@ import uvicorn
 from sqlalchemy import func, select
 
 from config.settings import load_settings
-from models import AppliedState, ChangeLog, Tenant
+from models import AppliedState, ChangeLog, LinkState, Tenant, TenantHealth, UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.secrets import set_secrets
@@ -89,8 +89,6 @@ class Stack:
             set_secrets(tenant, self.runtime.box, ms_client_secret=self.seeds.app["secret"],
                         starface_password=STARFACE_ADMIN_PASSWORD,
                         bridge_secret=BRIDGE_SECRET if bridge else None)
-            from models import TenantHealth
-
             tenant.health = TenantHealth()
             session.add(tenant)
             session.flush()
@@ -166,6 +164,14 @@ class Stack:
             wait_until(idle, timeout=timeout, what="the pipeline to settle")
         finally:
             broker.close()
+
+    def linked_batch(self) -> list[tuple[int, str]]:
+        """(user link id, Entra object id) of every linked user, in id order: a poll batch as the tick
+        builds it."""
+        with transaction(self.runtime.sessions) as session:
+            rows = session.execute(select(UserLink.id, UserLink.entra_object_id)
+                                   .where(UserLink.state == LinkState.LINKED.value).order_by(UserLink.id))
+            return [(link_id, entra_id or "") for link_id, entra_id in rows]
 
     def changes(self, target: str | None = None) -> list[ChangeLog]:
         with transaction(self.runtime.sessions) as session:

@@ -20,24 +20,12 @@ def stack(stacks: StackFactory) -> Iterator[Stack]:
     yield from stacks.build(paired_seeds(USERS), web=False)
 
 
-def _batch(stack: Stack) -> list[tuple[int, str]]:
-    from sqlalchemy import select
-
-    from models import UserLink
-    from models.db import transaction
-
-    with transaction(stack.runtime.sessions) as session:
-        rows = session.execute(select(UserLink.id, UserLink.entra_object_id)
-                               .where(UserLink.state == "linked").order_by(UserLink.id)).all()
-    return [(link_id, entra_id) for link_id, entra_id in rows]
-
-
 def test_it_writes_once_when_a_poll_task_is_delivered_twice(stack: Stack) -> None:
     stack.add_tenant(poll_interval_s=3600.0)  # only the polls this test sends
     for index in range(USERS):
         stack.teams(index, "sign_in")
         stack.teams(index, "call_start")
-    batch = _batch(stack)
+    batch = stack.linked_batch()
     assert len(batch) == USERS
     stack.start_worker("w1", concurrency=2)
     stack.start_worker("w2", concurrency=2)

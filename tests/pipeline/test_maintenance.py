@@ -13,6 +13,7 @@ from models.db import transaction
 from models.secrets import set_secrets
 from simulators.paired import paired_seeds
 from simulators.stack import Stack, StackFactory, wait_until
+from workers.directory import sync_directory
 from workers.events import run_event
 from workers.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
 from workers.poll import run_poll
@@ -134,8 +135,6 @@ def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> Non
         tenant.login_ids = [stack.seeds.login(3)]  # the admin excludes the user mid-call
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
-    from workers.directory import sync_directory
-
     assert sync_directory(stack.runtime, tenant)["released"] == 1
     stack.until(lambda: not stack.user(3)["dnd"], what="our DND released")
     assert stack.user(3)["chatPresenceMessage"] == ""

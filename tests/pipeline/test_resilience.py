@@ -4,9 +4,15 @@ lost when a worker dies mid-batch, and a batch costs one Graph request and a con
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from models import UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import claim, ensure_row, release_claim
 from simulators.paired import paired_seeds
 from simulators.stack import Stack, StackFactory, wait_until
 from tests.query_counter import count_queries
@@ -60,18 +66,11 @@ def big_stack(stacks: StackFactory) -> Iterator[Stack]:
 def test_it_polls_a_batch_with_one_graph_request_and_constant_queries(big_stack: Stack) -> None:
     stack = big_stack
     tenant_id = stack.add_tenant()
-    from sqlalchemy import select
-
-    from models import UserLink
-    from models.db import transaction
-
-    with transaction(stack.runtime.sessions) as session:
-        links = session.execute(select(UserLink.id, UserLink.entra_object_id)
-                                .where(UserLink.state == "linked").order_by(UserLink.id)).all()
+    links = stack.linked_batch()
     assert len(links) == 650
     queries: dict[int, int] = {}
     for size in (10, 650):
-        batch = [(link_id, entra_id) for link_id, entra_id in links[:size]]
+        batch = links[:size]
         run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)  # warm: token, clients
         before = stack.ms.count("getPresencesByUserId")
         with count_queries(stack.runtime.engine) as counted:
@@ -114,14 +113,7 @@ def test_it_does_not_queue_an_update_again_while_the_first_waits(stack: Stack) -
     for index in range(3):
         stack.teams(index, "sign_in")
         stack.teams(index, "call_start")
-    from sqlalchemy import select
-
-    from models import UserLink
-    from models.db import transaction
-
-    with transaction(stack.runtime.sessions) as session:
-        batch = [(i, e or "") for i, e in session.execute(
-            select(UserLink.id, UserLink.entra_object_id).where(UserLink.state == "linked"))]
+    batch = stack.linked_batch()
     queued: list[int] = []
     first = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
     second = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
@@ -131,15 +123,6 @@ def test_it_does_not_queue_an_update_again_while_the_first_waits(stack: Stack) -
 
 def test_it_does_not_decide_for_a_user_whose_teams_session_is_changing(stack: Stack) -> None:
     """The poll may read our new session from Graph before its row records it: that user waits a cycle."""
-    from datetime import timedelta
-
-    from sqlalchemy import select
-
-    from models import UserLink
-    from models.base import utcnow
-    from models.db import transaction
-    from models.store import claim, ensure_row, release_claim
-
     tenant_id = stack.add_tenant()
     stack.teams(0, "sign_in")
     stack.teams(0, "call_start")  # Busy/InACall, as our session for a STARFACE call would look
