@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import LinkState, Tenant, UserLink
@@ -61,23 +62,18 @@ def next_poll_time(seen: datetime, now: datetime, interval_s: float) -> datetime
     return candidate if candidate > now else now + interval
 
 
-def _linked_counts(session: Session, tenant_ids: list[int]) -> dict[int, int]:
+def _linked_users(session: Session, tenant_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """Every due tenant's linked users, (user link id, Entra object id) in id order, in ONE query."""
+    users: dict[int, list[tuple[int, str]]] = defaultdict(list)
     rows = session.execute(
-        select(UserLink.tenant_id, func.count())
-        .where(UserLink.tenant_id.in_(tenant_ids), UserLink.state == LinkState.LINKED.value)
-        .group_by(UserLink.tenant_id)
-    )
-    return {tenant_id: count for tenant_id, count in rows}
-
-
-def _linked_users(session: Session, tenant_id: int) -> list[tuple[int, str]]:
-    rows = session.execute(
-        select(UserLink.id, UserLink.entra_object_id)
-        .where(UserLink.tenant_id == tenant_id, UserLink.state == LinkState.LINKED.value,
+        select(UserLink.tenant_id, UserLink.id, UserLink.entra_object_id)
+        .where(UserLink.tenant_id.in_(tenant_ids), UserLink.state == LinkState.LINKED.value,
                UserLink.entra_object_id.is_not(None))
-        .order_by(UserLink.id)
+        .order_by(UserLink.tenant_id, UserLink.id)
     )
-    return [(link_id, entra_id) for link_id, entra_id in rows if entra_id]
+    for tenant_id, link_id, entra_id in rows:
+        users[tenant_id].append((link_id, entra_id))
+    return users
 
 
 def run_tick(
@@ -98,9 +94,9 @@ def run_tick(
             .order_by(Tenant.next_poll_at)
             .limit(CLAIM_CHUNK)
         ).all()
-        counts = _linked_counts(session, [row.id for row in due]) if due else {}
+        users = _linked_users(session, [row.id for row in due]) if due else {}
         for tenant_id, seen, configured_s in due:
-            interval_s = effective_interval_s(configured_s, counts.get(tenant_id, 0), shape)
+            interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
             blocked_s = coordination.blocked_for(tenant_id)
             next_at = next_poll_time(seen, now, max(interval_s, blocked_s))
             won = session.execute(
@@ -114,7 +110,7 @@ def run_tick(
             if blocked_s > 0:
                 blocked.append(tenant_id)
                 continue
-            claimed.append((tenant_id, interval_s, _linked_users(session, tenant_id)))
+            claimed.append((tenant_id, interval_s, users.get(tenant_id, [])))
     batch_count = 0
     for tenant_id, interval_s, users in claimed:
         for batch in batches_of(users):

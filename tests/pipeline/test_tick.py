@@ -1,0 +1,37 @@
+"""The tick: each due tenant claimed once, its linked users split into <=650-id batches, users read in
+one query for all due tenants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.crypto import SecretBox
+from scheduler.budget import LocalCoordination
+from scheduler.tick import run_tick
+from tests.factories import make_tenant, make_user_links
+from tests.query_counter import count_queries
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def test_it_claims_each_due_tenant_once_and_batches_its_users(
+    pg_sessions: sessionmaker[Session], postgres_engine: Engine, box: SecretBox
+) -> None:
+    with pg_sessions.begin() as session:
+        for n, users in enumerate((700, 3, 0)):
+            tenant = make_tenant(session, box, name=f"t{n}", next_poll_at=NOW - timedelta(seconds=1))
+            make_user_links(session, tenant, users, first_account=1000 * n)
+        make_tenant(session, box, name="later", next_poll_at=NOW + timedelta(seconds=5))
+    polls: list[tuple[int, int]] = []
+    coordination = LocalCoordination()
+    with count_queries(postgres_engine) as queries:
+        result = run_tick(pg_sessions, coordination, lambda t, batch, *_: polls.append((t, len(batch))), NOW)
+    assert sorted(polls) == [(1, 50), (1, 650), (2, 3)]  # 700 users -> two batches; no users -> no poll
+    assert sorted(result.claimed) == [1, 2, 3]
+    # due tenants + their users (one query for all) + one conditional update per claim
+    assert queries.count == 2 + 3
+    again = run_tick(pg_sessions, coordination, lambda *args: polls.append(args), NOW)
+    assert again.claimed == [] and len(polls) == 3  # claimed until the next interval
