@@ -199,3 +199,7 @@ class TenantEventIds:
 
     def add_if_new(self, event_id: str) -> bool:
         return self._coordination.add_event_id_if_new(self._tenant_id, event_id)
+
+    def discard(self, event_id: str) -> None:
+        """Forgets an id whose event could not be queued, so the bridge's retry counts as new."""
+        self._coordination.discard_event_id(self._tenant_id, event_id)

@@ -14,12 +14,10 @@ Per request, in this order (fast: one row read, one Redis SET NX, one broker pub
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
 
 import redis
 from fastapi import APIRouter, Request
@@ -27,11 +25,16 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
 from starlette.concurrency import run_in_threadpool
 
-from connectors.starface import StarfaceEvent, WebhookRejected, WebhookReplayed, sign, verify_webhook
-from connectors.starface.webhook import MAX_SKEW_S, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from connectors.starface import (
+    StarfaceEvent,
+    WebhookMalformed,
+    WebhookRejected,
+    WebhookReplayed,
+    verify_webhook,
+)
 from models import Tenant
 from models.secrets import read_secrets
-from scheduler.budget import Coordination, TenantEventIds
+from scheduler.budget import TenantEventIds
 from web.metrics import WebMetrics
 from workers.enqueue import enqueue_starface_event
 from workers.runtime import Runtime, get_runtime
@@ -45,32 +48,6 @@ MAX_BODY_BYTES = 64 * 1024
 #: What the 503 suggests; the bridge keeps its own backoff within its 10-minute retry window.
 RETRY_AFTER_S = 5
 _MAX_TENANT_ID = 2**31 - 1
-
-
-@runtime_checkable
-class ForgetsEventIds(Protocol):
-    """A coordination that can take back a recorded event id (needed when enqueueing fails)."""
-
-    def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
-
-
-class _TenantEventIdStore:
-    """The tenant-scoped ``EventIdStore`` for ``verify_webhook``, plus taking an id back after a failure."""
-
-    def __init__(self, coordination: Coordination, tenant_id: int) -> None:
-        self._coordination = coordination
-        self._tenant_id = tenant_id
-        self._ids = TenantEventIds(coordination, tenant_id)
-
-    def add_if_new(self, event_id: str) -> bool:
-        return self._ids.add_if_new(event_id)
-
-    def discard(self, event_id: str) -> bool:
-        """Forgets ``event_id`` so a redelivery is new again; False if the coordination cannot forget."""
-        if not isinstance(self._coordination, ForgetsEventIds):
-            return False
-        self._coordination.discard_event_id(self._tenant_id, event_id)
-        return True
 
 
 @dataclass(frozen=True)
@@ -107,19 +84,6 @@ def _load_bridge_tenant(runtime: Runtime, tenant_id: int) -> _BridgeTenant | Non
         return _BridgeTenant(id=tenant.id, enabled=tenant.enabled, bridge_secret=secret)
 
 
-def _authentic_and_timely(secret: str, headers: dict[str, str], raw_body: bytes, now: float) -> bool:
-    """True if a rejected request passed the timestamp and signature checks, so only its body is at fault.
-
-    ``verify_webhook`` answers every failure with ``WebhookRejected``; the contract wants 401 for the
-    first two and we want 400 for a body that breaks the contract, so the two cheap checks are redone here.
-    """
-    timestamp = headers.get(TIMESTAMP_HEADER.lower(), "").strip()
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_SKEW_S:
-        return False
-    signature = headers.get(SIGNATURE_HEADER.lower(), "").strip().lower()
-    return hmac.compare_digest(signature, sign(secret, timestamp, raw_body))
-
-
 def _not_found(tenant_ref: str) -> JSONResponse:
     return _answer(404, {"error": f"no tenant with a STARFACE bridge configured has the id {tenant_ref!r}"})
 
@@ -140,7 +104,7 @@ def handle_starface_event(
         logger.info("webhook for unknown or bridge-less tenant %r refused", tenant_ref[:20])
         return _not_found(tenant_ref[:20])
 
-    store = _TenantEventIdStore(runtime.coordination, tenant.id)
+    store = TenantEventIds(runtime.coordination, tenant.id)
     now = time.time()
     try:
         event = verify_webhook(tenant.bridge_secret, headers, raw_body, now=now, seen=store)
@@ -148,11 +112,11 @@ def handle_starface_event(
         metrics.count_webhook("duplicate")
         logger.info("tenant %s: webhook event %s replayed; not processed again", tenant.id, replay.event_id)
         return _answer(202, {"duplicate": replay.event_id})
+    except WebhookMalformed as malformed:
+        metrics.count_webhook("malformed")
+        logger.warning("tenant %s: malformed webhook body: %s", tenant.id, malformed.reason)
+        return _answer(400, {"error": malformed.reason})
     except WebhookRejected as rejected:
-        if _authentic_and_timely(tenant.bridge_secret, headers, raw_body, now):
-            metrics.count_webhook("malformed")
-            logger.warning("tenant %s: malformed webhook body: %s", tenant.id, rejected.reason)
-            return _answer(400, {"error": rejected.reason})
         metrics.count_webhook("rejected")
         logger.warning("tenant %s: webhook rejected: %s", tenant.id, rejected.reason)
         return _answer(401, {"error": rejected.reason})
@@ -170,7 +134,7 @@ def handle_starface_event(
 
 
 def _enqueue(
-    metrics: WebMetrics, store: _TenantEventIdStore, tenant_id: int, event: StarfaceEvent,
+    metrics: WebMetrics, store: TenantEventIds, tenant_id: int, event: StarfaceEvent,
     received_at: datetime,
 ) -> JSONResponse:
     try:
@@ -186,17 +150,13 @@ def _enqueue(
     return _answer(202, {"accepted": event.event_id})
 
 
-def _forget(store: _TenantEventIdStore, tenant_id: int, event_id: str) -> None:
+def _forget(store: TenantEventIds, tenant_id: int, event_id: str) -> None:
     """Takes the id back so the retry counts as new; if that fails, reconciliation covers the lost event."""
     try:
-        forgotten = store.discard(event_id)
+        store.discard(event_id)
     except redis.RedisError as exc:
         logger.error("tenant %s: could not forget event id %s (%s); its retry will look like a replay",
                      tenant_id, event_id, type(exc).__name__)
-        return
-    if not forgotten:
-        logger.error("tenant %s: coordination cannot forget event ids; the retry of %s will look like a "
-                     "replay", tenant_id, event_id)
 
 
 async def _read_body(request: Request) -> bytes | None:

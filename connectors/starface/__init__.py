@@ -12,6 +12,7 @@ from connectors.starface._errors import (
     StarfaceNotFound,
     StarfaceProtocolError,
     StarfaceUnavailable,
+    WebhookMalformed,
     WebhookRejected,
     WebhookReplayed,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "StarfaceUnavailable",
     "StarfaceUser",
     "TelephonyState",
+    "WebhookMalformed",
     "WebhookRejected",
     "WebhookReplayed",
     "sign",

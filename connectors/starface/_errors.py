@@ -87,6 +87,10 @@ class WebhookRejected(StarfaceError):
         self.reason = reason
 
 
+class WebhookMalformed(WebhookRejected):
+    """Raised when an authentic, timely webhook's body breaks the contract (answer 400, not 401)."""
+
+
 class WebhookReplayed(StarfaceError):
     """Raised when a webhook's `eventId` was accepted before: answer 202 and do not process it again."""
 

@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from connectors.starface._errors import WebhookRejected, WebhookReplayed
+from connectors.starface._errors import WebhookMalformed, WebhookRejected, WebhookReplayed
 from connectors.starface._models import ChatPresence, StarfaceEvent, TelephonyState
 
 MAX_SKEW_S = 300
@@ -129,7 +129,7 @@ def verify_webhook(
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise WebhookRejected(f"body is not a contract v1 event: {field}: {first['msg']}") from exc
+        raise WebhookMalformed(f"body is not a contract v1 event: {field}: {first['msg']}") from exc
     if not seen.add_if_new(body.eventId):
         raise WebhookReplayed(body.eventId)
     return StarfaceEvent(

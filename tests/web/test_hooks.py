@@ -204,3 +204,15 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_it_answers_401_not_500_for_a_timestamp_of_non_ascii_digits(
+    client: TestClient, tenants: Tenants, broker: Broker
+) -> None:
+    raw = json.dumps(event_body()).encode()
+    response = client.post(f"/hooks/starface/{tenants.alpha}", content=raw, headers={
+        "Content-Type": "application/json", "X-TeamsConnect-Timestamp": "17²",
+        "X-TeamsConnect-Signature": "sha256=" + "0" * 64})
+    assert response.status_code == 401
+    assert "timestamp" in response.json()["error"]
+    assert broker.raw_messages() == []
