@@ -1,12 +1,15 @@
 """Fixtures shared by the whole suite: real PostgreSQL and Redis, fresh databases, an encryption box.
 
-PostgreSQL and Redis are the real servers `make test` starts (scripts/services.sh). Point the suite at
-others with TEAMSCONNECT_TEST_DATABASE_URL (an admin URL; a fresh database is created per test session)
-and TEAMSCONNECT_TEST_REDIS_URL.
+PostgreSQL is the server `make test` starts (scripts/services.sh); each run creates databases of its own
+there. Redis is a redis-server of this run's own on a free port, started when this file is imported (before
+any test module reads the URLs), so two runs on one machine never flush each other's queues. Point the
+suite at other servers with TEAMSCONNECT_TEST_DATABASE_URL (an admin URL) and TEAMSCONNECT_TEST_REDIS_URL
+(then also TEAMSCONNECT_TEST_BROKER_URL and TEAMSCONNECT_TEST_COORDINATION_URL).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,11 +24,27 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import migrate
 from models.crypto import SecretBox, generate_key
 from models.db import make_engine, make_session_factory
+from tests.support.redis_server import RedisServer
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEAMSCONNECT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TEAMSCONNECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _suite_redis() -> None:
+    """Starts this run's redis-server unless the environment names one; the stack and the bench read the
+    broker and coordination URLs from the same variables."""
+    if os.environ.get("TEAMSCONNECT_TEST_REDIS_URL"):
+        return
+    server = RedisServer.started()
+    atexit.register(server.stop)
+    os.environ["TEAMSCONNECT_TEST_REDIS_URL"] = server.url(15)
+    os.environ["TEAMSCONNECT_TEST_BROKER_URL"] = server.url(13)
+    os.environ["TEAMSCONNECT_TEST_COORDINATION_URL"] = server.url(12)
+
+
+_suite_redis()
+REDIS_URL = os.environ["TEAMSCONNECT_TEST_REDIS_URL"]
 
 
 def _libpq(url: str) -> str:

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REDIS_URL
+
 ROOT = Path(__file__).resolve().parents[2]
-# Own Redis databases, so the smoke test never flushes the queues of a pipeline test run elsewhere.
+# Own databases on the suite's Redis, so the smoke test never flushes the queues of the pipeline tests.
 REDIS_ENV = {
-    "TEAMSCONNECT_TEST_BROKER_URL": "redis://127.0.0.1:6379/11",
-    "TEAMSCONNECT_TEST_COORDINATION_URL": "redis://127.0.0.1:6379/10",
+    "TEAMSCONNECT_TEST_BROKER_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+    "TEAMSCONNECT_TEST_COORDINATION_URL": REDIS_URL.rsplit("/", 1)[0] + "/10",
 }
 REQUIRED = {
     "users": None, "tenants": None, "workers": None,
@@ -33,7 +35,7 @@ REQUIRED = {
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
     results = tmp_path_factory.mktemp("bench-results")
     env = {k: v for k, v in os.environ.items() if k != "TEAMSCONNECT_BENCH_DATABASE_URL"}
-    env.update({k: os.environ.get(k, v) for k, v in REDIS_ENV.items()})
+    env.update(REDIS_ENV)
     completed = subprocess.run(
         [sys.executable, "bench/pipeline.py", "--users", "700", "--tenants", "1", "--workers", "2", "--quick",
          "--results-dir", str(results)],

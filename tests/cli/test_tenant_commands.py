@@ -16,7 +16,7 @@ from models import AppliedState, ChangeLog, StatusRule, Tenant, TenantHealth, Us
 from models.crypto import SecretBox
 from models.secrets import read_secrets
 from tests.cli.conftest import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD, assert_no_secret
-from tests.factories import make_user_links
+from tests.support.factories import make_user_links
 
 Run = Callable[..., Result]
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import AppliedState, ChangeLog, LinkState, StatusRule, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox
-from tests.factories import make_tenant, make_user_links
+from tests.support.factories import make_tenant, make_user_links
 
 
 def test_it_stores_a_tenant_with_rules_health_and_defaults(

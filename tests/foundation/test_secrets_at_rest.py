@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.crypto import SecretBox, SecretBoxError, generate_key
 from models.secrets import read_secrets, rotate_all
 from models.tenant import Tenant
-from tests.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD, make_tenant
+from tests.support.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD, make_tenant
 
 PLAINTEXTS = (CLIENT_SECRET, STARFACE_PASSWORD, BRIDGE_SECRET)
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import AppliedState, ChangeLog
 from models.crypto import SecretBox
 from models.store import claim, compare_and_set, complete_claim, load_applied_states, record_change
-from tests.factories import make_tenant, make_user_links
-from tests.query_counter import count_queries
+from tests.support.factories import make_tenant, make_user_links
+from tests.support.query_counter import count_queries
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Settings
 from models.crypto import SecretBox
 from scheduler.budget import LocalCoordination
-from tests.factories import make_tenant
+from tests.support.factories import make_tenant
 from workers import logs
 from workers.runtime import Runtime
 

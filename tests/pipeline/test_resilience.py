@@ -15,7 +15,7 @@ from models.db import transaction
 from models.store import claim, ensure_row, release_claim
 from simulators.paired import paired_seeds
 from simulators.stack import Stack, StackFactory, wait_until
-from tests.query_counter import count_queries
+from tests.support.query_counter import count_queries
 from workers.poll import run_poll
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.crypto import SecretBox
 from scheduler.budget import LocalCoordination
 from scheduler.tick import run_tick
-from tests.factories import make_tenant, make_user_links
-from tests.query_counter import count_queries
+from tests.support.factories import make_tenant, make_user_links
+from tests.support.query_counter import count_queries
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,8 +29,8 @@ from models.crypto import SecretBox
 from models.db import make_engine, make_session_factory
 from models.secrets import set_secrets
 from scheduler.budget import LocalCoordination, RedisCoordination
-from simulators.stack import wait_until
-from tests.factories import make_tenant, make_user_links
+from tests.support.factories import make_tenant, make_user_links
+from tests.support.redis_server import RedisServer
 from web.app import create_app
 from web.settings import WebSettings
 from workers import queues
@@ -46,54 +43,10 @@ SECRET_B = "bridge-secret-beta-never-shown"
 PUBLIC_URL = "https://teamsconnect.example"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class BrokerServer:
-    """A private redis-server used only as the Celery broker; `stop()`/`start()` simulate an outage."""
-
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _ping(self) -> bool:
-        # A raw PING: redis-py's client would retry with backoff on a refused connection.
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            pytest.fail("redis-server is not installed (run `make test`)")
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._ping, what=f"the broker on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()  # a crash, and instant (a graceful shutdown takes seconds)
-            self.process.wait(timeout=5)
-            self.process = None
-        wait_until(lambda: not self._ping(), what="the broker to stop")
-
-
 @pytest.fixture(scope="session")
-def broker_server() -> Iterator[BrokerServer]:
-    server = BrokerServer(port=_free_port())
-    server.start()
+def broker_server() -> Iterator[RedisServer]:
+    """A private redis-server used only as the Celery broker, so a test can take it down."""
+    server = RedisServer.started()
     yield server
     if server.process is not None:
         server.stop()
@@ -103,11 +56,11 @@ def broker_server() -> Iterator[BrokerServer]:
 class Broker:
     """Reads what the web app published to the events queue, straight from the broker's Redis list."""
 
-    server: BrokerServer
+    server: RedisServer
     client: redis.Redis = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = redis.Redis.from_url(self.server.url)
+        self.client = redis.Redis.from_url(self.server.url())
 
     def raw_messages(self) -> list[bytes]:
         """Oldest first (kombu LPUSHes and consumers pop from the right)."""
@@ -124,11 +77,11 @@ class Broker:
 
 
 @pytest.fixture
-def broker(broker_server: BrokerServer) -> Iterator[Broker]:
+def broker(broker_server: RedisServer) -> Iterator[Broker]:
     if broker_server.process is None:
         broker_server.start()
     previous = celery_app.conf.broker_url
-    configure_broker(broker_server.url)
+    configure_broker(broker_server.url())
     helper = Broker(broker_server)
     helper.client.flushdb()
     yield helper
@@ -166,11 +119,14 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield test_client
 
 
-@dataclass(frozen=True)
+@dataclass
 class Tenants:
     alpha: int  # bridge, secret SECRET_A
     beta: int  # bridge, secret SECRET_B
     rest_only: int  # no bridge
+    #: When `seeded` wrote its health rows: taken as the fixture runs, never at import, so a throttle it
+    #: seeds "for five minutes" is still in force however late in a slow run the test starts.
+    seeded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @pytest.fixture
@@ -210,7 +166,6 @@ def post_event(
     return client.post(f"/hooks/starface/{tenant_id}", content=raw, headers=headers)
 
 
-NOW = datetime.now(UTC)
 #: E-mail addresses the seed puts into link reasons, error messages and change causes; none may leave.
 SEEDED_EMAILS = ("ann@alpha.example", "bo@alpha.example", "admin@beta.example", "carl@beta.example")
 
@@ -218,6 +173,7 @@ SEEDED_EMAILS = ("ann@alpha.example", "bo@alpha.example", "admin@beta.example", 
 @pytest.fixture
 def seeded(tenants: Tenants, pg_sessions: sessionmaker[Session]) -> Tenants:
     """Alpha: healthy, 3 linked + 3 problem users, 3 changes. Beta: failing and throttled, 1 change."""
+    tenants.seeded_at = now = datetime.now(UTC)
     with pg_sessions() as session, session.begin():
         alpha = session.get_one(Tenant, tenants.alpha)
         linked = make_user_links(session, alpha, 3)
@@ -230,20 +186,20 @@ def seeded(tenants: Tenants, pg_sessions: sessionmaker[Session]) -> Tenants:
                      reason="no Entra user has the e-mail <bo@alpha.example>"),
             UserLink(tenant_id=alpha.id, starface_account_id=502, login_id="1502", display_name="Cy",
                      state=LinkState.NO_EMAIL.value, reason="the STARFACE user has no e-mail address"),
-            TenantHealth(tenant_id=alpha.id, last_success_at=NOW - timedelta(seconds=5), polls_ok=7,
+            TenantHealth(tenant_id=alpha.id, last_success_at=now - timedelta(seconds=5), polls_ok=7,
                          polls_failed=1, throttle_count=2, changes_applied=3),
-            TenantHealth(tenant_id=tenants.beta, last_success_at=NOW - timedelta(minutes=5),
-                         last_error_at=NOW - timedelta(seconds=30), last_error_code="AADSTS7000215",
+            TenantHealth(tenant_id=tenants.beta, last_success_at=now - timedelta(minutes=5),
+                         last_error_at=now - timedelta(seconds=30), last_error_code="AADSTS7000215",
                          last_error_message="invalid client secret of the app of admin@beta.example",
-                         throttled_until=NOW + timedelta(minutes=5), polls_ok=1, polls_failed=4),
+                         throttled_until=now + timedelta(minutes=5), polls_ok=1, polls_failed=4),
         ])
         causes = ["teams: Busy/InACall", "teams: Available/Available", "bridge event: RINGING"]
         for n, cause in enumerate(causes):
             session.add(ChangeLog(
                 tenant_id=alpha.id, user_link_id=linked[0].id, target="starface", before={"dnd": n % 2 == 1},
-                after={"dnd": n % 2 == 0}, cause=cause, observed_at=NOW + timedelta(seconds=n),
-                applied_at=NOW + timedelta(seconds=n, milliseconds=250),
+                after={"dnd": n % 2 == 0}, cause=cause, observed_at=now + timedelta(seconds=n),
+                applied_at=now + timedelta(seconds=n, milliseconds=250),
             ))
         session.add(ChangeLog(tenant_id=tenants.beta, target="teams", before={}, after={"presence": "Busy"},
-                              cause="STARFACE call of carl@beta.example", observed_at=None, applied_at=NOW))
+                              cause="STARFACE call of carl@beta.example", observed_at=None, applied_at=now))
     return tenants

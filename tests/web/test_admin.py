@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
+from tests.support.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
 from tests.web.conftest import ADMIN_TOKEN, PUBLIC_URL, SECRET_A, SECRET_B, SEEDED_EMAILS, Tenants
 from web.app import create_app
 from web.settings import WebSettings

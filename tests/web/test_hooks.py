@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant
 from scheduler.budget import RedisCoordination
-from tests.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
+from tests.support.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
 from tests.web.conftest import SECRET_A, SECRET_B, Broker, Tenants, event_body, post_event
 from workers import queues
 from workers.runtime import Runtime

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.web.conftest import NOW, SECRET_A, SEEDED_EMAILS, Broker, Tenants, event_body, post_event
+from tests.web.conftest import SECRET_A, SEEDED_EMAILS, Broker, Tenants, event_body, post_event
 from tests.web.test_admin import SECRETS
 from web.app import create_app
 from web.settings import WebSettings
@@ -40,7 +40,7 @@ def test_it_exports_each_tenants_health_counters(client: TestClient, seeded: Ten
     assert samples[("teamsconnect_tenant_throttles_total", alpha)] == 2
     assert samples[("teamsconnect_tenant_changes_applied_total", alpha)] == 3
     assert samples[("teamsconnect_tenant_last_success_timestamp_seconds", alpha)] == pytest.approx(
-        NOW.timestamp() - 5, abs=0.01
+        seeded.seeded_at.timestamp() - 5, abs=0.01
     )
     assert samples[("teamsconnect_tenant_throttled", alpha)] == 0
     assert samples[("teamsconnect_tenant_throttled", beta)] == 1

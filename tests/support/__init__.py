@@ -1,0 +1,1 @@
+"""What the tests share: builders for rows, a query counter, a private redis-server and `wait_until`."""
