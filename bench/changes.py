@@ -21,9 +21,10 @@ import redis
 from sqlalchemy import func, select
 
 from bench.harness import TickDriver, make_due, progress, teams_action
+from embedded.stack import BROKER_URL, Stack
+from embedded.waiting import wait_until
 from models import AppliedState, ChangeLog, UserLink
 from models.db import transaction
-from simulators.stack import BROKER_URL, Stack, wait_until
 from workers.app import celery_app
 from workers.queues import QUEUE_APPLY
 

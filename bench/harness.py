@@ -1,7 +1,7 @@
 """What every benchmark phase stands on: the database, the stack with N tenants, fan-out of simulator
 control calls, a beat-like tick driver, and progress lines on stderr.
 
-The stack is `simulators.stack` (both simulators over real HTTP, real PostgreSQL and Redis, Celery worker
+The stack is `embedded.stack` (both simulators over real HTTP, real PostgreSQL and Redis, Celery worker
 processes, the web app): the benchmark adds nothing of its own to the pipeline, it only drives it.
 """
 
@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 
-from models import LinkState, SelectionMode, Tenant, UserLink, migrate
+from embedded.stack import Stack
+from models import Tenant, UserLink, migrate
 from models.base import utcnow
 from models.db import transaction
+from presence.linking import LinkState, SelectionMode
 from simulators.microsoft import MicrosoftSimControl
 from simulators.paired import FIRST_ACCOUNT_ID, PairedSeeds, paired_seeds
-from simulators.stack import Stack
 
 T = TypeVar("T")
 
@@ -88,8 +89,8 @@ def add_tenants(stack: Stack, tenants: int) -> list[int]:
     run = uuid.uuid4().hex[:6]
     ids = []
     for k in range(tenants):
-        ids.append(stack.add_tenant(f"bench-{run}-{k}", selection_mode=SelectionMode.GROUP_PLUS_LISTED.value,
-                                    starface_group_id=FIRST_GROUP_ID + k, login_ids=[]))
+        selection = {"mode": SelectionMode.GROUP_PLUS_LISTED.value, "starface_group_id": FIRST_GROUP_ID + k}
+        ids.append(stack.add_tenant(f"bench-{run}-{k}", selection=selection))
     return ids
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness import percentiles, progress
+from embedded.stack import Stack
+from embedded.waiting import wait_until
 from simulators.microsoft import MicrosoftSimControl
-from simulators.stack import Stack, wait_until
 from simulators.starface import StarfaceSimControl
 
 DRAIN_S = 15.0  # how long a sample may take after the last change before it counts as missing

@@ -45,11 +45,11 @@ from bench.harness import (  # noqa: E402
 from bench.latency import measure_latency  # noqa: E402
 from bench.report import plot_latency, targets_met, write_json  # noqa: E402
 from bench.steady import measure_steady, profile_steady, warm_up  # noqa: E402
+from embedded.stack import BROKER_URL, COORDINATION_URL, StackFactory  # noqa: E402
 from models.crypto import generate_key  # noqa: E402
-from scheduler.budget import BudgetShape  # noqa: E402
 from scheduler.tick import GRAPH_BATCH_SIZE, effective_interval_s  # noqa: E402
-from simulators.stack import BROKER_URL, COORDINATION_URL, StackFactory  # noqa: E402
-from workers.enqueue import enqueue_apply  # noqa: E402
+from sync.coordination import BudgetShape  # noqa: E402
+from workers.task_queue import CELERY_QUEUE  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CADENCE_S = 2.0  # the tenants' configured poll interval (the product default)
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.start_worker("bench", concurrency=args.workers)
         driver = TickDriver(stack, TICK_PERIOD_S)
         try:
-            warm = warm_up(stack, tenant_ids, enqueue_apply)
+            warm = warm_up(stack, tenant_ids, CELERY_QUEUE)
             progress(f"steady: warmed up in {warm} cycle(s); timing {args.cycles} cycles")
             steady = measure_steady(stack, tenant_ids, args.cycles)
             progress(f"steady: {steady['records_per_s_per_worker']} records/s in one process, "

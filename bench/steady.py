@@ -2,7 +2,7 @@
 
 Method: the benchmark process itself plays one worker process. Each cycle makes the tenants due, runs
 the real scheduler tick (`run_tick`) with an enqueue that collects the batches instead of queueing them,
-then calls `workers.poll.run_poll` for every batch in turn - the body of the poll task, against the
+then calls `sync.poll.run_poll` for every batch in turn - the body of the poll task, against the
 Microsoft simulator over HTTPS, PostgreSQL and Redis. Nothing changes, so nothing may be enqueued. The
 worker processes are idle meanwhile (no beat runs), so the process has a core to itself; the simulators
 answer from threads of the same process, and their CPU time shows up in the wall time but not in the
@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import linked_counts, make_due
+from embedded.stack import Stack
 from models.base import utcnow
 from scheduler.tick import GRAPH_BATCH_SIZE, run_tick
-from simulators.stack import Stack
-from tests.query_counter import count_queries
-from workers.poll import run_poll
+from sync.poll import run_poll
+from sync.ports import CollectingQueue, TaskQueue
+from tests.support.query_counter import count_queries
 
 METHOD = ("run_poll timed in ONE process (the benchmark process acting as a worker process) over every "
           "batch the real scheduler tick hands out, for several cycles with no presence changes; "
           "Graph requests counted by the Microsoft simulator; SQL statements counted per run_poll call "
-          "(tests/query_counter.py)")
+          "(tests/support/query_counter.py)")
 
 Batches = list[tuple[int, list[tuple[int, str]]]]
 
@@ -37,23 +38,12 @@ Batches = list[tuple[int, list[tuple[int, str]]]]
 def tick_batches(stack: Stack, tenant_ids: list[int]) -> Batches:
     """One real tick over the due tenants, collecting the poll batches it would enqueue."""
     make_due(stack, tenant_ids)
-    batches: Batches = []
-    run_tick(stack.runtime.sessions, stack.runtime.coordination,
-             lambda tenant_id, batch, _at, _interval: batches.append((tenant_id, batch)), utcnow())
-    return batches
+    collected = CollectingQueue()
+    run_tick(stack.runtime.sessions, stack.runtime.coordination, collected, utcnow())
+    return [(tenant_id, batch) for tenant_id, batch, _at, _interval in collected.polls]
 
 
-class _Enqueued:
-    """Counts apply tasks run_poll would enqueue (none are expected in steady state)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, *_args: Any) -> None:
-        self.count += 1
-
-
-def warm_up(stack: Stack, tenant_ids: list[int], enqueue_real: Any, max_cycles: int = 5) -> int:
+def warm_up(stack: Stack, tenant_ids: list[int], real_queue: TaskQueue, max_cycles: int = 5) -> int:
     """Polls until a cycle decides no update, so the measured cycles start from a settled state.
 
     The first cycle builds the clients (MSAL token, connection pools); updates it decides (users whose
@@ -61,15 +51,12 @@ def warm_up(stack: Stack, tenant_ids: list[int], enqueue_real: Any, max_cycles: 
     Returns the cycles it took.
     """
     for cycle in range(1, max_cycles + 1):
-        enqueued = _Enqueued()
-
-        def enqueue(*args: Any, counter: _Enqueued = enqueued) -> None:
-            counter(*args)
-            enqueue_real(*args)
-
+        decided = CollectingQueue()
         for tenant_id, batch in tick_batches(stack, tenant_ids):
-            run_poll(stack.runtime, tenant_id, batch, enqueue=enqueue)
-        if enqueued.count == 0:
+            run_poll(stack.runtime, tenant_id, batch, decided)
+        for update in decided.applies:
+            real_queue.apply(*update)
+        if not decided.applies:
             return cycle
         time.sleep(1.0)  # let the workers apply what the cycle found; the next cycle checks again
     raise RuntimeError(f"steady state not reached: updates still decided after {max_cycles} cycles")
@@ -78,7 +65,7 @@ def warm_up(stack: Stack, tenant_ids: list[int], enqueue_real: Any, max_cycles: 
 def measure_steady(stack: Stack, tenant_ids: list[int], cycles: int) -> dict[str, Any]:
     """Times run_poll over ``cycles`` full cycles (see the module docstring)."""
     engine = stack.runtime.engine
-    enqueued = _Enqueued()
+    enqueued = CollectingQueue()  # run_poll's updates (none are expected in steady state)
     wall = cpu = 0.0
     records = 0
     batch_seconds: list[float] = []
@@ -89,7 +76,7 @@ def measure_steady(stack: Stack, tenant_ids: list[int], cycles: int) -> dict[str
         for tenant_id, batch in tick_batches(stack, tenant_ids):
             with count_queries(engine) as counted:
                 started, started_cpu = time.perf_counter(), time.thread_time()
-                summary = run_poll(stack.runtime, tenant_id, batch, enqueue=enqueued)
+                summary = run_poll(stack.runtime, tenant_id, batch, enqueued)
                 elapsed = time.perf_counter() - started
                 cpu += time.thread_time() - started_cpu
             wall += elapsed
@@ -114,7 +101,7 @@ def measure_steady(stack: Stack, tenant_ids: list[int], cycles: int) -> dict[str
         "db_queries_per_batch_min": min(queries) if queries else None,
         "batch_ms_p50": round(1000 * batch_seconds[len(batch_seconds) // 2], 1) if batch_seconds else None,
         "batch_ms_max": round(1000 * batch_seconds[-1], 1) if batch_seconds else None,
-        "updates_enqueued": enqueued.count,
+        "updates_enqueued": len(enqueued.applies),
         "batches_skipped": skipped,
     }
 
@@ -123,17 +110,17 @@ def profile_steady(stack: Stack, tenant_ids: list[int], cycles: int, path: Path)
     """cProfile of run_poll over ``cycles`` cycles; writes the top 15 by cumulative and by own time.
     Returns the top lines by own time (for the summary)."""
     profiler = cProfile.Profile()
-    enqueued = _Enqueued()
+    enqueued = CollectingQueue()
     batches_run = 0
     for _ in range(cycles):
         batches = tick_batches(stack, tenant_ids)
         profiler.enable()
         for tenant_id, batch in batches:
-            run_poll(stack.runtime, tenant_id, batch, enqueue=enqueued)
+            run_poll(stack.runtime, tenant_id, batch, enqueued)
         profiler.disable()
         batches_run += len(batches)
     out = io.StringIO()
-    out.write(f"cProfile of workers.poll.run_poll: {cycles} cycles, {batches_run} batches of <= "
+    out.write(f"cProfile of sync.poll.run_poll: {cycles} cycles, {batches_run} batches of <= "
               f"{GRAPH_BATCH_SIZE} users, no presence changes (bench/steady.py)\n\n")
     out.write("== top 15 by cumulative time ==\n")
     pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(15)

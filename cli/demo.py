@@ -1,51 +1,14 @@
-"""`teamsconnect demo`: the product working end to end on one machine, with no server to install.
-
-Starts the whole system in this process on embedded defaults (cli/demo_stack.py), creates a demo tenant
-against both simulators, plays a scripted, reproducible office hour (cli/demo_script.py) while showing it
-live (cli/demo_view.py), and ends with a summary (cli/demo_summary.py). Exit code 0 only if every scripted
-expectation held, 1 otherwise; 2 for bad options.
-"""
+"""`teamsconnect demo`: the whole product on this machine against simulators (demo/hour.py). Exit code 0
+only if every scripted expectation held, 1 otherwise; 2 for bad options."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from cli.demo_runner import HourResult, HourRunner, Outcome
-from cli.demo_script import MIN_USERS, office_hour
-from cli.demo_stack import DemoStack
-from cli.demo_summary import collect
-from cli.demo_view import LiveView, PlainView, View, print_summary
-from simulators.paired import paired_seeds
-
-#: The tenant polls Teams every second; the tick runs four times as often (a compressed hour).
-POLL_INTERVAL_S = 1.0
-TICK_S = 0.25
-SHORT_USERS = 20
-SHORT_HOUR_S = 15.0
-
-
-class _Notes:
-    """System warnings go to the view once it exists; earlier ones wait for it."""
-
-    def __init__(self) -> None:
-        self.view: View | None = None
-        self._early: list[str] = []
-
-    def __call__(self, text: str) -> None:
-        if self.view is None:
-            self._early.append(text)
-        else:
-            self.view.note(text)
-
-    def attach(self, view: View) -> None:
-        self.view = view
-        for text in self._early:
-            view.note(text)
-        self._early.clear()
+from demo.hour import SHORT_HOUR_S, SHORT_USERS, run_demo
+from demo.script import MIN_USERS
 
 
 def demo(
@@ -61,36 +24,4 @@ def demo(
     """Run the whole product on this machine against simulators of Teams and STARFACE, and check it."""
     if short:
         users, hour_seconds = SHORT_USERS, SHORT_HOUR_S
-    console = Console()
-    steps, featured = office_hour(seed, users)
-    started = time.monotonic()
-    console.print(f"Starting TeamsConnect in this process: {users} users, seed {seed}, "
-                  f"the office hour in {hour_seconds:.0f} s (SQLite, in-process broker, simulators) ...",
-                  markup=False, highlight=False)
-    notes = _Notes()
-    result = HourResult()
-    with DemoStack(paired_seeds(users), data_dir, POLL_INTERVAL_S, notes) as demo_stack:
-        linked = demo_stack.linked_users()
-        result.outcomes.append(Outcome(linked == users, f"directory sync links all {users} users by e-mail",
-                                f"{linked} linked"))
-        stack = demo_stack.s
-        console.print(f"Ready: tenant 'demo' (id {stack.tenant_id}) with {linked} linked users; web app at "
-                      f"{stack.web_url}, Microsoft simulator at {stack.microsoft.base_url}, "
-                      f"STARFACE simulator at {stack.starface.base_url}",
-                      markup=False, highlight=False)
-        view: View = LiveView(console, seed, users) if console.is_terminal else PlainView(console)
-        notes.attach(view)
-        try:
-            table_users = featured + [u for step in steps for u in step.users if u not in featured][:4]
-            runner = HourRunner(demo_stack, steps, list(dict.fromkeys(table_users)), view,
-                                hour_s=hour_seconds, tick_s=TICK_S)
-            result.outcomes += runner.run().outcomes
-        finally:
-            view.close()
-        summary = collect(demo_stack)
-    duplicates = summary.duplicates.duplicate_writes
-    result.outcomes.append(Outcome(duplicates == 0, "no duplicate STARFACE writes",
-                                   f"{duplicates} duplicate(s)"))
-    seen_after_s = [o.took_s for o in result.outcomes if o.took_s is not None]
-    print_summary(console, summary, result.held, result.failures, time.monotonic() - started, seen_after_s)
-    raise typer.Exit(1 if result.failures else 0)
+    raise typer.Exit(0 if run_demo(users, seed, hour_seconds, data_dir) else 1)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +24,27 @@ from sqlalchemy.orm import Session
 
 from cli.errors import fail_on_bad_settings
 from config import get_settings
-from connectors.graph import GraphClient, GraphError
-from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
-from models import AppliedState, LinkState, Tenant, TenantHealth, UserLink
-from models.crypto import SecretBox, SecretBoxError, box_from_settings
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
+from models import Tenant, TenantHealth, UserLink
+from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory, transaction
-from models.secrets import read_secrets
-from models.tenant_config import (
-    BRIDGE_FEATURES,
-    SECRET_FIELDS,
-    TenantConfigError,
-    create_tenant,
-    deep_merge,
-    find_tenant,
-    nest,
-    parse_category,
-    secret_expiry_warning,
-    set_rule,
-    tenant_summary,
-    tier,
-    update_tenant,
-    validate_config,
-)
+from presence.linking import LinkState
 from presence.policy import DEFAULT_RULES
+from tenants.changes import deep_merge, lookup, nest
+from tenants.diagnostics import run_checks
+from tenants.policy import rules_of
+from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category, validate_config
+from tenants.service import (
+    TenantInUse,
+    create_tenant,
+    delete_tenant,
+    find_tenant,
+    holding_count,
+    set_rule,
+    update_tenant,
+)
+from tenants.summary import BRIDGE_FEATURES, secret_expiry_warning, tenant_summary, tier
 
 tenant_app = typer.Typer(help="Add, inspect, change, test and delete tenants (customers).",
                          no_args_is_help=True)
@@ -79,7 +76,7 @@ def _session(with_box: bool = False) -> Iterator[tuple[Session, SecretBox | None
         for where, what in exc.problems:
             _echo_error(f"{where}: {what}" if where else what)
         raise typer.Exit(2) from None
-    except _Fail as exc:
+    except (_Fail, TenantInUse) as exc:
         _echo_error(str(exc))
         raise typer.Exit(2) from None
     except SQLAlchemyError as exc:
@@ -212,20 +209,13 @@ def add(
         config_data = deep_merge(data, nest(dotted))
         if sys.stdin.isatty():  # ask for missing secrets instead of failing on them
             for key in ("microsoft.client_secret", "starface.password"):
-                if _lookup(config_data, key) is None:
+                if lookup(config_data, key) is None:
                     config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
         typer.echo(f"added tenant {tenant.name} (id {tenant.id}, tier {tier(tenant)})")
         if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
             typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
         typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.name}")
-
-
-def _lookup(data: dict[str, Any], dotted: str) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 # --- list / show -------------------------------------------------------------------------------------------
@@ -379,105 +369,23 @@ def rules(
             if text is not None and no_text:
                 raise _Fail("--text and --no-text contradict each other; give one")
             cat = parse_category(category)
-            current = next((r for r in tenant.rules if r.category == cat.value), None)
-            new_dnd = dnd if dnd is not None else (current.dnd_action if current else DEFAULT_RULES[cat].dnd)
-            new_text = None if no_text else text if text is not None else (
-                current.chat_text if current else DEFAULT_RULES[cat].chat_text)
+            current = rules_of(tenant)[cat]
+            new_dnd = dnd if dnd is not None else current.dnd.value
+            new_text = None if no_text else text if text is not None else current.chat_text
             set_rule(session, tenant, cat, new_dnd, new_text)
             typer.echo(f"tenant {tenant.name}: rule {cat.value} is now dnd={new_dnd}, "
                        f"text={_shown(new_text)}")
         table = Table("category", "STARFACE DND", "chat text", "")
-        stored = {row.category: row for row in tenant.rules}
-        for cat, default in DEFAULT_RULES.items():
-            row = stored.get(cat.value)
-            action, chat = (row.dnd_action, row.chat_text) if row else (default.dnd.value, default.chat_text)
-            same = action == default.dnd.value and chat == default.chat_text
-            shown_text = chat if chat is not None else "(none)"
-            table.add_row(cat.value, action, shown_text, "" if same else "changed")
+        for cat, rule in rules_of(tenant).items():
+            shown_text = rule.chat_text if rule.chat_text is not None else "(none)"
+            changed = "" if rule == DEFAULT_RULES[cat] else "changed"
+            table.add_row(cat.value, rule.dnd.value, shown_text, changed)
         Console(soft_wrap=True).print(table)
         if not tenant.has_bridge:
             typer.echo("note: REST-only tier - chat texts take effect only with the bridge")
 
 
 # --- test / delete ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of `tenant test`: status OK / FAILED / SKIPPED, and the connector's human message."""
-
-    name: str
-    status: str
-    detail: str
-
-
-def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResult:
-    """Runs one check; a connector error becomes FAILED with its message (which says how to fix it)."""
-    try:
-        return CheckResult(name, "OK", call())
-    except (GraphError, StarfaceError, SecretBoxError) as exc:
-        detail = str(exc)
-    except (OSError, ValueError) as exc:  # e.g. an unreadable TEAMSCONNECT_CA_BUNDLE
-        detail = f"{type(exc).__name__}: {exc}"
-    for secret in secrets:  # last line of defence: no secret ever reaches the terminal
-        detail = detail.replace(secret, "***")
-    return CheckResult(name, "FAILED", detail)
-
-
-def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
-               timeout: float) -> list[CheckResult]:
-    """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
-    and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database."""
-    try:
-        secrets = read_secrets(tenant, box)
-    except SecretBoxError as exc:
-        return [CheckResult("stored secrets", "FAILED", str(exc))]
-    hidden = [s for s in (secrets.ms_client_secret, secrets.starface_password, secrets.bridge_secret) if s]
-    results: list[CheckResult] = []
-
-    graph = GraphClient(tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
-                        login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
-                        verify=verify, timeout=timeout)
-    try:
-        results.append(_check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
-                              + (", ".join(graph.check_access()) or "(none)"), hidden))
-        linked = session.scalars(select(UserLink.entra_object_id).where(
-            UserLink.tenant_id == tenant.id, UserLink.entra_object_id.is_not(None)).limit(1)).first()
-        if results[-1].status != "OK":
-            results.append(CheckResult("Microsoft presence read", "SKIPPED", "needs a working sign-in"))
-        elif linked is None:
-            results.append(CheckResult("Microsoft presence read", "SKIPPED",
-                                       "no linked users yet (the directory sync links them)"))
-        else:
-            results.append(_check("Microsoft presence read", lambda: "presence of {} read: {}".format(
-                linked, ", ".join(f"{p.availability}/{p.activity}" for p in graph.get_presences([linked]))
-                or "no presence returned"), hidden))
-    finally:
-        graph.close()
-
-    with StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
-                            verify=verify, timeout=timeout) as rest:
-        def rest_access() -> str:
-            seen = rest.check_access()
-            return (f"logged in as {seen.login} (account {seen.account_id}) with admin rights; "
-                    f"sees {seen.user_count} users and {seen.group_count} groups")
-
-        results.append(_check("STARFACE REST login and admin rights", rest_access, hidden))
-
-    if not tenant.has_bridge:
-        results.append(CheckResult("STARFACE bridge", "SKIPPED", "no bridge configured: REST-only tier "
-                                   "(DND only; no chat text, telephony status or call events)"))
-        return results
-    with StarfaceBridgeClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
-                              instance=tenant.bridge_instance or "", secret=secrets.bridge_secret or "",
-                              verify=verify, timeout=timeout) as bridge:
-        def ping() -> str:
-            info = bridge.ping()
-            return (f"bridge '{tenant.bridge_instance}' answers (contract v{info.version}, "
-                    f"STARFACE {info.pbx_version})")
-
-        results.append(_check("STARFACE bridge ping", ping, hidden))
-    return results
 
 
 _COLOURS = {"OK": typer.colors.GREEN, "FAILED": typer.colors.RED}
@@ -508,8 +416,9 @@ def test(
 def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
     """Link STARFACE users to Microsoft 365 users now (beat does it every 15 minutes) and report why any
     user is not linked."""
-    from workers.directory import sync_directory  # the Celery app is only needed here
-    from workers.runtime import build_runtime
+    from sync.directory import sync_directory
+    from sync.runtime import build_runtime
+    from workers.task_queue import CELERY_QUEUE  # the Celery app is only needed here
 
     with fail_on_bad_settings():
         runtime = build_runtime(get_settings())
@@ -517,7 +426,7 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
         with _session() as (session, _):
             tenant = _tenant(session, tenant_ref)
         try:
-            counts = sync_directory(runtime, tenant)
+            counts = sync_directory(runtime, tenant, CELERY_QUEUE)
         except (GraphError, StarfaceError) as exc:
             _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.name}` checks "
                         "the credentials)")
@@ -549,18 +458,10 @@ def delete(
     """Delete a tenant with its user links, applied states, audit trail and health."""
     with _session() as (session, _):
         tenant = _tenant(session, tenant_ref)
-        holding = sum(1 for owned in session.scalars(
-            select(AppliedState.owned).where(AppliedState.tenant_id == tenant.id)) if owned)
-        if holding and not force:
-            raise _Fail(
-                f"tenant {tenant.name} still holds a DND, chat text or Teams session of ours for {holding} "
-                f"user state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant "
-                f"set {tenant.name} enabled=false`): drift repair releases them within 5 minutes. "
-                "Or delete anyway with --force."
-            )
+        name, tenant_id = tenant.name, tenant.id
+        if not force and holding_count(session, tenant):
+            delete_tenant(session, tenant)  # raises TenantInUse with the explanation
         if not yes:
             typer.confirm(f"Delete tenant {tenant.name} (id {tenant.id}) and all its data?", abort=True)
-        name, tenant_id = tenant.name, tenant.id
-        session.delete(tenant)
-        session.flush()
+        delete_tenant(session, tenant, force=True)
     typer.echo(f"deleted tenant {name} (id {tenant_id})")

@@ -2,26 +2,15 @@
 
 from models.base import Base, utcnow
 from models.state import AppliedState, ChangeLog, Target
-from models.tenant import (
-    DndAction,
-    SelectionMode,
-    StatusRule,
-    TeamsPresenceMode,
-    Tenant,
-    TenantHealth,
-)
-from models.users import LinkState, UserLink
+from models.tenant import StatusRule, Tenant, TenantHealth
+from models.users import UserLink
 
 __all__ = [
     "AppliedState",
     "Base",
     "ChangeLog",
-    "DndAction",
-    "LinkState",
-    "SelectionMode",
     "StatusRule",
     "Target",
-    "TeamsPresenceMode",
     "Tenant",
     "TenantHealth",
     "UserLink",

@@ -13,33 +13,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.types import JsonDocument, UTCDateTime
+from presence.linking import SelectionMode
+from presence.policy import DndAction, TeamsPresenceMode
 
 DEFAULT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_BRIDGE_INSTANCE = "TeamsConnectBridge"
 DEFAULT_POLL_INTERVAL_S = 2.0
-
-
-class TeamsPresenceMode(enum.StrEnum):
-    """Which Teams presence a STARFACE call gives (only DND stops Teams calls ringing)."""
-
-    BUSY_IN_A_CALL = "busy_in_a_call"
-    DND_PRESENTING = "dnd_presenting"
-
-
-class SelectionMode(enum.StrEnum):
-    """How the synced STARFACE users are chosen, as in the STARFACE module."""
-
-    ALL_EXCEPT_LISTED = "all_except_listed"
-    GROUP_PLUS_LISTED = "group_plus_listed"
-
-
-class DndAction(enum.StrEnum):
-    """What a Teams status does to STARFACE DND."""
-
-    SET = "set"
-    CLEAR = "clear"
-    LEAVE = "leave"
 
 
 def _values(enum_type: type[enum.StrEnum]) -> str:

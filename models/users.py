@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -10,16 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
 from models.types import UTCDateTime
-
-
-class LinkState(enum.StrEnum):
-    """Whether a STARFACE user is synced, and if not, why (reported to the admin, never guessed)."""
-
-    LINKED = "linked"
-    UNMATCHED = "unmatched"
-    DUPLICATE_EMAIL = "duplicate_email"
-    NO_EMAIL = "no_email"
-    EXCLUDED = "excluded"
+from presence.linking import LinkState
 
 
 class UserLink(Base):

@@ -140,11 +140,16 @@ class TenantPolicy:
         return cls(teams_presence_mode=mode, rules=rules_from_json(data.get("rules", {})), **flags)
 
 
+def overlay_rules(overrides: Mapping[Category, Rule]) -> Mapping[Category, Rule]:
+    """The rule table: the default rules with a tenant's own rows laid over them (the one overlay)."""
+    return MappingProxyType({**DEFAULT_RULES, **overrides})
+
+
 def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
     """Rule table from JSON `{category: {"dnd": "set", "chat_text": "..." | null}}`, over the defaults."""
     if not isinstance(data, Mapping):
         raise PolicyError("rules: expected an object keyed by category")
-    rules = dict(DEFAULT_RULES)
+    rules: dict[Category, Rule] = {}
     for name, row in data.items():
         category = _enum(Category, name, "rules")
         if not isinstance(row, Mapping):
@@ -154,7 +159,7 @@ def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
         if text is not None and not isinstance(text, str):
             raise PolicyError(f"rules.{name}.chat_text: expected a string or null")
         rules[category] = Rule(dnd, text)
-    return MappingProxyType(rules)
+    return overlay_rules(rules)
 
 
 def _enum(enum: type[_E], value: Any, where: str) -> _E:

@@ -56,6 +56,10 @@ class StarfacePlan:
     telephony_active: bool | None  # None: leave telephony alone (a STARFACE call owns it now)
     sequence_number: str | None
     observed_at: datetime | None
+    #: The audit trail's cause when it is not the Teams category (e.g. "released: tenant disabled").
+    cause: str | None = None
+    #: A release of everything of ours: also carried out for a tenant that was just disabled.
+    release: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Task-argument form (observed values only, no secrets)."""
@@ -66,6 +70,8 @@ class StarfacePlan:
             "telephony_active": self.telephony_active,
             "sequence_number": self.sequence_number,
             "observed_at": None if self.observed_at is None else self.observed_at.isoformat(),
+            "cause": self.cause,
+            "release": self.release,
         }
 
     @classmethod
@@ -78,6 +84,8 @@ class StarfacePlan:
             telephony_active=data.get("telephony_active"),
             sequence_number=data.get("sequence_number"),
             observed_at=None if observed is None else datetime.fromisoformat(observed),
+            cause=data.get("cause"),
+            release=bool(data.get("release", False)),
         )
 
 

@@ -16,25 +16,24 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import LinkState, Tenant, UserLink
+from models import Tenant, UserLink
 from models.db import transaction
-from scheduler.budget import BudgetShape, Coordination
+from presence.linking import LinkState
+from sync.coordination import BudgetShape, Coordination
+from sync.ports import Batch, TaskQueue
 
 log = logging.getLogger(__name__)
 
 GRAPH_BATCH_SIZE = 650
 CLAIM_CHUNK = 500
 
-#: (user link id, Entra object id) pairs of one batch.
-Batch = list[tuple[int, str]]
-EnqueuePoll = Callable[[int, Batch, datetime, float], None]
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def _linked_users(session: Session, tenant_ids: list[int]) -> dict[int, list[tup
 def run_tick(
     sessions: sessionmaker[Session],
     coordination: Coordination,
-    enqueue_poll: EnqueuePoll,
+    queue: TaskQueue,
     now: datetime,
     shape: BudgetShape | None = None,
 ) -> TickResult:
@@ -114,7 +113,7 @@ def run_tick(
     batch_count = 0
     for tenant_id, interval_s, users in claimed:
         for batch in batches_of(users):
-            enqueue_poll(tenant_id, batch, now, interval_s)
+            queue.poll(tenant_id, batch, now, interval_s)
             batch_count += 1
     if blocked:
         log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)

@@ -17,9 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import ChangeLog, LinkState, Tenant, TenantHealth, UserLink
+from models import ChangeLog, Tenant, TenantHealth, UserLink
+from presence.linking import LinkState
+from sync.runtime import get_runtime
 from web.settings import ADMIN_TOKEN_ENV, WebSettings
-from workers.runtime import get_runtime
 
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
 #: Link states that need the admin's attention (EXCLUDED is the admin's own choice).

@@ -1,6 +1,6 @@
 """The ASGI app (``uvicorn web.app:app``): webhook receiver, admin API, ``/healthz`` and ``/metrics``.
 
-Database, secrets box and coordination come from ``workers.runtime.get_runtime()``, the same per-process
+Database, secrets box and coordination come from ``sync.runtime.get_runtime()``, the same per-process
 resources the workers use, so tests and the demo install theirs with ``set_runtime``. Errors are JSON
 ``{"error": "..."}`` everywhere.
 """
@@ -17,10 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sync.runtime import get_runtime
 from web import admin, hooks
 from web.metrics import WebMetrics
 from web.settings import WebSettings
-from workers.runtime import get_runtime
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from kombu import Exchange, Queue
 from kombu import pools as kombu_pools
 
 from config import get_settings
+from sync.ports import TASK_SOFT_TIME_LIMIT_S, TASK_TIME_LIMIT_S
 from workers import queues
 
 TICK_INTERVAL = timedelta(seconds=1)
@@ -24,9 +25,6 @@ KEEP_ALIVE_INTERVAL = timedelta(seconds=60)
 DRIFT_REPAIR_INTERVAL = timedelta(minutes=5)
 DIRECTORY_SYNC_INTERVAL = timedelta(minutes=15)
 SECRET_EXPIRY_INTERVAL = timedelta(hours=6)
-
-TASK_SOFT_TIME_LIMIT_S = 45
-TASK_TIME_LIMIT_S = 60
 
 BEAT_SCHEDULE = {
     "tick": {"task": queues.TASK_TICK, "schedule": TICK_INTERVAL, "options": {"expires": 5}},
@@ -111,7 +109,7 @@ def configure_broker(broker_url: str) -> None:
 @worker_process_init.connect
 def _fresh_runtime_in_child(**_: object) -> None:
     """A forked pool process must not reuse the parent's database or HTTP connections."""
-    from workers.runtime import reset_after_fork
+    from sync.runtime import reset_after_fork
 
     reset_after_fork()
 

@@ -1,32 +1,16 @@
-"""STARFACE event task: a verified bridge event (webhook) -> the user's Teams presence session.
-
-The web app verified the signature and deduplicated the event id; this task finds the user within the
-event's tenant only (tenant isolation), lets the engine apply the event to the user's level facts and
-sets, refreshes or clears our Teams session. A concurrent change to the same user makes the task try
-again shortly (events are facts; the engine orders them by ``occurredAt``, so a retry is safe).
-"""
+"""The STARFACE event task (sync/events.py): conflicts retry quickly, Graph outages with backoff."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from connectors.graph import GraphError
-from models import LinkState, Target, Tenant, UserLink
-from models.base import utcnow
-from models.db import transaction
-from models.store import is_claimed, load_applied_states
-from presence import EventKind, Origin, StarfaceEvent, StarfaceReading, decide_teams_session
+from sync.events import run_event
+from sync.teams_session import SessionConflict
 from workers import queues
 from workers.app import celery_app
-from workers.apply import repair_user
-from workers.logs import tenant_log_level
-from workers.poll import load_tenant
-from workers.runtime import Runtime, get_runtime, policy_for
-from workers.teams_session import SessionConflict, reconcile_session
+from workers.base import TenantTask
 
 log = logging.getLogger(__name__)
 
@@ -34,72 +18,12 @@ CONFLICT_RETRIES = 20
 GRAPH_RETRIES = 5
 
 
-def engine_event(args: dict[str, Any]) -> StarfaceEvent:
-    """The task arguments (workers/enqueue.py ``event_to_args``) as the engine's event."""
-    return StarfaceEvent(
-        kind=EventKind(args["type"]),
-        origin=Origin(args["origin"]),
-        occurred_at=datetime.fromisoformat(args["occurred_at"]),
-        telephony_state=args.get("telephony_state"),
-        dnd=args.get("dnd"),
-        chat_presence=args.get("chat_presence"),
-        chat_text=args.get("chat_presence_message"),
-    )
-
-
-def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> dict[str, Any]:
-    """Processes one event; raises SessionConflict when another worker changed the user meanwhile."""
-    event = engine_event(event_args)
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
-        if tenant is None:
-            return {"ignored": "tenant gone or disabled"}
-        link = session.scalars(
-            select(UserLink).where(UserLink.tenant_id == tenant_id,
-                                   UserLink.starface_account_id == int(event_args["account"]))
-        ).one_or_none()
-    if link is None or link.state != LinkState.LINKED.value or not link.entra_object_id:
-        return {"ignored": "user not synced"}
-    if event.kind is EventKind.PRESENCE:
-        return _chat_text_changed(runtime, tenant, link, event)
-    policy = policy_for(tenant)
-    now = utcnow()
-    return reconcile_session(
-        runtime, tenant, link,
-        lambda teams, starface: decide_teams_session(policy, event, teams, starface, now),
-        cause=f"starface:{event.kind.value}:{event_args.get('telephony_state') or event_args.get('dnd')}",
-        observed_at=event.occurred_at,
-    )
-
-
-def _chat_text_changed(
-    runtime: Runtime, tenant: Tenant, link: UserLink, event: StarfaceEvent
-) -> dict[str, Any]:
-    """The chat status changed in STARFACE: if the STARFACE app overwrote a text of ours that the user's
-    Teams status still asks for, put it back now instead of at the next drift repair."""
-    if event.origin is not Origin.USER:
-        return {"ignored": "a chat status written by an integration (usually ours)"}
-    with transaction(runtime.sessions) as session:
-        rows = load_applied_states(session, [link.id])
-    starface_row = rows.get((link.id, Target.STARFACE.value))
-    if starface_row is None or is_claimed(starface_row, utcnow()):
-        return {"ignored": "nothing of ours applied, or an update is in flight"}
-    reading = StarfaceReading(chat_text=event.chat_text or "")
-    teams_row = rows.get((link.id, Target.TEAMS.value))
-    wrote = repair_user(runtime, tenant, link, starface_row, reading, teams_row,
-                        cause="starface:chat text overwritten")
-    return {"repaired": wrote}
-
-
-@celery_app.task(name=queues.TASK_STARFACE_EVENT, bind=True, ignore_result=True,
+@celery_app.task(name=queues.TASK_STARFACE_EVENT, base=TenantTask, bind=True, ignore_result=True,
                  max_retries=CONFLICT_RETRIES)
-def handle_starface_event(self, tenant_id: int, event: dict[str, Any],  # type: ignore[no-untyped-def]
+def handle_starface_event(self: TenantTask, tenant_id: int, event: dict[str, Any],
                           received_at: str) -> dict[str, Any]:
-    """Celery entry point. Conflicts retry quickly; Graph outages retry with backoff."""
-    runtime = get_runtime()
     try:
-        with tenant_log_level(runtime.log_level_of(tenant_id)):
-            return run_event(runtime, tenant_id, event)
+        return run_event(self.runtime, tenant_id, event)
     except SessionConflict as exc:
         raise self.retry(exc=exc, countdown=0.05 * (self.request.retries + 1)) from None
     except GraphError as exc:

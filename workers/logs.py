@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-OUR_PACKAGES = ("workers", "scheduler", "connectors", "presence", "models", "web", "cli")
+OUR_PACKAGES = ("workers", "scheduler", "sync", "tenants", "connectors", "presence", "models", "web", "cli",
+                "embedded", "demo")
 
 _tenant_level: ContextVar[int | None] = ContextVar("tenant_log_level", default=None)
 

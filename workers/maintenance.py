@@ -1,178 +1,34 @@
-"""Maintenance tasks: each periodic entry fans out one task per enabled tenant (Sentry's check_auth shape).
-
-- keep-alive: refresh the Teams sessions of calls in progress before they lapse, clear unwanted ones;
-- directory sync: user links from both directories (workers/directory.py);
-- drift repair: read STARFACE back (bridge getStates, or phoneconfig without a bridge) and repair
-  what differs from the applied state - e.g. a chat text the STARFACE app overwrote;
-- secret expiry: warn 30 days before the Entra client secret expires.
-"""
+"""Maintenance tasks: each periodic entry fans out one task per tenant (Sentry's check_auth shape); the work
+itself is in sync/maintenance.py."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy import select, update
 
 from connectors.graph import GraphError
 from connectors.starface import StarfaceError
-from models import AppliedState, LinkState, Target, Tenant, TenantHealth, UserLink
-from models.base import utcnow
-from models.db import transaction
-from models.store import is_claimed
-from models.tenant_config import secret_expiry_warning
-from presence import (
-    StarfaceReading,
-    TeamsApplied,
-    keep_alive,
-    refresh_due_at,
-    repair_teams_session,
+from sync.maintenance import (
+    enabled_tenant_ids,
+    run_directory_sync,
+    run_drift_repair,
+    run_keep_alive,
+    run_secret_expiry,
 )
-from workers import health, queues
+from sync.runtime import Runtime
+from workers import queues
 from workers.app import celery_app
-from workers.apply import repair_user
-from workers.directory import sync_directory
-from workers.enqueue import enqueue_maintenance
+from workers.base import TenantTask
 from workers.logs import tenant_log_level
-from workers.poll import load_tenant
-from workers.release import release_tenant
-from workers.runtime import Runtime, get_runtime, policy_for
-from workers.teams_session import SessionConflict, reconcile_session
+from workers.task_queue import CELERY_QUEUE
 
 log = logging.getLogger(__name__)
 
 
-def enabled_tenant_ids(runtime: Runtime, include_disabled: bool = False) -> list[int]:
-    query = select(Tenant.id).order_by(Tenant.id)
-    if not include_disabled:
-        query = query.where(Tenant.enabled.is_(True))
-    with transaction(runtime.sessions) as session:
-        return list(session.scalars(query))
-
-
-def _linked_with_states(runtime: Runtime, tenant_id: int) -> list[tuple[UserLink, dict[str, AppliedState]]]:
-    with transaction(runtime.sessions) as session:
-        links = list(session.scalars(
-            select(UserLink).where(UserLink.tenant_id == tenant_id, UserLink.state == LinkState.LINKED.value)
-        ))
-        rows = session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant_id))
-        states: dict[int, dict[str, AppliedState]] = {}
-        for row in rows:
-            states.setdefault(row.user_link_id, {})[row.target] = row
-    return [(link, states.get(link.id, {})) for link in links]
-
-
-# --- keep-alive -----------------------------------------------------------------------------------------
-def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None) -> dict[str, int]:
-    """Refreshes due sessions of one tenant (a user without a held or wanted session costs no Graph call)."""
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
-    if tenant is None or not tenant.has_bridge:
-        return {}
-    policy = policy_for(tenant)
-    counts = {"refreshed": 0, "conflicts": 0, "errors": 0}
-    for link, rows in _linked_with_states(runtime, tenant_id):
-        teams_row = rows.get(Target.TEAMS.value)
-        if teams_row is None:
-            continue
-        teams = TeamsApplied.from_json(teams_row.fields)
-        at = now or utcnow()
-        if teams.held is None and not teams.call_active:
-            continue
-        due = refresh_due_at(teams)
-        if teams.held is not None and teams.call_active and due is not None and due > at:
-            continue  # a call's session refreshed lately: nothing to do, no transaction for it
-        try:
-            result = reconcile_session(
-                runtime, tenant, link, lambda t, s, at=at: keep_alive(policy, t, s, at),
-                cause="keep-alive", observed_at=None,
-            )
-            counts["refreshed"] += result["action"] != "unchanged"
-        except SessionConflict:
-            counts["conflicts"] += 1  # an event is changing this user right now; next round looks again
-        except GraphError as exc:
-            counts["errors"] += 1
-            log.warning("tenant %s user %s: keep-alive failed: %s", tenant_id, link.id, exc.message)
-    return counts
-
-
-# --- drift repair ---------------------------------------------------------------------------------------
-def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[int, StarfaceReading]:
-    bridge = runtime.bridge(tenant)
-    if bridge is not None:
-        states = bridge.get_states([link.starface_account_id for link in links])
-        return {
-            s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
-                                       telephony_state=str(s.telephony_state))
-            for s in states
-        }
-    rest = runtime.starface(tenant)
-    return {link.starface_account_id: StarfaceReading(dnd=rest.get_dnd(link.starface_account_id))
-            for link in links}
-
-
-def run_drift_repair(runtime: Runtime, tenant_id: int) -> dict[str, int]:
-    """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge).
-
-    For a disabled tenant it releases instead what we still hold (workers/release.py).
-    """
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id, include_disabled=True)
-    if tenant is None:
-        return {}
-    if not tenant.enabled:
-        return release_tenant(runtime, tenant)
-    policy = policy_for(tenant)
-    pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id) if rows]
-    counts = {"checked": len(pairs), "repaired": 0, "sessions": 0}
-    if not pairs:
-        return counts
-    readings = _readings(runtime, tenant, [link for link, _ in pairs])
-    for link, rows in pairs:
-        reading = readings.get(link.starface_account_id)
-        if reading is None:
-            continue
-        starface_row = rows.get(Target.STARFACE.value)
-        if starface_row is not None and not is_claimed(starface_row, utcnow()) \
-                and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
-                                cause="drift-repair"):
-            counts["repaired"] += 1
-        if Target.TEAMS.value in rows and policy.teams_session_enabled:
-            now = utcnow()
-            try:
-                result = reconcile_session(
-                    runtime, tenant, link,
-                    lambda t, s, now=now, reading=reading: repair_teams_session(policy, reading, t, s, now),
-                    cause="drift-repair", observed_at=None,
-                )
-                counts["sessions"] += result["action"] != "unchanged"
-            except (SessionConflict, GraphError) as exc:
-                log.info("tenant %s user %s: session repair deferred: %s", tenant_id, link.id, exc)
-    return counts
-
-
-# --- secret expiry --------------------------------------------------------------------------------------
-def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
-    now = now or utcnow()
-    warned = 0
-    with transaction(runtime.sessions) as session:
-        for tenant in session.scalars(select(Tenant)):
-            warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
-            if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
-                warning = warning.replace("NAME", tenant.name)
-            warned += warning is not None
-            session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
-                            .values(secret_expiry_warning=warning))
-            if warning:
-                log.warning("tenant %s: %s", tenant.id, warning)
-    return {"warned": warned}
-
-
-# --- Celery entry points ---------------------------------------------------------------------------------
-@celery_app.task(name=queues.TASK_KEEP_ALIVE, ignore_result=True)
-def keep_alive_all() -> dict[str, Any]:
-    runtime = get_runtime()
+@celery_app.task(name=queues.TASK_KEEP_ALIVE, base=TenantTask, bind=True, ignore_result=True)
+def keep_alive_all(self: TenantTask) -> dict[str, Any]:
+    runtime = self.runtime
     results = {}
     for tenant_id in enabled_tenant_ids(runtime):
         with tenant_log_level(runtime.log_level_of(tenant_id)):
@@ -180,52 +36,39 @@ def keep_alive_all() -> dict[str, Any]:
     return results
 
 
-def fan_out(task_name: str, include_disabled: bool = False) -> int:
-    """One per-tenant maintenance task for every enabled (or every) tenant; returns how many were queued."""
-    tenant_ids = enabled_tenant_ids(get_runtime(), include_disabled)
+def fan_out(runtime: Runtime, enqueue: Callable[[int], None], include_disabled: bool = False) -> int:
+    """One per-tenant task for every enabled (or every) tenant; returns how many were queued."""
+    tenant_ids = enabled_tenant_ids(runtime, include_disabled)
     for tenant_id in tenant_ids:
-        enqueue_maintenance(task_name, tenant_id)
+        enqueue(tenant_id)
     return len(tenant_ids)
 
 
-@celery_app.task(name=queues.TASK_DIRECTORY_SYNC, ignore_result=True)
-def directory_sync_all() -> int:
-    return fan_out(queues.TASK_SYNC_TENANT_DIRECTORY)
+@celery_app.task(name=queues.TASK_DIRECTORY_SYNC, base=TenantTask, bind=True, ignore_result=True)
+def directory_sync_all(self: TenantTask) -> int:
+    return fan_out(self.runtime, CELERY_QUEUE.directory_sync)
 
 
-@celery_app.task(name=queues.TASK_SYNC_TENANT_DIRECTORY, ignore_result=True)
-def directory_sync_tenant(tenant_id: int) -> dict[str, Any]:
-    runtime = get_runtime()
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
-    if tenant is None:
-        return {}
+@celery_app.task(name=queues.TASK_SYNC_TENANT_DIRECTORY, base=TenantTask, bind=True, ignore_result=True)
+def directory_sync_tenant(self: TenantTask, tenant_id: int) -> dict[str, Any]:
+    return run_directory_sync(self.runtime, tenant_id, CELERY_QUEUE)
+
+
+@celery_app.task(name=queues.TASK_DRIFT_REPAIR, base=TenantTask, bind=True, ignore_result=True)
+def drift_repair_all(self: TenantTask) -> int:
+    # disabled tenants too: their repair releases what we still hold
+    return fan_out(self.runtime, CELERY_QUEUE.drift_repair, include_disabled=True)
+
+
+@celery_app.task(name=queues.TASK_REPAIR_TENANT, base=TenantTask, bind=True, ignore_result=True)
+def drift_repair_tenant(self: TenantTask, tenant_id: int) -> dict[str, int]:
     try:
-        with tenant_log_level(tenant.log_level):
-            return sync_directory(runtime, tenant)
-    except (GraphError, StarfaceError) as exc:
-        with transaction(runtime.sessions) as session:
-            health.record_error(session, tenant_id, type(exc).__name__, str(exc), poll=False)
-        log.warning("tenant %s: directory sync failed: %s", tenant_id, exc)
-        return {"failed": type(exc).__name__}
-
-
-@celery_app.task(name=queues.TASK_DRIFT_REPAIR, ignore_result=True)
-def drift_repair_all() -> int:
-    return fan_out(queues.TASK_REPAIR_TENANT, include_disabled=True)  # disabled ones: release what we set
-
-
-@celery_app.task(name=queues.TASK_REPAIR_TENANT, ignore_result=True)
-def drift_repair_tenant(tenant_id: int) -> dict[str, int]:
-    runtime = get_runtime()
-    try:
-        with tenant_log_level(runtime.log_level_of(tenant_id)):
-            return run_drift_repair(runtime, tenant_id)
+        return run_drift_repair(self.runtime, tenant_id, CELERY_QUEUE)
     except (GraphError, StarfaceError) as exc:
         log.warning("tenant %s: drift repair failed: %s", tenant_id, exc)
         return {"failed": 1}
 
 
-@celery_app.task(name=queues.TASK_SECRET_EXPIRY, ignore_result=True)
-def secret_expiry() -> dict[str, int]:
-    return run_secret_expiry(get_runtime())
+@celery_app.task(name=queues.TASK_SECRET_EXPIRY, base=TenantTask, bind=True, ignore_result=True)
+def secret_expiry(self: TenantTask) -> dict[str, int]:
+    return run_secret_expiry(self.runtime)

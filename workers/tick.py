@@ -6,12 +6,12 @@ from models.base import utcnow
 from scheduler.tick import run_tick
 from workers import queues
 from workers.app import celery_app
-from workers.enqueue import enqueue_poll
-from workers.runtime import get_runtime
+from workers.base import TenantTask
+from workers.task_queue import CELERY_QUEUE
 
 
-@celery_app.task(name=queues.TASK_TICK, ignore_result=True)
-def tick() -> dict[str, int]:
-    runtime = get_runtime()
-    result = run_tick(runtime.sessions, runtime.coordination, enqueue_poll, utcnow())
+@celery_app.task(name=queues.TASK_TICK, base=TenantTask, bind=True, ignore_result=True)
+def tick(self: TenantTask) -> dict[str, int]:
+    runtime = self.runtime
+    result = run_tick(runtime.sessions, runtime.coordination, CELERY_QUEUE, utcnow())
     return {"claimed": len(result.claimed), "batches": result.batches, "blocked": len(result.skipped_blocked)}

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.graph import reset_graph_clients
-from models import LinkState, Tenant, UserLink
+from models import Tenant, UserLink
+from presence.linking import LinkState
 from simulators.microsoft import MicrosoftSimulator
 from simulators.microsoft import make_seed as microsoft_seed
 from simulators.starface import StarfaceSimulator

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.demo_script import office_hour
 from cli.main import app
+from demo.script import office_hour
 
 
 def _leftover_threads(before: set[threading.Thread], timeout: float = 15.0) -> list[str]:

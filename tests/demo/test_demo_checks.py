@@ -7,10 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli.demo_runner import HourRunner
-from cli.demo_script import Expectation, Step, dnd_stays_off, starface_is
-from cli.demo_stack import DemoStack
-from cli.demo_view import PlainView
+from demo.runner import HourRunner
+from demo.script import Expectation, Step, dnd_stays_off, starface_is
+from demo.stack import DemoStack
+from demo.view import PlainView
 from simulators.paired import paired_seeds
 
 

@@ -1,4 +1,7 @@
-"""The models hold what the product needs and refuse what would corrupt it, on both databases."""
+"""The models hold what the product needs and refuse what would corrupt it, on both databases.
+
+Rows are written around the tenant service here (`tenant_row`): the database's constraints are the last
+line behind the schema's validation and must hold on their own."""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import AppliedState, ChangeLog, LinkState, StatusRule, Tenant, TenantHealth, UserLink
+from models import AppliedState, ChangeLog, StatusRule, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox
-from tests.support.factories import make_tenant, make_user_links
+from presence.linking import LinkState
+from tests.support.factories import make_user_links, tenant_row
 
 
 def test_it_stores_a_tenant_with_rules_health_and_defaults(
     sessions: sessionmaker[Session], box: SecretBox
 ) -> None:
     with sessions.begin() as session:
-        tenant = make_tenant(session, box, login_ids=["1001", "1002"])
+        tenant = tenant_row(session, box, login_ids=["1001", "1002"])
         tenant.rules.append(StatusRule(category="InACall", dnd_action="set", chat_text="On a call"))
         tenant.health = TenantHealth(polls_ok=3)
     with sessions() as session:
@@ -35,9 +39,9 @@ def test_it_stores_a_tenant_with_rules_health_and_defaults(
 
 def test_it_refuses_a_duplicate_tenant_name(sessions: sessionmaker[Session], box: SecretBox) -> None:
     with sessions.begin() as session:
-        make_tenant(session, box, name="dup")
+        tenant_row(session, box, name="dup")
     with pytest.raises(IntegrityError), sessions.begin() as session:
-        make_tenant(session, box, name="dup")
+        tenant_row(session, box, name="dup")
 
 
 @pytest.mark.parametrize(
@@ -48,12 +52,12 @@ def test_it_refuses_invalid_tenant_options(
     sessions: sessionmaker[Session], box: SecretBox, column: str, value: object
 ) -> None:
     with pytest.raises(IntegrityError), sessions.begin() as session:
-        make_tenant(session, box, **{column: value})
+        tenant_row(session, box, **{column: value})
 
 
 def test_it_refuses_an_unknown_dnd_action(sessions: sessionmaker[Session], box: SecretBox) -> None:
     with pytest.raises(IntegrityError), sessions.begin() as session:
-        tenant = make_tenant(session, box)
+        tenant = tenant_row(session, box)
         session.add(StatusRule(tenant_id=tenant.id, category="Busy", dnd_action="toggle"))
 
 
@@ -61,7 +65,7 @@ def test_it_refuses_two_applied_states_for_one_user_and_target(
     sessions: sessionmaker[Session], box: SecretBox
 ) -> None:
     with sessions.begin() as session:
-        tenant = make_tenant(session, box)
+        tenant = tenant_row(session, box)
         (link,) = make_user_links(session, tenant, 1)
         session.add(AppliedState(tenant_id=tenant.id, user_link_id=link.id, target="starface"))
         session.add(AppliedState(tenant_id=tenant.id, user_link_id=link.id, target="teams"))
@@ -73,7 +77,7 @@ def test_it_keeps_link_states_with_reasons_and_one_link_per_account(
     sessions: sessionmaker[Session], box: SecretBox
 ) -> None:
     with sessions.begin() as session:
-        tenant = make_tenant(session, box)
+        tenant = tenant_row(session, box)
         session.add(UserLink(tenant_id=tenant.id, starface_account_id=5, login_id="1005",
                              state=LinkState.DUPLICATE_EMAIL.value,
                              reason="a@x.example is used by 1005, 1006"))
@@ -86,7 +90,7 @@ def test_it_keeps_link_states_with_reasons_and_one_link_per_account(
 
 def test_it_deletes_a_tenants_rows_with_it(sessions: sessionmaker[Session], box: SecretBox) -> None:
     with sessions.begin() as session:
-        tenant = make_tenant(session, box)
+        tenant = tenant_row(session, box)
         (link,) = make_user_links(session, tenant, 1)
         session.add(AppliedState(tenant_id=tenant.id, user_link_id=link.id, target="starface"))
         session.add(ChangeLog(tenant_id=tenant.id, user_link_id=link.id, target="starface", cause="test"))

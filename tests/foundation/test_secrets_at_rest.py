@@ -44,7 +44,7 @@ def test_it_rotates_every_secret_to_the_newest_key(sessions: sessionmaker[Sessio
     old_box = SecretBox([old_key])
     with sessions.begin() as session:
         make_tenant(session, old_box, name="a")
-        make_tenant(session, old_box, name="b", bridge_instance=None)
+        make_tenant(session, old_box, name="b", bridge=False)
 
     rotating_box = SecretBox([new_key, old_key])  # new first: encrypts; old still decrypts
     with sessions.begin() as session:

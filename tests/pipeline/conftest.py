@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from embedded.stack import StackFactory
 from models.crypto import generate_key
-from simulators.stack import StackFactory
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from scheduler.budget import BudgetShape, RedisCoordination
 from scheduler.tick import effective_interval_s
+from sync.coordination import BudgetShape, RedisCoordination
 
 
 def test_it_keeps_many_workers_together_within_the_tenants_budget(redis_client: redis.Redis) -> None:

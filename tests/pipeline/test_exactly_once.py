@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
 from models.base import utcnow
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory, wait_until
-from workers.enqueue import enqueue_poll
+from workers.task_queue import CELERY_QUEUE
 
 USERS = 8
 
@@ -30,10 +31,11 @@ def test_it_writes_once_when_a_poll_task_is_delivered_twice(stack: Stack) -> Non
     stack.start_worker("w1", concurrency=2)
     stack.start_worker("w2", concurrency=2)
     for _ in range(2):  # the same poll, twice, to four concurrent processes
-        enqueue_poll(stack.tenant_id, batch, utcnow(), 60.0)
+        CELERY_QUEUE.poll(stack.tenant_id, batch, utcnow(), 60.0)
     stack.pbx.request_log()  # (the log is read below once the writes have settled)
     wait_until(lambda: all(stack.user(i)["dnd"] for i in range(USERS)), timeout=20, what="every DND on")
-    enqueue_poll(stack.tenant_id, batch, utcnow(), 60.0)  # a third, late copy after everything is applied
+    # a third, late copy after everything is applied
+    CELERY_QUEUE.poll(stack.tenant_id, batch, utcnow(), 60.0)
     wait_until(lambda: len(stack.changes("starface")) >= USERS, what="change log rows")
     stack.pbx.wait_webhooks_idle()
     stack.settle()

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from models.crypto import SecretBox
-from scheduler.budget import LocalCoordination
+from sync.coordination import LocalCoordination
+from sync.runtime import Runtime
 from tests.support.factories import make_tenant
 from workers import logs
-from workers.runtime import Runtime
 
 
 class Collect(logging.Handler):

@@ -8,15 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
 from models import Tenant, TenantHealth, UserLink
 from models.db import transaction
-from models.secrets import set_secrets
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory, wait_until
-from workers.directory import sync_directory
-from workers.events import run_event
-from workers.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
-from workers.poll import run_poll
+from sync.directory import sync_directory
+from sync.events import run_event
+from sync.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
+from sync.poll import run_poll
+from sync.ports import CollectingQueue
+from tenants.service import update_tenant
+from workers.task_queue import CELERY_QUEUE
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ def directory_stack(stacks: StackFactory) -> Iterator[Stack]:
 
 def test_it_links_users_by_email_and_reports_the_rest_with_reasons(directory_stack: Stack) -> None:
     stack = directory_stack
-    stack.add_tenant(login_ids=["1103", "1999"])  # all users except 1103 (1999 does not exist)
+    stack.add_tenant(selection={"login_ids": ["1103", "1999"]})  # all users except 1103 (1999 does not exist)
     links = _links(stack)
     assert [links[stack.seeds.login(i)].state for i in range(2)] == ["linked"] * 2
     assert links[stack.seeds.login(0)].entra_object_id == stack.seeds.entra_id(0)
@@ -76,10 +79,11 @@ def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_wa
     stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
     stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
     assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
-    assert run_drift_repair(stack.runtime, stack.tenant_id)["repaired"] == 1
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 1
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
     assert stack.changes("starface")[-1].cause == "drift-repair"
-    assert run_drift_repair(stack.runtime, stack.tenant_id)["repaired"] == 0  # nothing left to repair
+    # nothing left to repair
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 0
 
 
 def test_it_refreshes_a_held_teams_session_before_it_lapses(stack: Stack) -> None:
@@ -101,10 +105,10 @@ def test_it_records_a_bad_client_secret_in_tenant_health_with_its_fix(stack: Sta
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
         assert tenant is not None
-        set_secrets(tenant, stack.runtime.box, ms_client_secret="a-wrong-secret")
+        update_tenant(session, stack.runtime.box, tenant, {"microsoft.client_secret": "a-wrong-secret"})
     link = _links(stack)[stack.seeds.login(0)]
     summary = run_poll(stack.runtime, stack.tenant_id, [(link.id, link.entra_object_id or "")],
-                       enqueue=lambda *args: None)
+                       CollectingQueue())
     assert summary == {"failed": "auth"}
     health = _health(stack)
     assert health.last_error_code == "AADSTS7000215"
@@ -115,7 +119,7 @@ def test_it_records_a_bad_client_secret_in_tenant_health_with_its_fix(stack: Sta
 
 def test_it_warns_thirty_days_before_the_client_secret_expires(stack: Stack) -> None:
     now = datetime(2026, 11, 26, tzinfo=UTC)
-    stack.add_tenant(sync=False, ms_secret_expires_at=now + timedelta(days=20))
+    stack.add_tenant(sync=False, microsoft={"secret_expires_at": now + timedelta(days=20)})
     assert run_secret_expiry(stack.runtime, now=now) == {"warned": 1}
     warning = _health(stack).secret_expiry_warning
     assert warning is not None and "in 20 days" in warning and "teamsconnect tenant set contoso" in warning
@@ -135,7 +139,7 @@ def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> Non
         tenant.login_ids = [stack.seeds.login(3)]  # the admin excludes the user mid-call
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
-    assert sync_directory(stack.runtime, tenant)["released"] == 1
+    assert sync_directory(stack.runtime, tenant, CELERY_QUEUE)["released"] == 1
     stack.until(lambda: not stack.user(3)["dnd"], what="our DND released")
     assert stack.user(3)["chatPresenceMessage"] == ""
     stack.settle()
@@ -178,7 +182,8 @@ def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) 
         tenant = session.get(Tenant, stack.tenant_id)
         assert tenant is not None
         tenant.enabled = False
-    assert run_drift_repair(stack.runtime, stack.tenant_id) == {"released": 1, "sessions_cleared": 1}
+    released = run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)
+    assert released == {"released": 1, "sessions_cleared": 1}
     wait_until(lambda: not stack.user(0)["dnd"], what="our DND released")
     assert stack.user(0)["chatPresenceMessage"] == ""
     assert stack.presence(2)["availability"] == "Available"

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from embedded.stack import BROKER_URL, Stack, StackFactory
 from models.base import utcnow
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
-from simulators.stack import BROKER_URL, Stack, StackFactory
+from sync.events import run_event
+from sync.poll import run_poll
+from sync.ports import CollectingQueue
 from workers import queues
-from workers.enqueue import enqueue_apply
-from workers.events import run_event
-from workers.poll import run_poll
+from workers.task_queue import CELERY_QUEUE
 
 
 @pytest.fixture
@@ -75,12 +76,11 @@ def test_it_sends_tasks_with_ids_and_expiry_but_no_secret(
     (poll,) = _messages(queues.QUEUE_POLL)
     assert poll["headers"]["task"] == queues.TASK_POLL_BATCH
     assert poll["headers"]["expires"] is not None  # a stale poll is dropped, never applied
-    applies: list[tuple] = []
+    applies = CollectingQueue()
     batch = [tuple(pair) for pair in json.loads(poll["body"])[1]["batch"]]
-    run_poll(stack.runtime, stack.tenant_id, batch,
-             enqueue=lambda *args: applies.append(args))
-    assert len(applies) == 1
-    enqueue_apply(*applies[0])
+    run_poll(stack.runtime, stack.tenant_id, batch, applies)
+    assert len(applies.applies) == 1
+    CELERY_QUEUE.apply(*applies.applies[0])
     (apply,) = _messages(queues.QUEUE_APPLY)
     assert apply["headers"]["expires"] is not None
     secrets = (stack.seeds.app["secret"], STARFACE_ADMIN_PASSWORD, BRIDGE_SECRET,
@@ -96,8 +96,8 @@ def small_stack(stacks: StackFactory) -> Iterator[Stack]:
 
 def test_it_never_lets_one_tenants_event_reach_another_tenants_user(small_stack: Stack) -> None:
     stack = small_stack
-    first = stack.add_tenant("first", login_ids=["1101", "1102"])  # only user 0 (1100)
-    second = stack.add_tenant("second", login_ids=["1100"])  # users 1 and 2
+    first = stack.add_tenant("first", selection={"login_ids": ["1101", "1102"]})  # only user 0 (1100)
+    second = stack.add_tenant("second", selection={"login_ids": ["1100"]})  # users 1 and 2
     event = {"event_id": "e-1", "type": "telephony", "account": stack.seeds.account(1), "login": "1101",
              "occurred_at": utcnow().isoformat(), "origin": "user", "telephony_state": "ACTIVE",
              "dnd": None, "chat_presence": None, "chat_presence_message": None}

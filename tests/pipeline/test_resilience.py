@@ -9,14 +9,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
 from models import UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.store import claim, ensure_row, release_claim
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory, wait_until
+from sync.poll import run_poll
+from sync.ports import CollectingQueue
 from tests.support.query_counter import count_queries
-from workers.poll import run_poll
 
 
 @pytest.fixture
@@ -71,10 +73,10 @@ def test_it_polls_a_batch_with_one_graph_request_and_constant_queries(big_stack:
     queries: dict[int, int] = {}
     for size in (10, 650):
         batch = links[:size]
-        run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)  # warm: token, clients
+        run_poll(stack.runtime, tenant_id, batch, CollectingQueue())  # warm: token, clients
         before = stack.ms.count("getPresencesByUserId")
         with count_queries(stack.runtime.engine) as counted:
-            summary = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)
+            summary = run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
         assert summary["presences"] == size
         assert stack.ms.count("getPresencesByUserId") - before == 1
         queries[size] = counted.count
@@ -114,11 +116,11 @@ def test_it_does_not_queue_an_update_again_while_the_first_waits(stack: Stack) -
         stack.teams(index, "sign_in")
         stack.teams(index, "call_start")
     batch = stack.linked_batch()
-    queued: list[int] = []
-    first = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
-    second = run_poll(stack.runtime, tenant_id, batch, enqueue=lambda _t, link, *_: queued.append(link))
+    queued = CollectingQueue()
+    first = run_poll(stack.runtime, tenant_id, batch, queued)
+    second = run_poll(stack.runtime, tenant_id, batch, queued)
     assert (first["updates"], second["updates"], second["already_queued"]) == (3, 0, 3)
-    assert len(queued) == 3
+    assert len(queued.applies) == 3
 
 
 def test_it_does_not_decide_for_a_user_whose_teams_session_is_changing(stack: Stack) -> None:
@@ -132,7 +134,7 @@ def test_it_does_not_decide_for_a_user_whose_teams_session_is_changing(stack: St
         assert claim(session, user_link_id=link.id, target="teams", expected_version=1, claim_id="event-task",
                      claim_fields={"action": "set"}, expires_at=utcnow() + timedelta(seconds=60))
     batch = [(link.id, link.entra_object_id or "")]
-    assert run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)["updates"] == 0
+    assert run_poll(stack.runtime, tenant_id, batch, CollectingQueue())["updates"] == 0
     with transaction(stack.runtime.sessions) as session:
         release_claim(session, user_link_id=link.id, target="teams", claim_id="event-task")
-    assert run_poll(stack.runtime, tenant_id, batch, enqueue=lambda *args: None)["updates"] == 1
+    assert run_poll(stack.runtime, tenant_id, batch, CollectingQueue())["updates"] == 1

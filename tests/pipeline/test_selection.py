@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from models import LinkState, SelectionMode
-from scheduler.selection import DirectoryPerson, EntraCandidate, emails_to_resolve, link_users, select_users
+from presence.linking import (
+    DirectoryPerson,
+    EntraCandidate,
+    LinkState,
+    SelectionMode,
+    emails_to_resolve,
+    link_users,
+    select_users,
+)
 
 ALICE = DirectoryPerson(1, "1001", "Alice@Contoso.example", "Alice")
 BOB = DirectoryPerson(2, "1002", "bob@contoso.example", "Bob")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from embedded.stack import Stack, StackFactory
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_it_does_not_echo_our_teams_session_back_as_a_starface_dnd(stack: Stack)
 
 
 def test_it_uses_dnd_presenting_when_the_tenant_asks_for_it(stack: Stack) -> None:
-    stack.add_tenant(poll_interval_s=3600.0, teams_presence_mode="dnd_presenting")
+    stack.add_tenant(poll_interval_s=3600.0, options={"teams_presence_mode": "dnd_presenting"})
     stack.start_worker("w1")
     stack.teams(1, "sign_in")
     stack.pbx.ring(stack.seeds.login(1))

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from embedded.stack import Stack, StackFactory
 from simulators.paired import paired_seeds
-from simulators.stack import Stack, StackFactory
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.crypto import SecretBox
-from scheduler.budget import LocalCoordination
 from scheduler.tick import run_tick
+from sync.coordination import LocalCoordination
+from sync.ports import CollectingQueue
 from tests.support.factories import make_tenant, make_user_links
 from tests.support.query_counter import count_queries
 
@@ -25,13 +26,14 @@ def test_it_claims_each_due_tenant_once_and_batches_its_users(
             tenant = make_tenant(session, box, name=f"t{n}", next_poll_at=NOW - timedelta(seconds=1))
             make_user_links(session, tenant, users, first_account=1000 * n)
         make_tenant(session, box, name="later", next_poll_at=NOW + timedelta(seconds=5))
-    polls: list[tuple[int, int]] = []
+    queue = CollectingQueue()
     coordination = LocalCoordination()
     with count_queries(postgres_engine) as queries:
-        result = run_tick(pg_sessions, coordination, lambda t, batch, *_: polls.append((t, len(batch))), NOW)
+        result = run_tick(pg_sessions, coordination, queue, NOW)
+    polls = [(tenant_id, len(batch)) for tenant_id, batch, *_ in queue.polls]
     assert sorted(polls) == [(1, 50), (1, 650), (2, 3)]  # 700 users -> two batches; no users -> no poll
     assert sorted(result.claimed) == [1, 2, 3]
     # due tenants + their users (one query for all) + one conditional update per claim
     assert queries.count == 2 + 3
-    again = run_tick(pg_sessions, coordination, lambda *args: polls.append(args), NOW)
-    assert again.claimed == [] and len(polls) == 3  # claimed until the next interval
+    again = run_tick(pg_sessions, coordination, queue, NOW)
+    assert again.claimed == [] and len(queue.polls) == 3  # claimed until the next interval

@@ -24,18 +24,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from connectors.starface import sign
-from models import ChangeLog, LinkState, Tenant, TenantHealth, UserLink
+from models import ChangeLog, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox
 from models.db import make_engine, make_session_factory
-from models.secrets import set_secrets
-from scheduler.budget import LocalCoordination, RedisCoordination
+from presence.linking import LinkState
+from sync.coordination import LocalCoordination, RedisCoordination
+from sync.runtime import Runtime, set_runtime
 from tests.support.factories import make_tenant, make_user_links
 from tests.support.redis_server import RedisServer
 from web.app import create_app
 from web.settings import WebSettings
 from workers import queues
 from workers.app import celery_app, configure_broker
-from workers.runtime import Runtime, set_runtime
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 SECRET_A = "bridge-secret-alpha-never-shown"
@@ -132,11 +132,9 @@ class Tenants:
 @pytest.fixture
 def tenants(pg_sessions: sessionmaker[Session], box: SecretBox) -> Tenants:
     with pg_sessions() as session, session.begin():
-        alpha = make_tenant(session, box, "alpha")
-        set_secrets(alpha, box, bridge_secret=SECRET_A)
-        beta = make_tenant(session, box, "beta")
-        set_secrets(beta, box, bridge_secret=SECRET_B)
-        rest_only = make_tenant(session, box, "gamma", bridge_instance=None)
+        alpha = make_tenant(session, box, "alpha", starface={"bridge": {"secret": SECRET_A}})
+        beta = make_tenant(session, box, "beta", starface={"bridge": {"secret": SECRET_B}})
+        rest_only = make_tenant(session, box, "gamma", bridge=False)
         session.flush()
         return Tenants(alpha=alpha.id, beta=beta.id, rest_only=rest_only.id)
 
@@ -170,6 +168,11 @@ def post_event(
 SEEDED_EMAILS = ("ann@alpha.example", "bo@alpha.example", "admin@beta.example", "carl@beta.example")
 
 
+def _set(row: Any, **values: Any) -> None:
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
 @pytest.fixture
 def seeded(tenants: Tenants, pg_sessions: sessionmaker[Session]) -> Tenants:
     """Alpha: healthy, 3 linked + 3 problem users, 3 changes. Beta: failing and throttled, 1 change."""
@@ -186,13 +189,14 @@ def seeded(tenants: Tenants, pg_sessions: sessionmaker[Session]) -> Tenants:
                      reason="no Entra user has the e-mail <bo@alpha.example>"),
             UserLink(tenant_id=alpha.id, starface_account_id=502, login_id="1502", display_name="Cy",
                      state=LinkState.NO_EMAIL.value, reason="the STARFACE user has no e-mail address"),
-            TenantHealth(tenant_id=alpha.id, last_success_at=now - timedelta(seconds=5), polls_ok=7,
-                         polls_failed=1, throttle_count=2, changes_applied=3),
-            TenantHealth(tenant_id=tenants.beta, last_success_at=now - timedelta(minutes=5),
-                         last_error_at=now - timedelta(seconds=30), last_error_code="AADSTS7000215",
-                         last_error_message="invalid client secret of the app of admin@beta.example",
-                         throttled_until=now + timedelta(minutes=5), polls_ok=1, polls_failed=4),
         ])
+        # Every tenant has a health row from the start (the tenant service creates it); set its figures.
+        _set(session.get_one(TenantHealth, alpha.id), last_success_at=now - timedelta(seconds=5), polls_ok=7,
+             polls_failed=1, throttle_count=2, changes_applied=3)
+        _set(session.get_one(TenantHealth, tenants.beta), last_success_at=now - timedelta(minutes=5),
+             last_error_at=now - timedelta(seconds=30), last_error_code="AADSTS7000215",
+             last_error_message="invalid client secret of the app of admin@beta.example",
+             throttled_until=now + timedelta(minutes=5), polls_ok=1, polls_failed=4)
         causes = ["teams: Busy/InACall", "teams: Available/Available", "bridge event: RINGING"]
         for n, cause in enumerate(causes):
             session.add(ChangeLog(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from sync.runtime import Runtime
 from tests.support.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
 from tests.web.conftest import ADMIN_TOKEN, PUBLIC_URL, SECRET_A, SECRET_B, SEEDED_EMAILS, Tenants
 from web.app import create_app
 from web.settings import WebSettings
-from workers.runtime import Runtime
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SECRETS = (SECRET_A, SECRET_B, BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD, ADMIN_TOKEN)

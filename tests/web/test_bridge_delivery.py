@@ -10,10 +10,11 @@ import pytest
 import uvicorn
 
 from simulators.starface import StarfaceSimControl, StarfaceSimulator, make_seed
-from tests.web.conftest import ADMIN_TOKEN, SECRET_A, Broker, Tenants, wait_until
+from sync.runtime import Runtime
+from tests.support import wait_until
+from tests.web.conftest import ADMIN_TOKEN, SECRET_A, Broker, Tenants
 from web.app import create_app
 from web.settings import WebSettings
-from workers.runtime import Runtime
 
 LOGIN = "1100"  # account 100 of make_seed
 

@@ -14,11 +14,11 @@ from redis.retry import Retry
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant
-from scheduler.budget import RedisCoordination
+from sync.coordination import RedisCoordination
+from sync.runtime import Runtime
 from tests.support.factories import BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD
 from tests.web.conftest import SECRET_A, SECRET_B, Broker, Tenants, event_body, post_event
 from workers import queues
-from workers.runtime import Runtime
 
 ALL_SECRETS = (SECRET_A, SECRET_B, BRIDGE_SECRET, CLIENT_SECRET, STARFACE_PASSWORD)
 

@@ -6,11 +6,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from sync.runtime import Runtime
 from tests.web.conftest import SECRET_A, SEEDED_EMAILS, Broker, Tenants, event_body, post_event
 from tests.web.test_admin import SECRETS
 from web.app import create_app
 from web.settings import WebSettings
-from workers.runtime import Runtime
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -1,6 +1,6 @@
 """Directory sync for one tenant: STARFACE users + selection + Graph look-ups by e-mail -> user links.
 
-Upserts one ``UserLink`` per STARFACE user with its state and reason (scheduler/selection.py decides);
+Upserts one ``UserLink`` per STARFACE user with its state and reason (presence/linking.py decides);
 users gone from STARFACE are kept as ``excluded`` with the reason, so their history stays readable.
 
 A user who stops being synced (excluded, e-mail changed, ...) must not be left with a DND or chat text of
@@ -14,23 +14,26 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import LinkState, SelectionMode, Tenant, UserLink
+from models import Tenant, UserLink
 from models.db import transaction
-from scheduler.selection import (
+from presence.linking import (
     DirectoryPerson,
     EntraCandidate,
     LinkDecision,
+    LinkState,
+    SelectionMode,
     emails_to_resolve,
     link_users,
     select_users,
 )
-from workers.release import queue_releases
-from workers.runtime import Runtime
+from sync.ports import TaskQueue
+from sync.release import queue_releases
+from sync.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def sync_directory(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
+def sync_directory(runtime: Runtime, tenant: Tenant, queue: TaskQueue) -> dict[str, Any]:
     """Reads both directories and stores every user's link state; returns counts per state."""
     rest = runtime.starface(tenant)
     people = [
@@ -49,7 +52,7 @@ def sync_directory(runtime: Runtime, tenant: Tenant) -> dict[str, Any]:
     }
     decisions = link_users(selection.selected, resolved) + selection.excluded
     unlinked = store_links(runtime, tenant.id, decisions)
-    released = queue_releases(runtime, tenant.id, unlinked, "released: user no longer synced")
+    released = queue_releases(runtime, queue, tenant.id, unlinked, "released: user no longer synced")
     counts: dict[str, Any] = {}
     for decision in decisions:
         counts[decision.state.value] = counts.get(decision.state.value, 0) + 1

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
-from cli.demo_stack import Change, DemoStack
+from demo.stack import Change, DemoStack
 from simulators.paired import FIRST_ACCOUNT_ID
 
 _PHONECONFIG = re.compile(r"^/rest/users/(\d+)/phoneconfig$")

@@ -1,7 +1,7 @@
 """Releasing what we set: nobody is left on a DND, chat text, telephony status or Teams session of ours
 that no poll will ever clear - when a user stops being synced, or when a whole tenant is disabled.
 
-A release is an ordinary STARFACE update (workers/apply.py) whose plan clears only what we own (a DND the
+A release is an ordinary STARFACE update (sync/apply.py) whose plan clears only what we own (a DND the
 user set by hand stays), and, for the Teams side, our session cleared through the usual claim.
 """
 
@@ -20,9 +20,10 @@ from models.db import transaction
 from models.store import load_applied_states
 from presence import StarfacePlan, TeamsApplied, keep_alive
 from presence.policy import DndAction
-from workers.enqueue import APPLY_EXPIRES_S, enqueue_apply
-from workers.runtime import Runtime, policy_for
-from workers.teams_session import SessionConflict, reconcile_session
+from sync.ports import APPLY_EXPIRES_S, TaskQueue
+from sync.runtime import Runtime
+from sync.teams_session import SessionConflict, reconcile_session
+from tenants.policy import policy_for
 
 log = logging.getLogger(__name__)
 
@@ -30,37 +31,38 @@ log = logging.getLogger(__name__)
 def release_plan(cause: str) -> dict[str, Any]:
     """A plan that clears our DND, text and telephony and sets nothing (task arguments)."""
     plan = StarfacePlan(category=None, dnd=DndAction.CLEAR, chat_text=None, telephony_active=False,
-                        sequence_number=None, observed_at=utcnow())
-    return {**plan.to_json(), "cause": cause, "release": True}
+                        sequence_number=None, observed_at=utcnow(), cause=cause, release=True)
+    return plan.to_json()
 
 
-def queue_releases(runtime: Runtime, tenant_id: int, user_link_ids: list[int], cause: str) -> int:
+def queue_releases(runtime: Runtime, queue: TaskQueue, tenant_id: int, user_link_ids: list[int],
+                   cause: str) -> int:
     """Queues a release for each of these users that holds a STARFACE output of ours; returns how many."""
     if not user_link_ids:
         return 0
     with transaction(runtime.sessions) as session:
         rows = list(load_applied_states(session, user_link_ids).values())
-    return _queue(runtime, tenant_id, rows, cause)
+    return _queue(runtime, queue, tenant_id, rows, cause)
 
 
-def _queue(runtime: Runtime, tenant_id: int, rows: list[AppliedState], cause: str) -> int:
+def _queue(runtime: Runtime, queue: TaskQueue, tenant_id: int, rows: list[AppliedState], cause: str) -> int:
     """Queues a release for each STARFACE row that owns something and has no update queued yet."""
     holding = {row.user_link_id: row.version for row in rows
                if row.target == Target.STARFACE.value and row.owned}
     fresh = runtime.coordination.mark_pending(tenant_id, list(holding), APPLY_EXPIRES_S)
     for link_id in fresh:
-        enqueue_apply(tenant_id, link_id, release_plan(cause), holding[link_id])
+        queue.apply(tenant_id, link_id, release_plan(cause), holding[link_id])
     return len(fresh)
 
 
-def release_tenant(runtime: Runtime, tenant: Tenant) -> dict[str, int]:
+def release_tenant(runtime: Runtime, queue: TaskQueue, tenant: Tenant) -> dict[str, int]:
     """For a disabled tenant: queue the release of every STARFACE output of ours and clear our sessions."""
     with transaction(runtime.sessions) as session:
         links = {link.id: link
                  for link in session.scalars(select(UserLink).where(UserLink.tenant_id == tenant.id))}
         rows = list(session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant.id)))
     cause = "released: tenant disabled"
-    queued = _queue(runtime, tenant.id, rows, cause)
+    queued = _queue(runtime, queue, tenant.id, rows, cause)
     no_sessions = replace(policy_for(tenant), set_teams_presence=False)
     cleared = 0
     for row in rows:

@@ -3,7 +3,7 @@ in-process (``memory://``) broker with a Celery worker in threads, local coordin
 simulators and the web app on free local ports.
 
 The pieces are the ones production runs (tasks, engine, connectors, web app); only URLs differ. The tick
-is driven here exactly as beat runs it (``scheduler.tick.run_tick`` with ``workers.enqueue.enqueue_poll``).
+is driven here exactly as beat runs it (``scheduler.tick.run_tick`` with the Celery task queue).
 Everything started here is stopped by ``close()`` (or leaving the ``with`` block), in reverse order.
 """
 
@@ -21,16 +21,17 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import delete, select
 
 from config.settings import load_settings
-from models import ChangeLog, LinkState, Tenant, UserLink, migrate
+from embedded.stack import Stack, serve_web
+from models import ChangeLog, Tenant, UserLink, migrate
 from models.db import transaction
+from presence.linking import LinkState
 from simulators.microsoft import MicrosoftSimulator
 from simulators.paired import FIRST_ACCOUNT_ID, PairedSeeds
-from simulators.stack import Stack, serve_web
 from simulators.starface import StarfaceSimulator
+from sync.runtime import build_runtime, set_runtime
 from workers import queues
 from workers.app import celery_app, configure_broker
-from workers.enqueue import enqueue_maintenance
-from workers.runtime import build_runtime, set_runtime
+from workers.task_queue import CELERY_QUEUE
 
 TENANT_NAME = "demo"
 BROKER_URL = "memory://"
@@ -38,8 +39,8 @@ BROKER_URL = "memory://"
 BROKER_POLLING_INTERVAL_S = 0.01
 WORKER_THREADS = 4
 #: Loggers of the running system; the demo shows their warnings in its own view instead of on stderr.
-SYSTEM_LOGGERS = ("workers", "scheduler", "web", "connectors", "models", "presence", "celery", "kombu",
-                  "uvicorn", "httpx", "msal")
+SYSTEM_LOGGERS = ("workers", "scheduler", "sync", "tenants", "web", "connectors", "models", "presence",
+                  "embedded", "celery", "kombu", "uvicorn", "httpx", "msal")
 
 
 class _Captured(logging.Handler):
@@ -181,7 +182,7 @@ class DemoStack:
 
     def drift_repair(self) -> None:
         """What beat's drift-repair entry fans out: one repair task for the tenant, through the broker."""
-        enqueue_maintenance(queues.TASK_REPAIR_TENANT, self.s.tenant_id, expires_s=60)
+        CELERY_QUEUE.drift_repair(self.s.tenant_id)
 
     def keep_alive(self) -> None:
         """Beat's keep-alive entry: refresh the Teams sessions of calls in progress."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cli.demo_stack import DemoStack
+from demo.stack import DemoStack
 
 CALL_TEXT = "On a call in MS Teams"
 MEETING_TEXT = "In a Teams meeting"

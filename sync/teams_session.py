@@ -37,9 +37,9 @@ from presence import (
     TeamsApplied,
     TeamsSessionAction,
 )
-from workers import health
-from workers.apply import CLAIM_LEASE, owned_fields
-from workers.runtime import Runtime
+from sync import health
+from sync.apply import CLAIM_LEASE, owned_fields
+from sync.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from cli.demo_stack import Change
-from cli.demo_summary import Direction, Summary, percentile
+from demo.stack import Change
+from demo.summary import Direction, Summary, percentile
 
 LOG_LINES = 14
 MIN_LOG_LINES = 4

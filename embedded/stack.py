@@ -1,5 +1,6 @@
-"""A whole TeamsConnect stack for end-to-end tests: both simulators, real PostgreSQL and Redis, Celery
-worker processes, the web app for webhooks, and a test-side tick driver. Nothing of ours is mocked."""
+"""A whole TeamsConnect stack for end-to-end tests and the benchmark: both simulators, real PostgreSQL and
+Redis, Celery worker processes, the web app for webhooks, and a test-side tick driver. Nothing of ours is
+mocked; tenants are created through the tenant service like an operator's."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 import uvicorn
 from sqlalchemy import func, select
 
 from config.settings import load_settings
-from models import AppliedState, ChangeLog, LinkState, Tenant, TenantHealth, UserLink
+from embedded.waiting import T, wait_until
+from models import AppliedState, ChangeLog, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.secrets import set_secrets
+from presence.linking import LinkState
 from scheduler.tick import run_tick
 from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator
 from simulators.paired import (
@@ -32,30 +33,16 @@ from simulators.paired import (
     PairedSeeds,
 )
 from simulators.starface import StarfaceSimControl, StarfaceSimulator
+from sync.directory import sync_directory
+from sync.runtime import Runtime, build_runtime, set_runtime
+from tenants.changes import deep_merge
+from tenants.service import create_tenant
 from workers.app import celery_app, configure_broker
-from workers.directory import sync_directory
-from workers.enqueue import enqueue_poll
-from workers.runtime import Runtime, build_runtime, set_runtime
+from workers.task_queue import CELERY_QUEUE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BROKER_URL = os.environ.get("TEAMSCONNECT_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 COORDINATION_URL = os.environ.get("TEAMSCONNECT_TEST_COORDINATION_URL", "redis://127.0.0.1:6379/12")
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
-               between: Callable[[], None] | None = None, what: str = "condition") -> T:
-    """Polls ``condition`` until it returns something truthy; raises TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        if between is not None:
-            between()
-        time.sleep(interval)
 
 
 @dataclass
@@ -76,28 +63,31 @@ class Stack:
         self.pbx = StarfaceSimControl(self.starface.base_url)
 
     # --- tenant -------------------------------------------------------------------------------------
+    def tenant_definition(self, name: str, bridge: bool = True) -> dict[str, Any]:
+        """A tenant definition (tenants/schema.py) pointing at both simulators, as an operator writes it."""
+        microsoft = {"directory_id": self.seeds.tenant["id"], "client_id": self.seeds.app["clientId"],
+                     "client_secret": self.seeds.app["secret"], "login_base_url": self.microsoft.base_url,
+                     "graph_base_url": self.microsoft.base_url}
+        bridge_config = {"instance": "TeamsConnectBridge", "secret": BRIDGE_SECRET} if bridge else None
+        starface = {"base_url": self.starface.base_url, "login_id": STARFACE_ADMIN_LOGIN,
+                    "password": STARFACE_ADMIN_PASSWORD, "bridge": bridge_config}
+        return {"name": name, "microsoft": microsoft, "starface": starface}
+
     def add_tenant(self, name: str = "contoso", *, bridge: bool = True, sync: bool = True,
-                   **options: Any) -> int:
-        """Creates the tenant pointing at both simulators and links its users (directory sync)."""
+                   **settings: Any) -> int:
+        """Creates the tenant through the tenant service and links its users (directory sync).
+
+        ``settings`` are parts of the definition laid over the simulators' one, e.g. ``poll_interval_s=1.0``
+        or ``selection={"login_ids": ["1100"]}``.
+        """
+        definition = deep_merge(self.tenant_definition(name, bridge), settings)
         with transaction(self.runtime.sessions) as session:
-            tenant = Tenant(
-                name=name, ms_directory_id=self.seeds.tenant["id"], ms_client_id=self.seeds.app["clientId"],
-                login_base_url=self.microsoft.base_url, graph_base_url=self.microsoft.base_url,
-                starface_base_url=self.starface.base_url, starface_login_id=STARFACE_ADMIN_LOGIN,
-                bridge_instance="TeamsConnectBridge" if bridge else None, **options,
-            )
-            set_secrets(tenant, self.runtime.box, ms_client_secret=self.seeds.app["secret"],
-                        starface_password=STARFACE_ADMIN_PASSWORD,
-                        bridge_secret=BRIDGE_SECRET if bridge else None)
-            tenant.health = TenantHealth()
-            session.add(tenant)
-            session.flush()
-            self.tenant_id = tenant.id
+            self.tenant_id = create_tenant(session, self.runtime.box, definition).id
         if sync:
             with transaction(self.runtime.sessions) as session:
                 tenant = session.get(Tenant, self.tenant_id)
                 assert tenant is not None
-            sync_directory(self.runtime, tenant)
+            sync_directory(self.runtime, tenant, CELERY_QUEUE)
         if bridge and self.web_url:
             self.pbx.set_webhook(f"{self.web_url}/hooks/starface/{self.tenant_id}")
         return self.tenant_id
@@ -134,7 +124,7 @@ class Stack:
     # --- driving ------------------------------------------------------------------------------------
     def tick(self) -> None:
         """One scheduler tick, exactly as beat runs it (claims due tenants, enqueues poll batches)."""
-        run_tick(self.runtime.sessions, self.runtime.coordination, enqueue_poll, utcnow())
+        run_tick(self.runtime.sessions, self.runtime.coordination, CELERY_QUEUE, utcnow())
 
     def make_due(self) -> None:
         with transaction(self.runtime.sessions) as session:

@@ -1,5 +1,5 @@
-"""models/tenant_config.py directly: validation messages, secrets kept out of reprs and errors, partial
-updates that change nothing when invalid, and the expiry warning."""
+"""The tenant service and schema directly (tenants/): validation messages, secrets kept out of reprs and
+errors, partial updates that change nothing when invalid, and the expiry warning."""
 
 from __future__ import annotations
 
@@ -12,14 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.crypto import SecretBox
 from models.secrets import read_secrets
-from models.tenant_config import (
-    TenantConfigError,
-    create_tenant,
-    secret_expiry_warning,
-    tenant_summary,
-    update_tenant,
-    validate_config,
-)
+from tenants.schema import TenantConfigError, validate_config
+from tenants.service import create_tenant, update_tenant
+from tenants.summary import secret_expiry_warning, tenant_summary
 from tests.cli.conftest import CLIENT_SECRET, SECRETS, TENANT, assert_no_secret
 
 

@@ -24,32 +24,10 @@ from models import Tenant
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
 from models.secrets import read_secrets
-from presence import Rule, TenantPolicy
-from presence.categories import Category
-from presence.policy import DEFAULT_RULES, DndAction, TeamsPresenceMode
-from scheduler.budget import Coordination, LocalCoordination, RedisCoordination
+from sync.coordination import Coordination, LocalCoordination, RedisCoordination
 
 #: How long a worker keeps the tenants' log levels before reading them again.
 LOG_LEVELS_TTL_S = 30.0
-
-
-def policy_for(tenant: Tenant) -> TenantPolicy:
-    """The engine's view of a tenant: its options and its rule table over the defaults."""
-    rules = dict(DEFAULT_RULES)
-    for row in tenant.rules:
-        rules[Category(row.category)] = Rule(DndAction(row.dnd_action), row.chat_text)
-    return TenantPolicy(
-        set_dnd=tenant.set_dnd,
-        set_chat_text=tenant.set_chat_text,
-        set_telephony=tenant.set_telephony,
-        set_teams_presence=tenant.set_teams_presence,
-        teams_presence_mode=TeamsPresenceMode(tenant.teams_presence_mode),
-        ringing_counts_as_call=tenant.ringing_counts_as_call,
-        teams_leads=tenant.teams_leads,
-        manual_dnd_to_teams=tenant.manual_dnd_to_teams,
-        has_bridge=tenant.has_bridge,
-        rules=rules,
-    )
 
 
 @dataclass

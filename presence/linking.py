@@ -10,11 +10,27 @@ or several. Nothing is guessed.
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models import LinkState, SelectionMode
+
+class SelectionMode(enum.StrEnum):
+    """How the synced STARFACE users are chosen, as in the STARFACE module."""
+
+    ALL_EXCEPT_LISTED = "all_except_listed"
+    GROUP_PLUS_LISTED = "group_plus_listed"
+
+
+class LinkState(enum.StrEnum):
+    """Whether a STARFACE user is synced, and if not, why (reported to the admin, never guessed)."""
+
+    LINKED = "linked"
+    UNMATCHED = "unmatched"
+    DUPLICATE_EMAIL = "duplicate_email"
+    NO_EMAIL = "no_email"
+    EXCLUDED = "excluded"
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cli.demo_script import Expectation, Probe, Step
-from cli.demo_stack import DemoStack
-from cli.demo_view import View, user_row
+from demo.script import Expectation, Probe, Step
+from demo.stack import DemoStack
+from demo.view import View, user_row
 
 ROUND_S = 0.1
 TABLE_EVERY_S = 0.5

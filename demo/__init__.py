@@ -1,0 +1,1 @@
+"""`teamsconnect demo`: the scripted office hour on embedded defaults, checked expectation by expectation."""

@@ -1,0 +1,217 @@
+"""STARFACE update: claim the user's applied state, read STARFACE, write only what must change.
+
+Exactly-once per change, however often the task is delivered or run concurrently:
+
+1. Claim the applied-state row by compare-and-set on the version the plan was decided from. A
+   duplicate or an overtaken task loses the claim and drops its work.
+2. Read the DND right before writing (a DND switched on by hand is found here and left alone).
+3. Let the engine finalize the writes against that read; write DND over REST, chat text and telephony
+   through the bridge (tier 2 only).
+4. Record the new applied state, release the claim and append the audit row, in one transaction.
+
+A worker that dies between 1 and 4 leaves a claim that expires after ``CLAIM_LEASE``; the next poll
+decides again from what is applied, and the claim's recorded intent lets the next writer recognise a DND
+the dead worker had already switched on as ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
+from models import AppliedState, Target, Tenant, UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import claim, complete_claim, ensure_row, record_change, release_claim
+from presence import (
+    StarfaceApplied,
+    StarfacePlan,
+    StarfaceReading,
+    StarfaceWrites,
+    TeamsApplied,
+    finalize_starface,
+    repair_starface,
+)
+from presence.policy import DndAction
+from sync import health
+from sync.ports import TASK_TIME_LIMIT_S
+from sync.runtime import Runtime
+from tenants.policy import policy_for
+from tenants.service import load_tenant
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(seconds=TASK_TIME_LIMIT_S + 30)
+MAX_RETRIES = 5
+
+
+def owned_fields(applied: StarfaceApplied) -> list[str]:
+    """The STARFACE fields we set ourselves (the only ones we may clear)."""
+    owned = []
+    if applied.dnd_ours:
+        owned.append("dnd")
+    if applied.chat_text:
+        owned.append("chat_text")
+    if applied.telephony_active:
+        owned.append("telephony")
+    return owned
+
+
+def _written(writes: StarfaceWrites) -> dict[str, Any]:
+    after: dict[str, Any] = {}
+    if writes.dnd is not None:
+        after["dnd"] = writes.dnd
+    if writes.chat_text is not None:
+        after["chat_text"] = writes.chat_text
+    if writes.telephony_state is not None:
+        after["telephony"] = writes.telephony_state
+    return after
+
+
+def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClient,
+                   bridge: StarfaceBridgeClient | None) -> None:
+    """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge)."""
+    if writes.dnd is not None:
+        rest.set_dnd(account, writes.dnd)
+    if bridge is not None:
+        if writes.chat_text is not None:
+            bridge.set_chat_status(account, "", writes.chat_text)
+        if writes.telephony_state is not None:
+            bridge.set_telephony_status(account, writes.telephony_state)
+
+
+def _cause(plan: StarfacePlan) -> str:
+    """The audit trail's cause: the plan's own, the Teams category, or a release of what a mirrored DND
+    hid."""
+    if plan.cause:
+        return plan.cause
+    return f"teams:{plan.category.value}" if plan.category is not None else "teams:released"
+
+
+class RetryableStarfaceError(Exception):
+    """Raised to let Celery retry an update after a transient STARFACE error (claim released).
+
+    ``next_version`` is the applied-state version after the release: the retry must expect it.
+    """
+
+    def __init__(self, message: str, next_version: int | None) -> None:
+        super().__init__(message)
+        self.next_version = next_version
+
+
+def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: dict[str, Any],
+              expected_version: int | None) -> dict[str, Any]:
+    """Applies one plan for one user (see the module docstring); returns a summary."""
+    plan = StarfacePlan.from_json(plan_json)
+    claim_id = uuid.uuid4().hex
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        # A release (sync/release.py) must also run for a tenant that was just disabled.
+        tenant = load_tenant(session, tenant_id, include_disabled=plan.release)
+        # Tenant isolation: the user must belong to this tenant.
+        link = session.scalars(
+            select(UserLink).where(UserLink.id == user_link_id, UserLink.tenant_id == tenant_id)
+        ).one_or_none()
+        if tenant is None or link is None:
+            return {"dropped": "tenant or user gone"}
+        if expected_version is None:
+            ensure_row(session, tenant_id=tenant_id, user_link_id=user_link_id, target=Target.STARFACE.value)
+            expected_version = 1
+        row = session.scalars(
+            select(AppliedState).where(AppliedState.user_link_id == user_link_id,
+                                       AppliedState.target == Target.STARFACE.value)
+        ).one()
+        previous_intent = row.claim_fields if row.claim_id else None
+        won = claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
+                    expected_version=expected_version, claim_id=claim_id, claim_fields=plan_json,
+                    expires_at=now + CLAIM_LEASE, now=now)
+        if not won:
+            return {"dropped": "superseded"}
+        applied = StarfaceApplied.from_json(row.fields)
+        policy = policy_for(tenant)
+        rest = runtime.starface(tenant)
+        bridge = runtime.bridge(tenant) if (policy.chat_enabled or policy.telephony_enabled) else None
+        account = link.starface_account_id
+
+    try:
+        reading = StarfaceReading(dnd=rest.get_dnd(account) if policy.set_dnd else None)
+        if previous_intent and reading.dnd and not applied.dnd_manual \
+                and previous_intent.get("dnd") == DndAction.SET.value:
+            # A dead worker switched this DND on for the same intent: it is ours, not the user's.
+            applied = replace(applied, dnd_ours=True)
+        writes = finalize_starface(plan, reading, applied, policy)
+        if writes.has_writes:
+            perform_writes(account, writes, rest, bridge)
+    except StarfaceError as exc:
+        with transaction(runtime.sessions) as session:
+            next_version = release_claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
+                                         claim_id=claim_id)
+            if exc.permanent:
+                health.record_error(session, tenant_id, type(exc).__name__, str(exc), poll=False)
+        if exc.permanent:
+            log.error("tenant %s user %s: STARFACE refused the update: %s", tenant_id, user_link_id, exc)
+            return {"failed": type(exc).__name__}
+        raise RetryableStarfaceError(f"tenant {tenant_id} user {user_link_id}: {exc}", next_version) from exc
+
+    record_writes(runtime, tenant_id, user_link_id, claim_id, writes, before={"dnd": reading.dnd},
+                  cause=_cause(plan), observed_at=plan.observed_at,
+                  observed_seq=plan.sequence_number)
+    return {"writes": _written(writes), "stale": writes.stale}
+
+
+def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id: str, writes: StarfaceWrites,
+                  before: dict[str, Any], cause: str, observed_at: datetime | None,
+                  observed_seq: str | None, noticed_at: datetime | None = None) -> None:
+    """After the external writes: the new applied state, the claim released, the audit row and the
+    health counter, in one transaction. ``observed_at``/``observed_seq`` stay on the applied state;
+    the audit row's latency starts at ``noticed_at`` when given (a repair notices drift now)."""
+    applied_at = utcnow()
+    with transaction(runtime.sessions) as session:
+        recorded = complete_claim(
+            session, user_link_id=user_link_id, target=Target.STARFACE.value, claim_id=claim_id,
+            fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
+            observed_at=observed_at, observed_seq=observed_seq, now=applied_at,
+        )
+        if writes.has_writes:
+            record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
+                          target=Target.STARFACE.value, before=before, after=_written(writes), cause=cause,
+                          observed_at=noticed_at or observed_at, applied_at=applied_at)
+            health.record_changes(session, tenant_id)
+    if not recorded:
+        log.warning("tenant %s user %s: claim expired before the write was recorded", tenant_id, user_link_id)
+
+
+def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState, reading: StarfaceReading,
+                teams_row: AppliedState | None, cause: str) -> bool:
+    """Re-applies what the user's applied state still asks for, given STARFACE as read back (drift repair)
+    or as a bridge event reported it (the STARFACE app overwrote our chat text); True if it wrote."""
+    policy = policy_for(tenant)
+    applied = StarfaceApplied.from_json(row.fields)
+    applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
+    writes = repair_starface(policy, reading, applied, applied_teams)
+    if not writes.has_writes and writes.applied == applied:
+        return False
+    claim_id = uuid.uuid4().hex
+    now = utcnow()
+    with transaction(runtime.sessions) as session:
+        if not claim(session, user_link_id=link.id, target=Target.STARFACE.value,
+                     expected_version=row.version, claim_id=claim_id, claim_fields={"repair": True},
+                     expires_at=now + CLAIM_LEASE, now=now):
+            return False  # an update is under way; the next repair looks again
+    try:
+        if writes.has_writes:
+            perform_writes(link.starface_account_id, writes, runtime.starface(tenant), runtime.bridge(tenant))
+    except StarfaceError:
+        with transaction(runtime.sessions) as session:
+            release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
+        raise
+    record_writes(runtime, tenant.id, link.id, claim_id, writes,
+                  before={"dnd": reading.dnd, "chat_text": reading.chat_text}, cause=cause,
+                  observed_at=row.observed_at, observed_seq=row.observed_seq, noticed_at=now)
+    return writes.has_writes

@@ -1,0 +1,185 @@
+"""Maintenance of one tenant (the periodic entries in workers/maintenance.py fan out one task per tenant):
+
+- keep-alive: refresh the Teams sessions of calls in progress before they lapse, clear unwanted ones;
+- directory sync: user links from both directories (sync/directory.py);
+- drift repair: read STARFACE back (bridge getStates, or phoneconfig without a bridge) and repair
+  what differs from the applied state - e.g. a chat text the STARFACE app overwrote;
+- secret expiry: warn 30 days before the Entra client secret expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
+from models import AppliedState, Target, Tenant, TenantHealth, UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import is_claimed
+from presence import (
+    StarfaceReading,
+    TeamsApplied,
+    keep_alive,
+    refresh_due_at,
+    repair_teams_session,
+)
+from presence.linking import LinkState
+from sync import health
+from sync.apply import repair_user
+from sync.directory import sync_directory
+from sync.ports import TaskQueue
+from sync.release import release_tenant
+from sync.runtime import Runtime
+from sync.teams_session import SessionConflict, reconcile_session
+from tenants.policy import policy_for
+from tenants.service import load_tenant
+from tenants.summary import secret_expiry_warning
+
+log = logging.getLogger(__name__)
+
+
+def enabled_tenant_ids(runtime: Runtime, include_disabled: bool = False) -> list[int]:
+    query = select(Tenant.id).order_by(Tenant.id)
+    if not include_disabled:
+        query = query.where(Tenant.enabled.is_(True))
+    with transaction(runtime.sessions) as session:
+        return list(session.scalars(query))
+
+
+def _linked_with_states(runtime: Runtime, tenant_id: int) -> list[tuple[UserLink, dict[str, AppliedState]]]:
+    with transaction(runtime.sessions) as session:
+        links = list(session.scalars(
+            select(UserLink).where(UserLink.tenant_id == tenant_id, UserLink.state == LinkState.LINKED.value)
+        ))
+        rows = session.scalars(select(AppliedState).where(AppliedState.tenant_id == tenant_id))
+        states: dict[int, dict[str, AppliedState]] = {}
+        for row in rows:
+            states.setdefault(row.user_link_id, {})[row.target] = row
+    return [(link, states.get(link.id, {})) for link in links]
+
+
+# --- keep-alive -----------------------------------------------------------------------------------------
+def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None) -> dict[str, int]:
+    """Refreshes due sessions of one tenant (a user without a held or wanted session costs no Graph call)."""
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+    if tenant is None or not tenant.has_bridge:
+        return {}
+    policy = policy_for(tenant)
+    counts = {"refreshed": 0, "conflicts": 0, "errors": 0}
+    for link, rows in _linked_with_states(runtime, tenant_id):
+        teams_row = rows.get(Target.TEAMS.value)
+        if teams_row is None:
+            continue
+        teams = TeamsApplied.from_json(teams_row.fields)
+        at = now or utcnow()
+        if teams.held is None and not teams.call_active:
+            continue
+        due = refresh_due_at(teams)
+        if teams.held is not None and teams.call_active and due is not None and due > at:
+            continue  # a call's session refreshed lately: nothing to do, no transaction for it
+        try:
+            result = reconcile_session(
+                runtime, tenant, link, lambda t, s, at=at: keep_alive(policy, t, s, at),
+                cause="keep-alive", observed_at=None,
+            )
+            counts["refreshed"] += result["action"] != "unchanged"
+        except SessionConflict:
+            counts["conflicts"] += 1  # an event is changing this user right now; next round looks again
+        except GraphError as exc:
+            counts["errors"] += 1
+            log.warning("tenant %s user %s: keep-alive failed: %s", tenant_id, link.id, exc.message)
+    return counts
+
+
+# --- drift repair ---------------------------------------------------------------------------------------
+def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[int, StarfaceReading]:
+    bridge = runtime.bridge(tenant)
+    if bridge is not None:
+        states = bridge.get_states([link.starface_account_id for link in links])
+        return {
+            s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
+                                       telephony_state=str(s.telephony_state))
+            for s in states
+        }
+    rest = runtime.starface(tenant)
+    return {link.starface_account_id: StarfaceReading(dnd=rest.get_dnd(link.starface_account_id))
+            for link in links}
+
+
+def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict[str, int]:
+    """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge).
+
+    For a disabled tenant it releases instead what we still hold (sync/release.py).
+    """
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id, include_disabled=True)
+    if tenant is None:
+        return {}
+    if not tenant.enabled:
+        return release_tenant(runtime, queue, tenant)
+    policy = policy_for(tenant)
+    pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id) if rows]
+    counts = {"checked": len(pairs), "repaired": 0, "sessions": 0}
+    if not pairs:
+        return counts
+    readings = _readings(runtime, tenant, [link for link, _ in pairs])
+    for link, rows in pairs:
+        reading = readings.get(link.starface_account_id)
+        if reading is None:
+            continue
+        starface_row = rows.get(Target.STARFACE.value)
+        if starface_row is not None and not is_claimed(starface_row, utcnow()) \
+                and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
+                                cause="drift-repair"):
+            counts["repaired"] += 1
+        if Target.TEAMS.value in rows and policy.teams_session_enabled:
+            now = utcnow()
+            try:
+                result = reconcile_session(
+                    runtime, tenant, link,
+                    lambda t, s, now=now, reading=reading: repair_teams_session(policy, reading, t, s, now),
+                    cause="drift-repair", observed_at=None,
+                )
+                counts["sessions"] += result["action"] != "unchanged"
+            except (SessionConflict, GraphError) as exc:
+                log.info("tenant %s user %s: session repair deferred: %s", tenant_id, link.id, exc)
+    return counts
+
+
+# --- secret expiry --------------------------------------------------------------------------------------
+def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    now = now or utcnow()
+    warned = 0
+    with transaction(runtime.sessions) as session:
+        for tenant in session.scalars(select(Tenant)):
+            warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
+            if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
+                warning = warning.replace("NAME", tenant.name)
+            warned += warning is not None
+            session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
+                            .values(secret_expiry_warning=warning))
+            if warning:
+                log.warning("tenant %s: %s", tenant.id, warning)
+    return {"warned": warned}
+
+
+# --- directory sync -------------------------------------------------------------------------------------
+def run_directory_sync(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict[str, Any]:
+    """The tenant's directory sync; a Graph or STARFACE failure is recorded in its health."""
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+    if tenant is None:
+        return {}
+    try:
+        return sync_directory(runtime, tenant, queue)
+    except (GraphError, StarfaceError) as exc:
+        with transaction(runtime.sessions) as session:
+            health.record_error(session, tenant_id, type(exc).__name__, str(exc), poll=False)
+        log.warning("tenant %s: directory sync failed: %s", tenant_id, exc)
+        return {"failed": type(exc).__name__}

@@ -1,0 +1,94 @@
+"""Poll: one Graph call for a batch of <=650 users, one decision per user, updates only for changes.
+
+Per batch, whatever its size: one Graph request, and a constant number of database queries (the tenant
+with its rules, the batch's applied states in ONE query, one health update). Updates are queued
+after the transaction, only for users whose desired STARFACE state differs from the applied one, and
+not for users whose update is in flight (an unexpired claim).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.graph import GraphAuthError, GraphError, GraphThrottled
+from models import Target
+from models.base import utcnow
+from models.db import transaction
+from models.store import is_claimed, load_applied_states
+from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
+from sync import health
+from sync.ports import APPLY_EXPIRES_S, Batch, TaskQueue
+from sync.runtime import Runtime
+from tenants.policy import policy_for
+from tenants.service import load_tenant
+
+log = logging.getLogger(__name__)
+
+
+def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
+             now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
+    """Polls one batch; returns a summary (for logs, Flower and tests)."""
+    coordination = runtime.coordination
+    blocked_s = coordination.blocked_for(tenant_id)
+    if blocked_s > 0:
+        return {"skipped": "throttled", "retry_in_s": blocked_s}
+    wait_s = coordination.take(tenant_id)
+    if wait_s > 0:
+        log.warning("tenant %s: Graph budget exhausted, batch dropped (next cycle polls again)", tenant_id)
+        return {"skipped": "budget", "retry_in_s": wait_s}
+
+    updates: list[tuple[int, dict[str, Any], int | None]] = []
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+        if tenant is None:
+            return {"skipped": "tenant gone or disabled"}
+        policy = policy_for(tenant)
+        graph = runtime.graph(tenant)
+        try:
+            presences = graph.get_presences([entra_id for _, entra_id in batch])
+        except GraphThrottled as exc:
+            coordination.block(tenant_id, exc.retry_after)
+            health.record_throttled(session, tenant_id, now() + timedelta(seconds=exc.retry_after))
+            log.warning("tenant %s: Graph throttled, blocked for %.3f s", tenant_id, exc.retry_after)
+            return {"skipped": "throttled", "retry_in_s": exc.retry_after}
+        except GraphAuthError as exc:
+            health.record_error(session, tenant_id, f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else
+                                "graph_auth", exc.message)
+            log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
+            return {"failed": "auth"}
+        except GraphError as exc:
+            health.record_error(session, tenant_id, type(exc).__name__, exc.message)
+            log.warning("tenant %s: Graph error: %s", tenant_id, exc.message)
+            return {"failed": type(exc).__name__}
+        observed_at = now()
+        by_entra_id = {presence.user_id: presence for presence in presences}
+        states = load_applied_states(session, [link_id for link_id, _ in batch])
+        for link_id, entra_id in batch:
+            presence = by_entra_id.get(entra_id.lower())
+            if presence is None:
+                continue
+            starface_row = states.get((link_id, Target.STARFACE.value))
+            teams_row = states.get((link_id, Target.TEAMS.value))
+            if is_claimed(starface_row, observed_at) or is_claimed(teams_row, observed_at):
+                # An update, or a change of our Teams session, is in flight: the presence just read may
+                # already show our new session while its row does not yet, so decide next cycle instead.
+                continue
+            applied_starface = (StarfaceApplied.from_json(starface_row.fields) if starface_row
+                                else StarfaceApplied())
+            applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()
+            observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
+                                           presence.sequence_number, observed_at)
+            plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at)
+            if plan is not None:
+                updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
+        health.record_success(session, tenant_id, observed_at)
+    # Users whose previous update still waits in the queue get no second one (it would only be dropped).
+    fresh = set(coordination.mark_pending(tenant_id, [link_id for link_id, _, _ in updates], APPLY_EXPIRES_S))
+    queued = [update for update in updates if update[0] in fresh]
+    for link_id, plan_json, version in queued:
+        queue.apply(tenant_id, link_id, plan_json, version)
+    return {"users": len(batch), "presences": len(presences), "updates": len(queued),
+            "already_queued": len(updates) - len(queued)}

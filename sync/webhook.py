@@ -1,0 +1,150 @@
+"""Receiving a STARFACE bridge event (``POST /hooks/starface/{tenant_id}``; contract: starface-bridge.md).
+
+Per request, in this order (fast: one row read, one Redis SET NX, one broker publish; no Graph, no PBX):
+1. Load the tenant named in the URL. Unknown, or no bridge configured: 404, with the same text for both,
+   so an unauthenticated caller learns nothing about which tenants exist.
+2. Verify the raw body with *this tenant's* bridge secret and *this tenant's* event-id store
+   (connectors.starface.webhook): the signature is checked before the body is parsed, and a request signed
+   with another tenant's secret fails here (401). An authentic, timely request whose body breaks the
+   contract gets 400 naming the field: the bridge must not retry it, and the PBX admin must see why.
+3. A replayed eventId: 202 ``{"duplicate": id}``, not enqueued again (the bridge delivers at least once).
+4. Hand it to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it: forget the eventId
+   again, then 503, so the bridge's retry is accepted as new.
+
+The answer is a `Receipt` (status, body, outcome for the metrics); the web app only sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+
+from connectors.starface import (
+    StarfaceEvent,
+    WebhookMalformed,
+    WebhookRejected,
+    WebhookReplayed,
+    verify_webhook,
+)
+from models import Tenant
+from models.secrets import read_secrets
+from sync.coordination import TenantEventIds
+from sync.ports import QueueUnavailable, TaskQueue
+from sync.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the receiver answers: HTTP status, JSON body, headers, and the outcome counted in metrics."""
+
+    status: int
+    body: dict[str, str]
+    outcome: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: Bridge events are a few hundred bytes; anything far larger is not one and is not read into memory.
+MAX_BODY_BYTES = 64 * 1024
+#: What the 503 suggests; the bridge keeps its own backoff within its 10-minute retry window.
+RETRY_AFTER_S = 5
+_MAX_TENANT_ID = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class _BridgeTenant:
+    """What the receiver needs of a tenant, read in one short session (the secret stays in this process)."""
+
+    id: int
+    enabled: bool
+    bridge_secret: str
+
+    def __repr__(self) -> str:
+        return f"_BridgeTenant(id={self.id!r}, enabled={self.enabled!r})"
+
+
+def _parse_tenant_id(raw: str) -> int | None:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= _MAX_TENANT_ID else None
+
+
+def _load_bridge_tenant(runtime: Runtime, tenant_id: int) -> _BridgeTenant | None:
+    with runtime.sessions() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.has_bridge:
+            return None
+        secret = read_secrets(tenant, runtime.box).bridge_secret
+        if not secret:
+            return None
+        return _BridgeTenant(id=tenant.id, enabled=tenant.enabled, bridge_secret=secret)
+
+
+def _unavailable(what: str) -> Receipt:
+    return Receipt(503, {"error": f"{what} is unavailable; retry later"}, "unavailable",
+                   {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def receive_event(
+    runtime: Runtime, queue: TaskQueue, tenant_ref: str, headers: dict[str, str], raw_body: bytes
+) -> Receipt:
+    """Steps 1-4 of the module docstring, synchronously (the web app runs it in its thread pool)."""
+    received_at = datetime.now(UTC)
+    tenant_id = _parse_tenant_id(tenant_ref)
+    tenant = _load_bridge_tenant(runtime, tenant_id) if tenant_id is not None else None
+    if tenant is None:
+        logger.info("webhook for unknown or bridge-less tenant %r refused", tenant_ref[:20])
+        return Receipt(404, {"error": f"no tenant with a STARFACE bridge configured has the id "
+                                      f"{tenant_ref[:20]!r}"}, "unknown_tenant")
+
+    store = TenantEventIds(runtime.coordination, tenant.id)
+    now = time.time()
+    try:
+        event = verify_webhook(tenant.bridge_secret, headers, raw_body, now=now, seen=store)
+    except WebhookReplayed as replay:
+        logger.info("tenant %s: webhook event %s replayed; not processed again", tenant.id, replay.event_id)
+        return Receipt(202, {"duplicate": replay.event_id}, "duplicate")
+    except WebhookMalformed as malformed:
+        logger.warning("tenant %s: malformed webhook body: %s", tenant.id, malformed.reason)
+        return Receipt(400, {"error": malformed.reason}, "malformed")
+    except WebhookRejected as rejected:
+        logger.warning("tenant %s: webhook rejected: %s", tenant.id, rejected.reason)
+        return Receipt(401, {"error": rejected.reason}, "rejected")
+    except redis.RedisError as exc:
+        logger.error("tenant %s: event-id store unreachable (%s); webhook refused",
+                     tenant.id, type(exc).__name__)
+        return _unavailable("the event-id store")
+
+    if not tenant.enabled:
+        logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
+        return Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
+    return _enqueue(queue, store, tenant.id, event, received_at)
+
+
+def _enqueue(
+    queue: TaskQueue, store: TenantEventIds, tenant_id: int, event: StarfaceEvent, received_at: datetime,
+) -> Receipt:
+    try:
+        queue.starface_event(tenant_id, event, received_at)
+    except QueueUnavailable as exc:
+        _forget(store, tenant_id, event.event_id)
+        logger.error("tenant %s: broker refused webhook event %s (%s); answered 503 so the bridge retries",
+                     tenant_id, event.event_id, exc)
+        return _unavailable("the event queue")
+    logger.debug("tenant %s: webhook event %s (%s) enqueued", tenant_id, event.event_id, event.type)
+    return Receipt(202, {"accepted": event.event_id}, "accepted")
+
+
+def _forget(store: TenantEventIds, tenant_id: int, event_id: str) -> None:
+    """Takes the id back so the retry counts as new; if that fails, reconciliation covers the lost event."""
+    try:
+        store.discard(event_id)
+    except redis.RedisError as exc:
+        logger.error("tenant %s: could not forget event id %s (%s); its retry will look like a replay",
+                     tenant_id, event_id, type(exc).__name__)

@@ -1,0 +1,97 @@
+"""Connection diagnostics for a stored tenant: Microsoft sign-in and reads, STARFACE REST admin login and
+(tier 2) the bridge, each check with its result and the connector's human message (which says the fix).
+
+Read-only: nothing is written to Microsoft, the PBX or the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.graph import GraphClient, GraphError
+from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
+from models import Tenant, UserLink
+from models.crypto import SecretBox, SecretBoxError
+from models.secrets import read_secrets
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `tenant test`: status OK / FAILED / SKIPPED, and the connector's human message."""
+
+    name: str
+    status: str
+    detail: str
+
+
+def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResult:
+    """Runs one check; a connector error becomes FAILED with its message (which says how to fix it)."""
+    try:
+        return CheckResult(name, "OK", call())
+    except (GraphError, StarfaceError, SecretBoxError) as exc:
+        detail = str(exc)
+    except (OSError, ValueError) as exc:  # e.g. an unreadable TEAMSCONNECT_CA_BUNDLE
+        detail = f"{type(exc).__name__}: {exc}"
+    for secret in secrets:  # last line of defence: no secret ever reaches the terminal
+        detail = detail.replace(secret, "***")
+    return CheckResult(name, "FAILED", detail)
+
+
+def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
+               timeout: float) -> list[CheckResult]:
+    """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
+    and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database."""
+    try:
+        secrets = read_secrets(tenant, box)
+    except SecretBoxError as exc:
+        return [CheckResult("stored secrets", "FAILED", str(exc))]
+    hidden = [s for s in (secrets.ms_client_secret, secrets.starface_password, secrets.bridge_secret) if s]
+    results: list[CheckResult] = []
+
+    graph = GraphClient(tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
+                        login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
+                        verify=verify, timeout=timeout)
+    try:
+        results.append(_check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
+                              + (", ".join(graph.check_access()) or "(none)"), hidden))
+        linked = session.scalars(select(UserLink.entra_object_id).where(
+            UserLink.tenant_id == tenant.id, UserLink.entra_object_id.is_not(None)).limit(1)).first()
+        if results[-1].status != "OK":
+            results.append(CheckResult("Microsoft presence read", "SKIPPED", "needs a working sign-in"))
+        elif linked is None:
+            results.append(CheckResult("Microsoft presence read", "SKIPPED",
+                                       "no linked users yet (the directory sync links them)"))
+        else:
+            results.append(_check("Microsoft presence read", lambda: "presence of {} read: {}".format(
+                linked, ", ".join(f"{p.availability}/{p.activity}" for p in graph.get_presences([linked]))
+                or "no presence returned"), hidden))
+    finally:
+        graph.close()
+
+    with StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
+                            verify=verify, timeout=timeout) as rest:
+        def rest_access() -> str:
+            seen = rest.check_access()
+            return (f"logged in as {seen.login} (account {seen.account_id}) with admin rights; "
+                    f"sees {seen.user_count} users and {seen.group_count} groups")
+
+        results.append(_check("STARFACE REST login and admin rights", rest_access, hidden))
+
+    if not tenant.has_bridge:
+        results.append(CheckResult("STARFACE bridge", "SKIPPED", "no bridge configured: REST-only tier "
+                                   "(DND only; no chat text, telephony status or call events)"))
+        return results
+    with StarfaceBridgeClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
+                              instance=tenant.bridge_instance or "", secret=secrets.bridge_secret or "",
+                              verify=verify, timeout=timeout) as bridge:
+        def ping() -> str:
+            info = bridge.ping()
+            return (f"bridge '{tenant.bridge_instance}' answers (contract v{info.version}, "
+                    f"STARFACE {info.pbx_version})")
+
+        results.append(_check("STARFACE bridge ping", ping, hidden))
+    return results

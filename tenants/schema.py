@@ -1,0 +1,344 @@
+"""A tenant definition as an operator writes it (JSON file, CLI flags, `key=value` changes), validated.
+
+`TenantConfig` is the one shape every entry point goes through (tenants/service.py stores it). Every
+problem is reported as `TenantConfigError` with one `field: what is wrong and how to fix it` line per
+problem. Pydantic's own `str(ValidationError)` is never shown: it echoes input values, which may be secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.tenant import (
+    DEFAULT_BRIDGE_INSTANCE,
+    DEFAULT_GRAPH_BASE_URL,
+    DEFAULT_LOGIN_BASE_URL,
+    DEFAULT_POLL_INTERVAL_S,
+)
+from presence.categories import Category
+from presence.linking import SelectionMode
+from presence.policy import CHAT_TEXT_MAX, DndAction, TeamsPresenceMode
+
+SECRET_FIELDS = ("microsoft.client_secret", "starface.password", "starface.bridge.secret")
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_INSTANCE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+
+
+class TenantConfigError(ValueError):
+    """Raised when a tenant definition or change is invalid; `problems` holds (field, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{where}: {what}" if where else what for where, what in problems))
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, strings are stripped, and no error ever echoes an input value."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True)
+
+
+_Model = TypeVar("_Model", bound=_Strict)
+
+
+def _secret(value: SecretStr, what: str) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError(f"the {what} is empty; enter it")
+    return value
+
+
+def check_url(value: str) -> str:
+    """An https base URL without credentials, path-trimmed; plain http only for a local simulator."""
+    parts = urlsplit(value.strip())
+    if parts.username or parts.password:
+        raise ValueError("must not contain a user name or password; put credentials in their own fields")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"must be a URL like https://host[:port], got {value!r}")
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise ValueError(
+            "must use https:// (plain http is only allowed for 127.0.0.1/localhost, e.g. a simulator), "
+            f"got {value!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"must not carry a query or fragment, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"has an invalid port: {value!r}") from None
+    return value.strip().rstrip("/")
+
+
+#: A base URL field, checked by `check_url` (one validator for every URL setting).
+BaseUrl = Annotated[str, AfterValidator(check_url)]
+
+
+class Options(_Strict):
+    """The outputs a tenant wants, each switchable (design.md, product 1 and 2).
+
+    These fields are the option columns of `Tenant` and the option fields of the engine's `TenantPolicy`
+    by the same names; `OPTION_FIELDS` is the one list the service and the policy mapping copy by.
+    """
+
+    set_dnd: bool = True
+    set_chat_text: bool = True
+    set_telephony: bool = False
+    set_teams_presence: bool = True
+    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.BUSY_IN_A_CALL
+    ringing_counts_as_call: bool = False
+    teams_leads: bool = False
+    manual_dnd_to_teams: bool = False
+
+
+OPTION_FIELDS: tuple[str, ...] = tuple(Options.model_fields)
+
+
+class Selection(_Strict):
+    """Which STARFACE users are synced, as in the STARFACE module."""
+
+    mode: SelectionMode = SelectionMode.ALL_EXCEPT_LISTED
+    starface_group_id: int | None = Field(default=None, ge=1)
+    login_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("login_ids", mode="before")
+    @classmethod
+    def _split_and_dedupe(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the CLI passes "1001,1002"
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            cleaned = [str(item).strip() if isinstance(item, str | int) else item for item in value]
+            if any(item == "" or not isinstance(item, str) for item in cleaned):
+                raise ValueError("must be a list of STARFACE login ids like [\"1001\", \"1002\"]")
+            return list(dict.fromkeys(cleaned))
+        return value
+
+    @model_validator(mode="after")
+    def _group_mode_needs_group(self) -> Selection:
+        if self.mode is SelectionMode.GROUP_PLUS_LISTED and self.starface_group_id is None:
+            raise ValueError(
+                "starface_group_id is required in mode group_plus_listed: give the id of the STARFACE group "
+                "whose members are synced (or use mode all_except_listed)"
+            )
+        return self
+
+
+class MicrosoftConfig(_Strict):
+    """The customer's Entra app (application permissions Presence.ReadWrite.All, User.Read.All)."""
+
+    directory_id: str
+    client_id: str
+    client_secret: SecretStr
+    secret_expires_at: datetime | None = None
+    login_base_url: BaseUrl = DEFAULT_LOGIN_BASE_URL
+    graph_base_url: BaseUrl = DEFAULT_GRAPH_BASE_URL
+
+    @field_validator("directory_id")
+    @classmethod
+    def _guid_or_domain(cls, value: str) -> str:
+        if _GUID.match(value):
+            return value.lower()
+        if _DOMAIN.match(value.lower()):
+            return value.lower()
+        raise ValueError(
+            "must be the directory (tenant) id, a GUID like 11111111-2222-3333-4444-555555555555, or a "
+            "verified domain like contoso.onmicrosoft.com (Entra admin center > Overview > Tenant ID)"
+        )
+
+    @field_validator("client_id")
+    @classmethod
+    def _guid(cls, value: str) -> str:
+        if not _GUID.match(value):
+            raise ValueError(
+                "must be the app's Application (client) ID, a GUID (Entra admin center > App registrations > "
+                "the app > Overview)"
+            )
+        return value.lower()
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret_value_not_id(cls, value: SecretStr) -> SecretStr:
+        _secret(value, "client secret")
+        if _GUID.match(value.get_secret_value().strip()):
+            raise ValueError(
+                "this looks like the secret's ID (a GUID), not its value; copy the *Value* column from "
+                "App registrations > Certificates & secrets (it is shown only once, right after creation)"
+            )
+        return value
+
+    @field_validator("secret_expires_at", mode="before")
+    @classmethod
+    def _date_or_datetime(cls, value: Any) -> Any:
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return datetime.combine(date.fromisoformat(value.strip()), time(), tzinfo=UTC)
+        if isinstance(value, str) and value.strip().lower() in ("", "null", "none"):
+            return None
+        return value
+
+    @field_validator("secret_expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class BridgeConfig(_Strict):
+    """The bridge module instance in the customer's PBX (tier 2)."""
+
+    instance: str = DEFAULT_BRIDGE_INSTANCE
+    secret: SecretStr
+
+    @field_validator("instance")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _INSTANCE.match(value):
+            raise ValueError(
+                "must be the bridge's module instance name as shown in the STARFACE admin interface "
+                f"(letters, digits, '_'; default {DEFAULT_BRIDGE_INSTANCE})"
+            )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _present(cls, value: SecretStr) -> SecretStr:
+        return _secret(value, "bridge secret (the one configured in the module instance)")
+
+
+class StarfaceConfig(_Strict):
+    """The PBX: REST service account with admin rights, and optionally the bridge."""
+
+    base_url: BaseUrl
+    login_id: str = Field(min_length=1, max_length=100)
+    password: SecretStr
+    bridge: BridgeConfig | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _present(cls, value: SecretStr) -> SecretStr:
+        return _secret(value, "STARFACE service account password")
+
+
+class RuleOverride(_Strict):
+    """One row of the rule table: what a Teams status does to STARFACE DND, and the chat text."""
+
+    dnd: DndAction
+    chat_text: str | None = None
+
+    @field_validator("chat_text")
+    @classmethod
+    def _short_visible(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or len(value) > CHAT_TEXT_MAX:
+            raise ValueError(f"must be 1..{CHAT_TEXT_MAX} visible characters, or null for no text")
+        return value
+
+
+def _category_error(name: object) -> str:
+    return f"unknown category {name!r}; use one of {', '.join(c.value for c in Category)}"
+
+
+def _find_category(name: object) -> Category | None:
+    wanted = str(name).replace("_", "").replace("-", "").lower()
+    return next((c for c in Category if c.value.lower() == wanted), None)
+
+
+def parse_category(name: str) -> Category:
+    """A rule-table category by name, case-insensitively ("inacall", "InACall", "in_a_call")."""
+    category = _find_category(name)
+    if category is None:
+        raise TenantConfigError([("rules", _category_error(name))])
+    return category
+
+
+class TenantConfig(_Strict):
+    """A whole tenant definition (see the module docstring)."""
+
+    name: str
+    description: str = ""
+    enabled: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    options: Options = Field(default_factory=Options)
+    selection: Selection = Field(default_factory=Selection)
+    poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, ge=1, le=3600)
+    microsoft: MicrosoftConfig
+    starface: StarfaceConfig
+    rules: dict[Category, RuleOverride] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _cli_friendly(cls, value: str) -> str:
+        if not _NAME.match(value) or value.isdigit():
+            raise ValueError(
+                "must be 1..100 letters, digits, '.', '_' or '-', start with a letter or digit and not be "
+                "all digits (a number means a tenant id on the command line), e.g. contoso-pbx1"
+            )
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _category_keys(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        unknown = [key for key in value if _find_category(key) is None]
+        if unknown:
+            raise ValueError(_category_error(unknown[0]))
+        return {_find_category(key): row for key, row in value.items()}
+
+
+# --- validation with readable errors ------------------------------------------------------------------
+
+_HINTS = {
+    "missing": "is required; add it",
+    "extra_forbidden": "is not a known setting; check the spelling",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+}
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where)
+        message = _HINTS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        problems.append((where, message))
+    return problems
+
+
+def validate(model: type[_Model], data: Mapping[str, Any], prefix: str = "") -> _Model:
+    """Validates ``data`` as ``model``; raises TenantConfigError naming each bad field under ``prefix``."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise TenantConfigError(_problems(exc, prefix)) from None
+
+
+def validate_config(data: Mapping[str, Any]) -> TenantConfig:
+    """Validates a tenant definition; raises TenantConfigError naming each bad field."""
+    if not isinstance(data, Mapping):
+        raise TenantConfigError([("", "a tenant definition must be a JSON object")])
+    return validate(TenantConfig, data)

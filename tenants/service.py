@@ -1,0 +1,231 @@
+"""The ONE way to create, change or delete a tenant: the CLI, the admin API, the demo, the benchmark and
+the tests all come through here, so every tenant ever stored was validated by `tenants.schema`.
+
+`create_tenant` stores a new definition; `update_tenant` merges a partial change into the stored tenant
+and validates the whole result before touching the row, so a bad change leaves nothing half-written
+(design.md, invariants); `delete_tenant` refuses while outputs of ours are still set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from models import AppliedState, StatusRule, Tenant, TenantHealth
+from models.crypto import SecretBox
+from models.secrets import set_secrets
+from presence import Rule
+from presence.categories import Category
+from presence.policy import DndAction, overlay_rules
+from tenants.changes import KEEP_SECRET, changed_paths, deep_merge, given, nest, plain
+from tenants.schema import (
+    OPTION_FIELDS,
+    SECRET_FIELDS,
+    RuleOverride,
+    TenantConfig,
+    TenantConfigError,
+    parse_category,
+    validate,
+    validate_config,
+)
+
+
+class TenantInUse(ValueError):
+    """Deleting would leave a DND, chat text or Teams session of ours set; `holding` counts them."""
+
+    def __init__(self, name: str, holding: int) -> None:
+        self.holding = holding
+        super().__init__(
+            f"tenant {name} still holds a DND, chat text or Teams session of ours for {holding} user "
+            f"state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant set {name} "
+            "enabled=false`): drift repair releases them within 5 minutes. Or delete anyway with --force."
+        )
+
+
+# --- finding ---------------------------------------------------------------------------------------------
+
+
+def find_tenant(session: Session, name_or_id: str) -> Tenant | None:
+    """A tenant by name, or by id when the argument is a number (names are never all digits)."""
+    key = name_or_id.strip()
+    if key.isdigit():
+        return session.scalars(select(Tenant).where(or_(Tenant.id == int(key), Tenant.name == key))).first()
+    return session.scalars(select(Tenant).where(Tenant.name == key)).first()
+
+
+def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False) -> Tenant | None:
+    """The tenant with its rule table (two queries), or None if it is gone (or disabled, unless asked)."""
+    tenant = session.scalars(
+        select(Tenant).where(Tenant.id == tenant_id).options(selectinload(Tenant.rules))
+    ).one_or_none()
+    return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
+
+
+def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
+    other = session.scalars(select(Tenant.id).where(Tenant.name == name)).first()
+    if other is not None and other != own_id:
+        raise TenantConfigError([("name", f"a tenant named {name!r} exists already; choose another name")])
+
+
+# --- storing ---------------------------------------------------------------------------------------------
+
+
+def _apply(tenant: Tenant, config: TenantConfig) -> None:
+    """Copies every non-secret value of `config` onto the row."""
+    selection, ms, sf = config.selection, config.microsoft, config.starface
+    tenant.name, tenant.description = config.name, config.description
+    tenant.enabled, tenant.log_level = config.enabled, config.log_level
+    for name in OPTION_FIELDS:
+        value = getattr(config.options, name)
+        setattr(tenant, name, getattr(value, "value", value))
+    tenant.selection_mode = selection.mode.value
+    tenant.starface_group_id = selection.starface_group_id
+    tenant.login_ids = list(selection.login_ids)
+    tenant.poll_interval_s = config.poll_interval_s
+    tenant.ms_directory_id, tenant.ms_client_id = ms.directory_id, ms.client_id
+    tenant.ms_secret_expires_at = ms.secret_expires_at
+    tenant.login_base_url, tenant.graph_base_url = ms.login_base_url, ms.graph_base_url
+    tenant.starface_base_url, tenant.starface_login_id = sf.base_url, sf.login_id
+    tenant.bridge_instance = sf.bridge.instance if sf.bridge else None
+
+
+def _rule_rows(tenant: Tenant, overrides: Mapping[Category, RuleOverride]) -> None:
+    """Makes the tenant's rule rows equal the defaults overlaid with `overrides`, one row per category."""
+    table = overlay_rules({category: Rule(row.dnd, row.chat_text) for category, row in overrides.items()})
+    rows = {row.category: row for row in tenant.rules}
+    for category, rule in table.items():
+        row = rows.get(category.value)
+        if row is None:
+            tenant.rules.append(StatusRule(category=category.value, dnd_action=rule.dnd.value,
+                                           chat_text=rule.chat_text))
+        else:
+            row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+
+
+def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any]) -> Tenant:
+    """Stores a new tenant: row, encrypted secrets, a rule row per category and an empty health row.
+
+    ``config`` may be a validated `TenantConfig` or the plain definition (validated here).
+    """
+    if not isinstance(config, TenantConfig):
+        config = validate_config(config)
+    _check_name_free(session, config.name)
+    tenant = Tenant()
+    _apply(tenant, config)
+    bridge = config.starface.bridge
+    set_secrets(
+        tenant,
+        box,
+        ms_client_secret=config.microsoft.client_secret.get_secret_value(),
+        starface_password=config.starface.password.get_secret_value(),
+        bridge_secret=bridge.secret.get_secret_value() if bridge else None,
+    )
+    _rule_rows(tenant, config.rules)
+    tenant.health = TenantHealth()
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[str, Any]:
+    """The stored tenant in the config shape; `secret` says what to show for each encrypted secret."""
+    bridge = None
+    if tenant.bridge_instance:
+        bridge = {"instance": tenant.bridge_instance, "secret": secret(tenant.bridge_secret_encrypted)}
+    return {
+        "name": tenant.name,
+        "description": tenant.description,
+        "enabled": tenant.enabled,
+        "log_level": tenant.log_level,
+        "options": {name: getattr(tenant, name) for name in OPTION_FIELDS},
+        "selection": {
+            "mode": tenant.selection_mode,
+            "starface_group_id": tenant.starface_group_id,
+            "login_ids": list(tenant.login_ids or []),
+        },
+        "poll_interval_s": tenant.poll_interval_s,
+        "microsoft": {
+            "directory_id": tenant.ms_directory_id,
+            "client_id": tenant.ms_client_id,
+            "client_secret": secret(tenant.ms_client_secret_encrypted),
+            "secret_expires_at": tenant.ms_secret_expires_at,
+            "login_base_url": tenant.login_base_url,
+            "graph_base_url": tenant.graph_base_url,
+        },
+        "starface": {
+            "base_url": tenant.starface_base_url,
+            "login_id": tenant.starface_login_id,
+            "password": secret(tenant.starface_password_encrypted),
+            "bridge": bridge,
+        },
+        "rules": {row.category: {"dnd": row.dnd_action, "chat_text": row.chat_text} for row in tenant.rules},
+    }
+
+
+def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Mapping[str, Any]) -> list[str]:
+    """Applies a partial change (nested or dotted keys); returns the names of the changed settings.
+
+    The stored tenant and the change are merged and validated as a whole first, so an invalid change
+    raises TenantConfigError and leaves the row untouched. Secrets not in `changes` keep their stored
+    (encrypted) value without being decrypted. `starface.bridge: null` removes the bridge (REST-only).
+    """
+    nested = nest(changes)
+    before = stored_config(tenant, lambda _ciphertext: KEEP_SECRET)
+    config = validate_config(deep_merge(before, nested))
+    if config.name != tenant.name:
+        _check_name_free(session, config.name, tenant.id)
+    changed = set(changed_paths(plain(before), plain(config)))
+    changed |= {path for path in SECRET_FIELDS if given(nested, path)}
+    _apply(tenant, config)
+    bridge = config.starface.bridge
+    bridge_secret = _new(bridge.secret.get_secret_value()) if bridge else None
+    set_secrets(
+        tenant,
+        box,
+        ms_client_secret=_new(config.microsoft.client_secret.get_secret_value()),
+        starface_password=_new(config.starface.password.get_secret_value()),
+        bridge_secret=bridge_secret,
+        clear_bridge_secret=bridge is None,
+    )
+    _rule_rows(tenant, config.rules)
+    session.flush()
+    return sorted(changed)
+
+
+def _new(secret: str) -> str | None:
+    """None (= keep the stored secret) for the stand-in, else the new secret."""
+    return None if secret == KEEP_SECRET else secret
+
+
+def set_rule(
+    session: Session, tenant: Tenant, category: Category | str, dnd: DndAction | str, chat_text: str | None
+) -> StatusRule:
+    """Sets one row of the tenant's rule table (validated like the config's `rules`)."""
+    cat = category if isinstance(category, Category) else parse_category(category)
+    rule = validate(RuleOverride, {"dnd": dnd, "chat_text": chat_text}, f"rules.{cat.value}")
+    row = next((r for r in tenant.rules if r.category == cat.value), None)
+    if row is None:  # a tenant stored before this category existed
+        row = StatusRule(category=cat.value)
+        tenant.rules.append(row)
+    row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+    session.flush()
+    return row
+
+
+def holding_count(session: Session, tenant: Tenant) -> int:
+    """How many of the tenant's applied states still own a DND, chat text or Teams session of ours."""
+    return sum(1 for owned in session.scalars(
+        select(AppliedState.owned).where(AppliedState.tenant_id == tenant.id)) if owned)
+
+
+def delete_tenant(session: Session, tenant: Tenant, force: bool = False) -> None:
+    """Deletes the tenant with its links, states, audit trail and health; refuses (TenantInUse) while our
+    outputs are still set, unless ``force``."""
+    holding = holding_count(session, tenant)
+    if holding and not force:
+        raise TenantInUse(tenant.name, holding)
+    session.delete(tenant)
+    session.flush()

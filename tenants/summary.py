@@ -1,0 +1,52 @@
+"""A stored tenant read back for people: its tier, what it lacks without the bridge, secret-expiry warnings
+and its configuration with every secret shown as "set" / "not set" (CLI, admin API, health)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models import Tenant
+from tenants.service import stored_config
+
+SECRET_EXPIRY_WARNING_DAYS = 30
+#: Features that need the bridge (starface-bridge.md, tier 2); a REST-only tenant gets DND only.
+BRIDGE_FEATURES = (
+    "chat-status text in STARFACE",
+    "telephony status 'on the phone' in the STARFACE app",
+    "STARFACE calls -> Teams presence",
+    "manual STARFACE DND -> Teams",
+)
+
+
+def tier(tenant: Tenant) -> str:
+    """"bridge" (tier 2) or "REST-only" (tier 1), see starface-bridge.md."""
+    return "bridge" if tenant.has_bridge else "REST-only"
+
+
+def secret_expiry_warning(expires_at: datetime | None, now: datetime | None = None) -> str | None:
+    """A warning when the client secret expires within 30 days (or has expired), else None."""
+    if expires_at is None:
+        return None
+    now = now or datetime.now(UTC)
+    left = expires_at - now
+    when = expires_at.date().isoformat()
+    if left <= timedelta(0):
+        return (
+            f"the Microsoft client secret expired on {when}: create a new one under App registrations > "
+            "Certificates & secrets and set it with `teamsconnect tenant set NAME microsoft.client_secret`"
+        )
+    if left < timedelta(days=SECRET_EXPIRY_WARNING_DAYS):
+        return (
+            f"the Microsoft client secret expires on {when} (in {left.days} days): create a new one and set "
+            "it with `teamsconnect tenant set NAME microsoft.client_secret` before then"
+        )
+    return None
+
+
+def tenant_summary(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's configuration without secrets (each shown as "set" / "not set"), its id and tier."""
+    summary = stored_config(tenant, lambda ciphertext: "set" if ciphertext else "not set")
+    expires = tenant.ms_secret_expires_at
+    summary["microsoft"]["secret_expires_at"] = expires.isoformat() if expires else None
+    return {"id": tenant.id, **summary, "tier": tier(tenant)}

@@ -1,0 +1,69 @@
+"""The `TaskQueue` port (sync/ports.py) over Celery: tasks sent by name with the arguments each task takes,
+ids and observed values, never secrets. No caller imports the task modules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kombu.exceptions import OperationalError as BrokerError
+
+from connectors.starface import StarfaceEvent
+from sync.events import event_to_args
+from sync.ports import APPLY_EXPIRES_S, Batch, QueueUnavailable
+from workers import queues
+from workers.app import celery_app
+
+#: A per-tenant maintenance task not started within this time is dropped (its periodic entry comes again).
+MAINTENANCE_EXPIRES_S = 600.0
+
+
+class CeleryTaskQueue:
+    """Sends each kind of work to its own queue, with an expiry."""
+
+    def poll(self, tenant_id: int, batch: Batch, cycle_at: datetime, interval_s: float) -> None:
+        celery_app.send_task(
+            queues.TASK_POLL_BATCH,
+            kwargs={"tenant_id": tenant_id, "batch": [list(pair) for pair in batch],
+                    "cycle_at": cycle_at.isoformat()},
+            queue=queues.QUEUE_POLL,
+            expires=max(2.0, interval_s * 2),
+        )
+
+    def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
+              expires_s: float = APPLY_EXPIRES_S) -> None:
+        celery_app.send_task(
+            queues.TASK_APPLY_STARFACE,
+            kwargs={"tenant_id": tenant_id, "user_link_id": user_link_id, "plan": plan,
+                    "expected_version": expected_version},
+            queue=queues.QUEUE_APPLY,
+            expires=expires_s,
+        )
+
+    def starface_event(self, tenant_id: int, event: StarfaceEvent, received_at: datetime) -> None:
+        """Raises QueueUnavailable when the broker cannot take it (the webhook then answers 503)."""
+        try:
+            celery_app.send_task(
+                queues.TASK_STARFACE_EVENT,
+                kwargs={"tenant_id": tenant_id, "event": event_to_args(event),
+                        "received_at": received_at.isoformat()},
+                queue=queues.QUEUE_EVENTS,
+                expires=600,
+            )
+        except (BrokerError, OSError) as exc:
+            raise QueueUnavailable(type(exc).__name__) from exc
+
+    def directory_sync(self, tenant_id: int) -> None:
+        self._maintenance(queues.TASK_SYNC_TENANT_DIRECTORY, tenant_id)
+
+    def drift_repair(self, tenant_id: int) -> None:
+        self._maintenance(queues.TASK_REPAIR_TENANT, tenant_id)
+
+    @staticmethod
+    def _maintenance(task_name: str, tenant_id: int) -> None:
+        celery_app.send_task(task_name, kwargs={"tenant_id": tenant_id}, queue=queues.QUEUE_MAINTENANCE,
+                             expires=MAINTENANCE_EXPIRES_S)
+
+
+#: The queue every production entry point uses.
+CELERY_QUEUE = CeleryTaskQueue()
