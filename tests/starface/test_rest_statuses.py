@@ -94,3 +94,13 @@ def test_it_keeps_a_500_for_an_existing_user_transient(
     with pytest.raises(StarfaceUnavailable) as caught:
         rest.get_dnd(BOB)
     assert not caught.value.permanent
+
+
+def test_it_reports_a_500_to_the_login_as_transient(
+    rest: StarfaceRestClient, control: StarfaceSimControl
+) -> None:
+    control.inject_fault("/rest/login", method="POST", status=500)  # documented: 500 "Unexpected error"
+    with pytest.raises(StarfaceUnavailable) as caught:
+        rest.list_users()
+    assert not caught.value.permanent and "POST /rest/login" in caught.value.message
+    assert len(rest.list_users()) == 5
