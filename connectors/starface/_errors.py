@@ -3,6 +3,7 @@
     StarfaceError                    base; `permanent` says whether retrying can help
     ├── StarfaceLoginFailed          REST login or UCI token rejected (permanent)
     ├── StarfaceForbidden            the service account lacks a right (permanent)
+    ├── StarfaceWriteFailed          a write got another answer than its documented success status
     ├── StarfaceNotFound             the addressed user/group does not exist (permanent)
     ├── StarfaceUnavailable          5xx, timeout, connection failure (transient)
     ├── StarfaceProtocolError        an answer we cannot understand (permanent)
@@ -36,7 +37,22 @@ class StarfaceLoginFailed(StarfaceError):
 
 
 class StarfaceForbidden(StarfaceError):
-    """Raised on 403: the service account is not an administrator or lacks a permission."""
+    """Raised when the service account lacks the Administrator permission: a 403, or a 401 that a fresh
+    login does not cure while the same token still reads `/rest/users/me`."""
+
+
+class StarfaceWriteFailed(StarfaceError):
+    """Raised when a write gets any answer but its documented success status, so it may not be applied.
+
+    `permanent` is False for the answers documented as "Unexpected error" (200 to PUT phoneconfig, 5xx):
+    the same write can succeed later. It is True for answers no retry can change (a redirect, an
+    undocumented 2xx). `status` is the HTTP status the PBX answered.
+    """
+
+    def __init__(self, message: str, status: int, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.status = status
+        self.permanent = permanent
 
 
 class StarfaceNotFound(StarfaceError):

@@ -3,11 +3,19 @@
 Long-lived: a worker keeps one per tenant. It logs in lazily (GET nonce, POST secret; reference §1.1),
 sends `authToken` and `X-Version: 2` on every call, and on a 401 logs in again once and retries once
 (the token lives 4 h, absolute). All httpx errors are translated in `_send`, the one seam.
+
+Every call succeeds only with the status the vendor's Swagger (REST 6.7) documents as its success: 200 for
+the reads and the login, 204 for PUT phoneconfig and logout. Anything else is an error; in particular
+PUT phoneconfig documents `200 "Unexpected error"`, a write the PBX did not apply. STARFACE uses 401 both
+for a dead token and for "no Administrator permission", so a 401 that survives a fresh login is told
+apart by reading `/rest/users/me` with the same token. docs/starface-bridge.md lists, per endpoint, what
+the vendor documents and what we assume where it is silent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import threading
 from typing import Any
@@ -23,6 +31,7 @@ from connectors.starface._errors import (
     StarfaceNotFound,
     StarfaceProtocolError,
     StarfaceUnavailable,
+    StarfaceWriteFailed,
 )
 from connectors.starface._models import AccessCheck, DndWrite, StarfaceGroup, StarfaceUser
 
@@ -68,6 +77,13 @@ class _PhoneConfig(BaseModel):
     doNotDisturb: bool
     primaryPhoneId: int
 
+
+_ADMIN_FIX = (
+    "in the STARFACE web interface open Admin > Benutzer, edit this account and, on the tab "
+    "'Berechtigungen', tick 'Administrator'"
+)
+_PHONECONFIG_PATH = re.compile(r"/users/(\d+)/phoneconfig")
+_GROUP_PATH = re.compile(r"/groups/(\d+)")
 
 _USERS = TypeAdapter(list[_User])
 _GROUPS = TypeAdapter(list[_GroupItem])
@@ -138,14 +154,27 @@ class StarfaceRestClient:
         if config.doNotDisturb == on:
             return DndWrite(account_id, dnd_before=on, dnd_after=on, written=False)
         body = {**config.model_dump(), "doNotDisturb": on}
-        self._request("PUT", f"/users/{account_id}/phoneconfig", json=body)
+        self._request("PUT", f"/users/{account_id}/phoneconfig", json=body, expect=204)
         return DndWrite(account_id, dnd_before=config.doNotDisturb, dnd_after=on, written=True)
 
     def check_access(self) -> AccessCheck:
-        """Logs in and proves admin rights: reads the own user, the user list and the group list."""
+        """Logs in and proves admin rights: reads the own user, the user list, another user's phoneconfig
+        (the right DND writes need) and the group list.
+
+        `GET /rest/users` answers 200 to anyone with "the users the current user can access"; we assume a
+        PBX lists a non-administrator only itself, so a list holding nobody else is reported as missing
+        the Administrator permission.
+        """
         where = "GET /rest/users/me"
         me = self._parse(_User, self._json(self._request("GET", "/users/me"), where), where)
         users = self.list_users()
+        other = next((u for u in users if u.id != me.id), None)
+        if other is None:
+            raise StarfaceForbidden(
+                f"STARFACE lists no user but service account '{self._login_id}' itself to it, which is what "
+                f"an account without the Administrator permission sees: {_ADMIN_FIX}"
+            )
+        self._phone_config(other.id)
         groups = self.list_groups()
         return AccessCheck(login=me.login, account_id=me.id, user_count=len(users), group_count=len(groups))
 
@@ -154,7 +183,8 @@ class StarfaceRestClient:
         token, self._token = self._token, None
         if token is not None:
             with contextlib.suppress(StarfaceError):
-                self._send("DELETE", "/login", headers={"authToken": token})
+                response = self._send("DELETE", "/login", headers={"authToken": token})
+                self._check(response, "DELETE", "/login", 204)
         self._http.close()
 
     # --- internals ---
@@ -164,19 +194,37 @@ class StarfaceRestClient:
         data = self._json(self._request("GET", f"/users/{account_id}/phoneconfig"), where)
         return self._parse(_PhoneConfig, data, where)
 
-    def _request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def _request(self, method: str, path: str, *, json: Any = None, expect: int = 200) -> httpx.Response:
+        """One call; `expect` is the call's documented success status, every other status raises."""
         token = self._ensure_token()
         response = self._send(method, path, json=json, headers={"authToken": token})
-        if response.status_code == 401:  # expired or revoked: log in again once, retry once
+        if response.status_code == 401:  # expired or revoked, or no permission: log in again once, retry once
             token = self._ensure_token(stale=token)
             response = self._send(method, path, json=json, headers={"authToken": token})
             if response.status_code == 401:
-                raise StarfaceProtocolError(
-                    f"STARFACE answered 401 to {method} /rest{path} with a token it had just issued; a proxy "
-                    "in front of the PBX may be dropping the authToken header"
-                )
-        self._raise_for_status(response, method, path)
+                raise self._unauthorized_again(method, path, token)
+        self._check(response, method, path, expect)
         return response
+
+    def _unauthorized_again(self, method: str, path: str, token: str) -> StarfaceError:
+        """The error for a 401 to a token issued a moment ago: missing permission, or a broken token path.
+
+        The spec documents 401 as "does not have Administrator permission" (/conferenceConfiguration), so a
+        token that still reads the own user (`/rest/users/me`, allowed to everyone) is valid and the 401
+        means "not allowed". No further login: that would loop without ever changing the answer.
+        """
+        where = f"{method} /rest{path}"
+        if path != "/users/me":
+            probe = self._send("GET", "/users/me", headers={"authToken": token})
+            if probe.status_code == 200:
+                return StarfaceForbidden(
+                    f"STARFACE refused {where} to service account '{self._login_id}' (401 right after a "
+                    f"fresh login): the account lacks the Administrator permission; {_ADMIN_FIX}"
+                )
+        return StarfaceProtocolError(
+            f"STARFACE answered 401 to {where} with a token it had just issued; a proxy in front of the "
+            "PBX may be dropping the authToken header"
+        )
 
     def _ensure_token(self, stale: str | None = None) -> str:
         with self._lock:
@@ -185,7 +233,7 @@ class StarfaceRestClient:
             return self._token
 
     def _login(self) -> str:
-        data = self._json(self._checked(self._send("GET", "/login"), "GET", "/login"), "GET /rest/login")
+        data = self._json(self._check(self._send("GET", "/login"), "GET", "/login", 200), "GET /rest/login")
         if not isinstance(data, dict) or not isinstance(data.get("nonce"), str):
             raise StarfaceProtocolError("STARFACE's GET /rest/login gave no nonce; is this a STARFACE PBX?")
         login_type = str(data.get("loginType") or "Internal")
@@ -198,7 +246,7 @@ class StarfaceRestClient:
                 f"STARFACE rejected the login of service account '{self._login_id}' ({login_type}): "
                 "check the login id and password in the tenant's STARFACE settings"
             )
-        token = self._json(self._checked(response, "POST", "/login"), "POST /rest/login")
+        token = self._json(self._check(response, "POST", "/login", 200), "POST /rest/login")
         if not isinstance(token, dict) or not isinstance(token.get("token"), str) or not token["token"]:
             raise StarfaceProtocolError("STARFACE's POST /rest/login answered without a token")
         return token["token"]
@@ -221,26 +269,71 @@ class StarfaceRestClient:
                 "its certificate and the firewall (service -> PBX HTTPS)"
             ) from exc
 
-    def _checked(self, response: httpx.Response, method: str, path: str) -> httpx.Response:
-        self._raise_for_status(response, method, path)
-        return response
+    def _check(self, response: httpx.Response, method: str, path: str, expect: int) -> httpx.Response:
+        """Returns `response` if it has the call's documented success status `expect`, else raises.
 
-    def _raise_for_status(self, response: httpx.Response, method: str, path: str) -> None:
+        A write (anything but a GET and the login) that gets 200 (PUT phoneconfig's documented "Unexpected
+        error"), a redirect, another 2xx or a 5xx raises `StarfaceWriteFailed`: the PBX may not have applied
+        it. A 500 to a user's phoneconfig or a group is how STARFACE answers an id it does not know (the
+        spec documents no 404 there), so it is checked against the documented 404 of `/rest/users/{id}` or
+        the group list before being called transient.
+        """
         status = response.status_code
-        if status < 400:
-            return
+        if status == expect:
+            return response
         where = f"{method} /rest{path}"
         detail = _error_detail(response)
         if status == 403:
             raise StarfaceForbidden(
-                f"STARFACE denied {where} to service account '{self._login_id}'{detail}: give the account "
-                "administrator rights in the STARFACE admin interface"
+                f"STARFACE denied {where} to service account '{self._login_id}'{detail}: the account lacks "
+                f"the Administrator permission; {_ADMIN_FIX}"
             )
         if status == 404:
             raise StarfaceNotFound(f"STARFACE does not know the resource of {where}{detail}")
         if status >= 500:
+            missing = self._missing_target(path, where, status)
+            if missing is not None:
+                raise missing
+        if method != "GET" and path != "/login" and (status < 400 or status >= 500):
+            transient = status == 200 or status >= 500
+            what = '"Unexpected error"' if status == 200 else str(status)
+            raise StarfaceWriteFailed(
+                f"STARFACE answered {status} to {where}{detail} instead of {expect}: {what}, the change was "
+                + (
+                    "not applied; retrying later"
+                    if transient
+                    else "not confirmed; check the PBX address "
+                    "(a redirect means http/https or a path prefix is wrong)"
+                ),
+                status,
+                permanent=not transient,
+            )
+        if status >= 500:
             raise StarfaceUnavailable(f"STARFACE answered {status} to {where}{detail}; retrying later")
-        raise StarfaceProtocolError(f"STARFACE answered {status} to {where}{detail}")
+        raise StarfaceProtocolError(f"STARFACE answered {status} to {where}{detail} instead of {expect}")
+
+    def _missing_target(self, path: str, where: str, status: int) -> StarfaceNotFound | None:
+        """A `StarfaceNotFound` if the user or group `path` addresses is gone, else None (also if unsure)."""
+        headers = {"authToken": self._token or ""}
+        with contextlib.suppress(StarfaceError):
+            if match := _PHONECONFIG_PATH.fullmatch(path):
+                user_id = match.group(1)
+                if self._send("GET", f"/users/{user_id}", headers=headers).status_code == 404:
+                    return StarfaceNotFound(
+                        f"STARFACE user {user_id} does not exist (any more): {where} answered {status} and "
+                        f"GET /rest/users/{user_id} 404; the next directory sync drops the user"
+                    )
+            elif match := _GROUP_PATH.fullmatch(path):
+                group_id = int(match.group(1))
+                listing = self._send("GET", "/groups", headers=headers)
+                known = _group_ids(listing) if listing.status_code == 200 else None
+                if known is not None and group_id not in known:
+                    return StarfaceNotFound(
+                        f"STARFACE group {group_id} does not exist (any more): {where} answered {status} "
+                        "and GET /rest/groups does not list it; choose another group in the tenant's user "
+                        "selection"
+                    )
+        return None
 
     @staticmethod
     def _json(response: httpx.Response, where: str) -> Any:
@@ -261,6 +354,14 @@ class StarfaceRestClient:
             raise StarfaceProtocolError(
                 f"STARFACE's answer to {where} does not match the REST schema: {field}: {first['msg']}"
             ) from exc
+
+
+def _group_ids(response: httpx.Response) -> set[int] | None:
+    """The ids of a `GET /rest/groups` answer, or None when it is not a group list."""
+    try:
+        return {g.id for g in _GROUPS.validate_json(response.content)}
+    except ValidationError:
+        return None
 
 
 def _error_detail(response: httpx.Response) -> str:

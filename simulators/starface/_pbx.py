@@ -217,6 +217,52 @@ class Pbx:
             return user
         return None
 
+    # --- directory changes through REST (POST/PUT/DELETE /rest/users, /rest/groups) ---
+
+    def add_user(
+        self, login: str, password: str, email: str, first: str, family: str, language: str
+    ) -> UserRec:
+        with self.lock:
+            new_id = max([*self.users, *self.groups, 0]) + 1  # users and groups share the account id space
+            user = UserRec(
+                id=new_id,
+                login=login,
+                password=password,
+                email=email,
+                first_name=first,
+                family_name=family,
+                language=language,
+                admin=False,
+                dnd=False,
+                chat_presence="AVAILABLE",
+                chat_message="",
+                telephony="AVAILABLE",
+                call_waiting=True,
+                display_number_id=10_000 + new_id,
+                primary_phone_id=20_000 + new_id,
+            )
+            self.users[new_id] = user
+            self.by_login[login] = user
+            return user
+
+    def remove_user(self, user_id: int) -> bool:
+        with self.lock:
+            user = self.users.pop(user_id, None)
+            if user is None:
+                return False
+            self.by_login.pop(user.login, None)
+            for group in self.groups.values():
+                group.members.discard(user_id)
+            self._tokens = {t: e for t, e in self._tokens.items() if e.user_id != user_id}
+            return True
+
+    def add_group(self, name: str, members: set[int]) -> GroupRec:
+        with self.lock:
+            new_id = max([*self.users, *self.groups, 0]) + 1
+            group = GroupRec(id=new_id, name=name, internal="", external="", members=members)
+            self.groups[new_id] = group
+            return group
+
     # --- state changes: each emits its bridge event (contract "Events from the bridge") ---
 
     def set_dnd(self, user: UserRec, on: bool, origin: str) -> None:

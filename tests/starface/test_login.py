@@ -100,7 +100,8 @@ def test_it_relogs_in_only_once_when_every_token_is_dead(seed: dict) -> None:
         with pytest.raises(StarfaceProtocolError) as caught:
             client.list_users()
         assert "just issued" in str(caught.value)
-        assert client.requests_made == 6  # login (2), call, login (2), call: no loop
+        # login (2), call, login (2), call, GET /users/me to tell "not allowed" from a dead token: no loop
+        assert client.requests_made == 7
 
 
 def test_it_reports_a_wrong_password_without_revealing_it(sim: StarfaceSimulator) -> None:

@@ -59,7 +59,10 @@ def test_it_skips_the_write_when_dnd_is_already_as_wanted(
     assert [e["method"] for e in control.request_log() if "phoneconfig" in e["path"]] == ["GET"]
 
 
-def test_it_rejects_a_phoneconfig_put_missing_a_field(sim: StarfaceSimulator) -> None:
+def test_it_answers_200_unexpected_error_to_a_phoneconfig_put_missing_a_field(
+    sim: StarfaceSimulator, control: StarfaceSimControl
+) -> None:
+    # the spec documents 204, 200 "Unexpected error" and 500 for this PUT; nothing is applied
     with httpx.Client(base_url=sim.base_url + "/rest") as http:
         challenge = http.get("/login").json()
         secret = internal_login_secret(ADMIN_LOGIN, challenge["nonce"], ADMIN_PASSWORD)
@@ -69,19 +72,34 @@ def test_it_rejects_a_phoneconfig_put_missing_a_field(sim: StarfaceSimulator) ->
             headers={"authToken": token},
             json={"doNotDisturb": True, "callWaiting": False, "displayNumberId": 4711},
         )
-    assert answer.status_code == 400
-    assert answer.json()["message"] == "PhoneConfig.primaryPhoneId is required"
+    assert answer.status_code == 200
+    assert answer.json()["message"] == "PhoneConfig.primaryPhoneId is required and must be int"
+    assert control.user_state("1101")["dnd"] is False
 
 
-def test_it_forbids_a_non_admin_other_users_phoneconfig(sim: StarfaceSimulator) -> None:
+def test_it_tells_a_non_admin_401_from_an_expired_token_and_logs_in_again_only_once(
+    sim: StarfaceSimulator, control: StarfaceSimControl
+) -> None:
     with StarfaceRestClient(sim.base_url, "1100", "pw-1100") as alice:
         assert alice.get_dnd(ALICE) is False  # her own phoneconfig is hers
+        assert [u.id for u in alice.list_users()] == [ALICE]  # 200 with what she may see, not 403
+        control.clear_request_log()
         with pytest.raises(StarfaceForbidden) as caught:
-            alice.get_dnd(BOB)
+            alice.get_dnd(BOB)  # the PBX answers 401 "does not have Administrator permission"
         with pytest.raises(StarfaceForbidden):
-            alice.list_users()
+            alice.check_access()
+    assert [(e["method"], e["path"]) for e in control.request_log()][:6] == [
+        ("GET", f"/rest/users/{BOB}/phoneconfig"),
+        ("GET", "/rest/login"),
+        ("POST", "/rest/login"),
+        ("GET", f"/rest/users/{BOB}/phoneconfig"),
+        ("GET", "/rest/users/me"),  # the fresh token is valid: so the 401 means "not allowed"
+        ("GET", "/rest/users/me"),  # check_access starts: no third login for get_dnd
+    ]
     assert caught.value.permanent
-    assert "administrator rights" in caught.value.message
+    assert "Administrator permission" in caught.value.message
+    assert "'Berechtigungen'" in caught.value.message and "1100" in caught.value.message
+    assert "pw-1100" not in caught.value.message
 
 
 def test_it_reports_an_unknown_user(rest: StarfaceRestClient) -> None:
