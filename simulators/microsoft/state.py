@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from simulators.microsoft.presence import UserPresence
+from simulators.microsoft.user_schema import BY_LOWER, USER_PROPERTIES, default_value
 
 LOGIN_ROUTES = frozenset({"token", "openid", "discovery"})
 
@@ -64,22 +65,23 @@ class User:
     display_name: str
     proxy_addresses: list[str]
     presence: UserPresence
+    # Any other property of the v1.0 user type the seed sets (department, city, accountEnabled, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def resource(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "mail": self.mail,
-            "userPrincipalName": self.user_principal_name,
-            "proxyAddresses": list(self.proxy_addresses),
-            "businessPhones": [],
-            "givenName": None,
-            "surname": None,
-            "jobTitle": None,
-            "mobilePhone": None,
-            "officeLocation": None,
-            "preferredLanguage": None,
-        }
+        """Every property of the v1.0 user type (user_schema), as Graph would hold it."""
+        resource = {name: default_value(name) for name in USER_PROPERTIES}
+        resource.update(self.extra)
+        resource.update(
+            {
+                "id": self.id,
+                "displayName": self.display_name,
+                "mail": self.mail,
+                "userPrincipalName": self.user_principal_name,
+                "proxyAddresses": list(self.proxy_addresses),
+            }
+        )
+        return resource
 
 
 @dataclass
@@ -105,7 +107,9 @@ class Settings:
     token_lifetime_s: int = 3599
     presence_limit: int = 1500
     presence_window_s: float = 30.0
-    fractional_retry_after: bool = False
+    retry_after_format: str = "mixed"  # integer | fractional | mixed (real Graph sends both, S16)
+    batch_throttle_status: int = 200  # outer $batch status when an item is throttled: 200 | 424 | 429
+    reject_reused_assertions: bool = False  # see docs/entra-consent.md: MSAL reuses an assertion ~9 min
     unknown_presence_ids: str = "omit"  # omit | unknown | error
     shuffle_batch: bool = True
     camel_case_presence: bool = False
@@ -134,6 +138,22 @@ def _require(item: dict[str, Any], key: str) -> Any:
     if key not in item:
         raise SimInputError(f"missing field {key!r}")
     return item[key]
+
+
+_SEED_ONLY_KEYS = frozenset({"id", "mail", "userPrincipalName", "displayName", "proxyAddresses"})
+
+
+def _user_properties(item: dict[str, Any]) -> dict[str, Any]:
+    """The seed's other user properties, by their declared name; an unknown name is a seed error."""
+    extra = {}
+    for key, value in item.items():
+        if key in _SEED_ONLY_KEYS:
+            continue
+        name = BY_LOWER.get(key.lower())
+        if name is None:
+            raise SimInputError(f"user property {key!r} is not a property of the v1.0 user type")
+        extra[name] = value
+    return extra
 
 
 class Directory:
@@ -191,6 +211,7 @@ class Directory:
             display_name=str(item.get("displayName", "")),
             proxy_addresses=list(item.get("proxyAddresses", [])),
             presence=UserPresence(user_id),
+            extra=_user_properties(item),
         )
         tenant.users[user_id] = user
         self.users[user_id] = user
@@ -253,7 +274,11 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+RETRY_AFTER_FORMATS = ("integer", "fractional", "mixed")
+
+
 def retry_after_header(seconds: float, fractional: bool) -> str:
+    """Retry-After as Graph writes it: whole seconds (rounded up, at least 1) or seconds with a fraction."""
     if fractional:
         return f"{math.ceil(seconds * 1000) / 1000:.3f}"
     return str(max(1, math.ceil(seconds)))
@@ -271,6 +296,16 @@ class SimState:
         self.faults: list[Fault] = []
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
         self.skiptokens: dict[str, tuple[str, int]] = {}  # opaque paging token -> (tenant id, offset)
+        self.retry_afters_sent = 0
+        self.used_assertions: dict[tuple[str, str], float] = {}  # (client id, jti) -> exp
+
+    def retry_after(self, seconds: float) -> str:
+        """The Retry-After header for a wait, in the configured format; "mixed" alternates integer and
+        fractional values, starting with an integer one, so every client meets both."""
+        self.retry_afters_sent += 1
+        mode = self.settings.retry_after_format
+        fractional = mode == "fractional" or (mode == "mixed" and self.retry_afters_sent % 2 == 0)
+        return retry_after_header(seconds, fractional)
 
     def take_presence_token(self, app_id: str, tenant_id: str) -> float:
         now = self.clock.now()
