@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from simulators.microsoft import control, graph_directory, graph_presence, login
 from simulators.microsoft.http import Req, Resp, bad_request, graph_error
-from simulators.microsoft.state import SimState, retry_after_header
+from simulators.microsoft.state import SimState
 from simulators.microsoft.tokens import TokenMinter
 
 Handler = Callable[..., Resp]
@@ -168,9 +168,7 @@ class SimulatorApp:
             return None, fault.delay_s if fault else 0.0
         headers = {}
         if fault.retry_after is not None:
-            headers["Retry-After"] = retry_after_header(
-                fault.retry_after, self.state.settings.fractional_retry_after
-            )
+            headers["Retry-After"] = self.state.retry_after(fault.retry_after)
         codes = {
             429: "TooManyRequests",
             500: "InternalServerError",
@@ -241,7 +239,7 @@ class SimulatorApp:
     def _throttled(self, wait: float, claims: dict[str, Any]) -> Resp:
         # S16 body and Retry-After; S17 throttle-scope header.
         headers = {
-            "Retry-After": retry_after_header(wait, self.state.settings.fractional_retry_after),
+            "Retry-After": self.state.retry_after(wait),
             "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{claims['appid']}/{claims['tid']}",
         }
         resp = graph_error(429, "TooManyRequests", "Please retry again later.", headers)
@@ -294,7 +292,13 @@ class SimulatorApp:
             out.append(entry)
         if self.state.settings.shuffle_batch:
             random.shuffle(out)  # S18: responses may come back in any order
-        return Resp.json(200, {"responses": out})
+        throttled = [r for r in results.values() if r.status == 429]
+        outer = self.state.settings.batch_throttle_status
+        if throttled and outer == 429:
+            # throttling.md (S16): the batch as a whole is answered 429; the longest item wait applies.
+            wait = max(float(r.headers.get("Retry-After", "0")) for r in throttled)
+            return self._throttled(wait, claims)
+        return Resp.json(outer if throttled else 200, {"responses": out})
 
     @staticmethod
     def _batch_item(outer: Req, item: dict[str, Any]) -> Req:

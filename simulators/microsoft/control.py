@@ -20,8 +20,12 @@ Faults, clock, settings, log
   POST   /_sim/faults   {"route" (log name or "*"), "status"?, "retryAfter"?, "delaySeconds"?, "count"=1,
                          "tenant"?}   DELETE /_sim/faults clears them
   POST   /_sim/clock/advance {"seconds"}       GET /_sim/clock
-  POST   /_sim/config {"tokenLifetime", "presenceLimit", "presenceWindow", "fractionalRetryAfter",
-                       "unknownPresenceIds", "shuffleBatch", "camelCasePresence"}  (throttle buckets reset)
+  POST   /_sim/config {"tokenLifetime", "presenceLimit", "presenceWindow",
+                       "retryAfterFormat" (integer | fractional | mixed, the default),
+                       "fractionalRetryAfter" (older switch: true = fractional, false = integer),
+                       "batchThrottleStatus" (outer $batch status when an item is throttled: 200, 424, 429),
+                       "rejectReusedAssertions", "unknownPresenceIds", "shuffleBatch", "camelCasePresence"}
+                       (throttle buckets reset)
   GET    /_sim/requests?route=&since=   {"total", "counts": {route: n}, "entries": [...]}
   DELETE /_sim/requests
 """
@@ -34,7 +38,16 @@ from typing import Any
 
 from simulators.microsoft.http import Req, Resp
 from simulators.microsoft.presence import PREFERRED_PAIRS, TeamsClient, parse_duration
-from simulators.microsoft.state import Fault, Secret, SimInputError, SimState, Tenant, User, parse_time
+from simulators.microsoft.state import (
+    RETRY_AFTER_FORMATS,
+    Fault,
+    Secret,
+    SimInputError,
+    SimState,
+    Tenant,
+    User,
+    parse_time,
+)
 
 
 def _error(status: int, message: str) -> Resp:
@@ -142,16 +155,33 @@ def _presence(state: SimState, user: User) -> dict[str, Any]:
     return view
 
 
+def _retry_format(value: Any) -> str:
+    if value not in RETRY_AFTER_FORMATS:
+        raise SimInputError(f"retryAfterFormat must be one of {', '.join(RETRY_AFTER_FORMATS)}")
+    return str(value)
+
+
+def _batch_status(value: Any) -> int:
+    if int(value) not in (200, 424, 429):
+        raise SimInputError("batchThrottleStatus must be 200, 424 or 429")
+    return int(value)
+
+
 def _config(state: SimState, body: dict[str, Any]) -> None:
     names = {
         "tokenLifetime": ("token_lifetime_s", int),
         "presenceLimit": ("presence_limit", int),
         "presenceWindow": ("presence_window_s", float),
-        "fractionalRetryAfter": ("fractional_retry_after", bool),
+        "retryAfterFormat": ("retry_after_format", _retry_format),
+        "batchThrottleStatus": ("batch_throttle_status", _batch_status),
+        "rejectReusedAssertions": ("reject_reused_assertions", bool),
         "unknownPresenceIds": ("unknown_presence_ids", str),
         "shuffleBatch": ("shuffle_batch", bool),
         "camelCasePresence": ("camel_case_presence", bool),
     }
+    body = dict(body)
+    if "fractionalRetryAfter" in body:  # the older switch: true = fractional, false = integer
+        body["retryAfterFormat"] = "fractional" if body.pop("fractionalRetryAfter") else "integer"
     for key, value in body.items():
         if key not in names:
             raise SimInputError(f"unknown setting {key!r}")
