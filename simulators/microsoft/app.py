@@ -81,6 +81,7 @@ PRESENCE_ROUTES = frozenset(
 )
 MAX_BATCH = 20  # S18
 _OPENID = re.compile(r"^/(?P<tenant>[^/_][^/]*)/v2\.0/\.well-known/openid-configuration$")
+_ADMIN_CONSENT = re.compile(r"^/(?P<tenant>[^/_][^/]*)(?P<v2>/v2\.0)?/adminconsent$")
 _TOKEN = re.compile(r"^/(?P<tenant>[^/_][^/]*)/oauth2/v2\.0/token$")
 _EXPIRED_AUTH = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
@@ -126,10 +127,21 @@ class SimulatorApp:
         return self._login(req)
 
     def _log(
-        self, req: Req, route: str, resp: Resp, tenant: str | None, app: str | None, batch: bool
+        self,
+        req: Req,
+        route: str,
+        resp: Resp,
+        tenant: str | None,
+        app: str | None,
+        batch: bool,
+        credential: str | None = None,
     ) -> None:
+        entry: dict[str, Any] = {}
+        if credential is not None:
+            entry["credential"] = credential  # token requests: "secret" or "assertion:<alg>:<header>"
         self.state.log.add(
-            {
+            entry
+            | {
                 "route": route,
                 "method": req.method,
                 "path": req.path,
@@ -154,11 +166,16 @@ class SimulatorApp:
             else:
                 resp, details = login.token(self.state, self.minter, req, m["tenant"])
             resp.delay_s = max(resp.delay_s, delay)
+        elif req.method == "GET" and (m := _ADMIN_CONSENT.match(req.path)):
+            route = "adminconsent"
+            resp, details = login.admin_consent(self.state, req, m["tenant"], v2=bool(m["v2"]))
         elif req.method == "GET" and req.path == "/common/discovery/instance":
             route, resp = "discovery", login.instance_discovery(req)
         else:
             route, resp = "unknown", Resp.json(404, {"error": "not_found"})
-        self._log(req, route, resp, details.get("tenant"), details.get("app"), False)
+        self._log(
+            req, route, resp, details.get("tenant"), details.get("app"), False, details.get("credential")
+        )
         return resp
 
     def _fault(self, route: str, tenant: str | None) -> tuple[Resp | None, float]:

@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from simulators.microsoft.presence import UserPresence
 from simulators.microsoft.user_schema import BY_LOWER, USER_PROPERTIES, default_value
 
-LOGIN_ROUTES = frozenset({"token", "openid", "discovery"})
+LOGIN_ROUTES = frozenset({"token", "openid", "discovery", "adminconsent"})
 
 
 class SimInputError(ValueError):
@@ -54,6 +58,51 @@ class App:
     secrets: list[Secret]
     roles: list[str]
     consented: bool = True
+
+
+@dataclass
+class KeyCredential:
+    """A certificate registered on an application ("Certificates & secrets" > Certificates)."""
+
+    sha1: str  # upper-case hex, as the portal shows the thumbprint
+    sha256: str
+    public_key: Any
+    not_before: float
+    not_after: float
+
+    @classmethod
+    def from_pem(cls, pem: str) -> KeyCredential:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except ValueError as exc:
+            raise SimInputError("certificate must be one PEM-encoded X.509 certificate") from exc
+        if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            raise SimInputError("Entra accepts RSA certificates for client assertions only")
+        return cls(
+            sha1=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - x5t is SHA-1 by definition
+            sha256=cert.fingerprint(hashes.SHA256()).hex().upper(),
+            public_key=cert.public_key(),
+            not_before=cert.not_valid_before_utc.timestamp(),
+            not_after=cert.not_valid_after_utc.timestamp(),
+        )
+
+
+@dataclass
+class Application:
+    """A multi-tenant app registration (the provider's): its credentials live here, in its home tenant.
+    In a customer tenant it exists only as a service principal (`Tenant.apps[client_id]`), created by
+    admin consent; `decisions` says what each tenant's administrator answers at the consent link."""
+
+    client_id: str
+    home_tenant: str | None
+    redirect_uris: list[str]
+    roles: list[str]
+    secrets: list[Secret] = field(default_factory=list)
+    certificates: list[KeyCredential] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)  # tenant id -> "approve" | "refuse"
+
+
+CONSENT_ACTIONS = ("grant", "revoke", "approve", "refuse")
 
 
 @dataclass
@@ -163,6 +212,7 @@ class Directory:
         self.tenants: dict[str, Tenant] = {}
         self._by_domain: dict[str, str] = {}
         self.users: dict[str, User] = {}  # all tenants, by object id
+        self.applications: dict[str, Application] = {}  # multi-tenant app registrations, by client id
 
     def resolve_tenant(self, name: str) -> Tenant | None:
         """A tenant by GUID or verified domain, case-insensitively (login accepts both)."""
@@ -198,6 +248,43 @@ class Directory:
         )
         tenant.apps[client_id] = app
         return app
+
+    def add_application(self, item: dict[str, Any]) -> Application:
+        client_id = str(_require(item, "clientId")).lower()
+        if client_id in self.applications:
+            raise SimInputError(f"application {client_id} exists already")
+        home = item.get("homeTenant")
+        if home is not None and self.resolve_tenant(str(home)) is None:
+            raise SimInputError(f"unknown home tenant {home}")
+        uris = item.get("redirectUris", [])
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise SimInputError("redirectUris must be a list of strings")
+        application = Application(
+            client_id=client_id,
+            home_tenant=str(home).lower() if home else None,
+            redirect_uris=list(uris),
+            roles=[str(r) for r in item.get("roles", [])],
+            secrets=[
+                Secret(str(item["secret"]), parse_time(item.get("secretExpires", "2099-01-01T00:00:00Z")))
+            ]
+            if item.get("secret")
+            else [],
+            certificates=[KeyCredential.from_pem(str(pem)) for pem in item.get("certificates", [])],
+        )
+        self.applications[client_id] = application
+        return application
+
+    def set_consent(self, application: Application, tenant: Tenant, action: str) -> None:
+        """grant: admin consent exists now (a service principal with the app's roles); revoke: the
+        customer deleted it; approve / refuse: what the administrator answers at the consent link."""
+        if action == "grant":
+            tenant.apps[application.client_id] = App(application.client_id, [], list(application.roles))
+        elif action == "revoke":
+            tenant.apps.pop(application.client_id, None)
+        elif action in ("approve", "refuse"):
+            application.decisions[tenant.id] = action
+        else:
+            raise SimInputError(f"consent action must be one of {', '.join(CONSENT_ACTIONS)}")
 
     def add_user(self, tenant: Tenant, item: dict[str, Any]) -> User:
         user_id = str(item.get("id") or uuid.uuid4()).lower()
