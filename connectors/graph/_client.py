@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.graph._auth import TokenSource
+from connectors.graph._credentials import ClientCredential
 from connectors.graph._errors import (
     GraphAuthError,
     GraphBadRequest,
@@ -89,7 +90,7 @@ class GraphClient:
         self,
         directory_id: str,
         client_id: str,
-        client_secret: str,
+        credential: ClientCredential,
         *,
         login_base_url: str = "https://login.microsoftonline.com",
         graph_base_url: str = "https://graph.microsoft.com",
@@ -111,7 +112,9 @@ class GraphClient:
             headers={"Accept": "application/json"},
             limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
         )
-        self._tokens = TokenSource(directory_id, client_id, client_secret, login_base_url, self._http)
+        # `credential`: the client secret of the customer's own app registration, or the certificate of
+        # the provider's multi-tenant app (CertificateCredential).
+        self._tokens = TokenSource(directory_id, client_id, credential, login_base_url, self._http)
         self._clock, self._sleep, self._max_inline_wait = clock, sleep, max_inline_wait
         self._blocked_until = 0.0
         self.requests_made = 0  # Graph HTTP requests sent (login requests not included)
