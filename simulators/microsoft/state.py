@@ -313,11 +313,20 @@ class Directory:
 
 
 def load_seed(directory: Directory, seed: dict[str, Any]) -> None:
-    """Fill `directory` from the issue-3 seed shape: {"tenants": [{id, domain, apps, users, groups}]}."""
+    """Fill `directory` from the issue-3 seed shape: {"tenants": [{id, domain, apps, users, groups}]},
+    optionally with "applications": [{clientId, redirectUris, roles, certificates, consentedTenants}]
+    (multi-tenant apps, consented in the listed tenants)."""
     if not isinstance(seed, dict) or not isinstance(seed.get("tenants", []), list):
         raise SimInputError('seed must be {"tenants": [...]}')
     for tenant in seed.get("tenants", []):
         directory.add_tenant(tenant)
+    for item in seed.get("applications", []):
+        application = directory.add_application(item)
+        for name in item.get("consentedTenants", []):
+            tenant = directory.resolve_tenant(str(name))
+            if tenant is None:
+                raise SimInputError(f"application {application.client_id}: unknown consented tenant {name}")
+            directory.set_consent(application, tenant, "grant")
 
 
 class RequestLog:

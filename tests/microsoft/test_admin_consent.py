@@ -20,7 +20,7 @@ from connectors.graph import (
     admin_consent_url,
     parse_admin_consent_redirect,
 )
-from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator, stable_id
+from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator, make_seed, stable_id
 from simulators.microsoft.seed import ALL_ROLES
 from tests.microsoft.certs import CertFixture, make_certificate
 
@@ -221,3 +221,25 @@ def test_it_builds_the_admin_consent_link() -> None:
         args = {"tenant": "t", "client_id": "a", "redirect_uri": "https://tc.example/cb", "state": "s", **bad}
         with pytest.raises(ValueError):
             admin_consent_url(**args)
+
+
+def test_a_seed_can_declare_the_provider_app_and_its_consents(certificate: CertFixture) -> None:
+    seed = make_seed(n_users=2, tenants=("contoso", "fabrikam"))
+    seed["applications"] = [
+        {
+            "clientId": PROVIDER_APP,
+            "redirectUris": [REDIRECT],
+            "roles": ALL_ROLES,
+            "certificates": [certificate.cert_pem],
+            "consentedTenants": ["contoso.example"],
+        }
+    ]
+    with MicrosoftSimulator(seed) as sim:
+        control = MicrosoftSimControl(sim.base_url, verify=sim.ca_path)
+        contoso, fabrikam = seed["tenants"]
+        assert control.consent_state(PROVIDER_APP, contoso["id"]) == {
+            "consented": True,
+            "decision": "approve",
+        }
+        assert not control.consent_state(PROVIDER_APP, fabrikam["id"])["consented"]
+        control.close()
