@@ -1,11 +1,16 @@
-"""Microsoft Graph connector: app-only (client credentials) presence, users and groups for one customer
-tenant. Public names are re-exported here; the `_`-modules are private."""
+"""Microsoft Graph connector: app-only (client credentials, secret or certificate) presence, users and
+groups for one customer tenant, and the admin-consent link for our multi-tenant app. Public names are
+re-exported here; the `_`-modules are private."""
 
 from connectors.graph._client import MAX_PRESENCE_IDS, SESSION_PAIRS, GraphClient
+from connectors.graph._consent import AdminConsentResult, admin_consent_url, parse_admin_consent_redirect
+from connectors.graph._credentials import CertificateCredential, ClientCredential
 from connectors.graph._errors import (
     AADSTS_HELP,
+    CONSENT_FIX,
     GraphAuthError,
     GraphBadRequest,
+    GraphCredentialError,
     GraphError,
     GraphNotFound,
     GraphThrottled,
@@ -25,19 +30,26 @@ __all__ = [
     "AADSTS_HELP",
     "ACTIVITIES",
     "AVAILABILITIES",
+    "CONSENT_FIX",
     "MAX_PRESENCE_IDS",
     "SESSION_PAIRS",
     "UNKNOWN",
+    "AdminConsentResult",
+    "CertificateCredential",
+    "ClientCredential",
     "DirectoryUser",
     "GraphAuthError",
     "GraphBadRequest",
     "GraphClient",
+    "GraphCredentialError",
     "GraphError",
     "GraphNotFound",
     "GraphThrottled",
     "GraphUnavailable",
     "Presence",
+    "admin_consent_url",
     "compare_sequence",
     "get_graph_client",
+    "parse_admin_consent_redirect",
     "reset_graph_clients",
 ]

@@ -18,6 +18,7 @@ import httpx
 import msal
 from msal.exceptions import MsalServiceError
 
+from connectors.graph._credentials import CertificateCredential, ClientCredential
 from connectors.graph._errors import GraphAuthError, GraphUnavailable
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class _MsalHttp:
         self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any
     ) -> httpx.Response:
         self.requests_made += 1
+        if isinstance(data, dict):
+            # MSAL hands the client assertion over as bytes; httpx would send str(b"...") ("b'eyJ...'"),
+            # which Entra rejects as a malformed JWT (AADSTS50027). requests encodes bytes; so do we.
+            data = {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
         return self._http.post(url, params=params, data=data, headers=headers)
 
     def close(self) -> None:
@@ -62,14 +67,20 @@ class _MsalHttp:
 
 
 class TokenSource:
-    """Hands out Graph access tokens for one (tenant, app); MSAL's cache makes repeated calls free."""
+    """Hands out Graph access tokens for one (customer tenant, app): one MSAL app, so one token cache, per
+    customer tenant, whether the app authenticates with a secret or a certificate."""
 
     def __init__(
-        self, directory_id: str, client_id: str, client_secret: str, login_base_url: str, http: httpx.Client
+        self,
+        directory_id: str,
+        client_id: str,
+        credential: ClientCredential,
+        login_base_url: str,
+        http: httpx.Client,
     ) -> None:
         self._authority = f"{login_base_url.rstrip('/')}/{directory_id}"
         self._client_id = client_id
-        self._secret = client_secret
+        self._credential = credential
         self._http = _MsalHttp(http)
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
@@ -85,7 +96,11 @@ class TokenSource:
             host = (urlsplit(self._authority).hostname or "").lower()
             self._app = msal.ConfidentialClientApplication(
                 self._client_id,
-                client_credential=self._secret,
+                client_credential=(
+                    self._credential.msal_credential()
+                    if isinstance(self._credential, CertificateCredential)
+                    else self._credential
+                ),
                 authority=self._authority,
                 http_client=self._http,
                 instance_discovery=None if host in MICROSOFT_LOGIN_HOSTS else False,

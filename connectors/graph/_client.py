@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.graph._auth import TokenSource
+from connectors.graph._credentials import ClientCredential
 from connectors.graph._errors import (
     GraphAuthError,
     GraphBadRequest,
@@ -89,7 +90,7 @@ class GraphClient:
         self,
         directory_id: str,
         client_id: str,
-        client_secret: str,
+        credential: ClientCredential,
         *,
         login_base_url: str = "https://login.microsoftonline.com",
         graph_base_url: str = "https://graph.microsoft.com",
@@ -111,7 +112,9 @@ class GraphClient:
             headers={"Accept": "application/json"},
             limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
         )
-        self._tokens = TokenSource(directory_id, client_id, client_secret, login_base_url, self._http)
+        # `credential`: the client secret of the customer's own app registration, or the certificate of
+        # the provider's multi-tenant app (CertificateCredential).
+        self._tokens = TokenSource(directory_id, client_id, credential, login_base_url, self._http)
         self._clock, self._sleep, self._max_inline_wait = clock, sleep, max_inline_wait
         self._blocked_until = 0.0
         self.requests_made = 0  # Graph HTTP requests sent (login requests not included)
@@ -173,6 +176,11 @@ class GraphClient:
             wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
             self._blocked_until = max(self._blocked_until, self._clock() + wait)
             raise GraphThrottled(wait)
+        if status == 501:
+            # Not Implemented: e.g. a property Graph cannot $select on a collection. Retrying cannot help.
+            raise GraphBadRequest(
+                f"Graph does not support this request (501 {code}): {message}", status, code
+            )
         if status >= 500:
             if retry_after is not None:
                 self._blocked_until = max(self._blocked_until, self._clock() + retry_after)
@@ -334,9 +342,16 @@ class GraphClient:
         return users
 
     def _batch_round(self, urls: list[str], users: list[DirectoryUser]) -> list[str]:
+        """One $batch of GET /users URLs; returns the URLs to try again (throttled or failed items).
+
+        Graph reports a throttled item in one of two documented ways: outer 200 (or 424) with the item's
+        own 429 and Retry-After (json-batching.md, S18), or the whole batch answered 429 (throttling.md,
+        S16). Both block the client for the Retry-After and hand every affected URL back."""
         requests = [{"id": str(n), "method": "GET", "url": url} for n, url in enumerate(urls)]
-        # Outer status: 200, or 424 when an item was throttled (throttling.md vs json-batching.md, S16/S18).
-        response = self._send("POST", f"{self._graph}/$batch", {"requests": requests}, accept=(424,))
+        try:
+            response = self._send("POST", f"{self._graph}/$batch", {"requests": requests}, accept=(424,))
+        except GraphThrottled:
+            return list(urls)  # the whole batch was refused; _send already recorded the Retry-After
         failed = []
         for item in response.json().get("responses", []):
             url = urls[int(item["id"])]

@@ -3,6 +3,7 @@ translate at one seam each.
 
     GraphError                    base; `.permanent` says whether retrying can help
     ├── GraphAuthError            token request refused (AADSTS code) or Graph said 401/403; permanent
+    ├── GraphCredentialError      the credential we were given is unusable (key does not fit certificate)
     ├── GraphThrottled            429; `.retry_after` seconds (float) to wait; transient
     ├── GraphUnavailable          5xx, timeout, connection failure; transient
     ├── GraphBadRequest           any other 4xx (bad id list, unsupported query); permanent
@@ -57,7 +58,28 @@ class GraphNotFound(GraphBadRequest):
     """Raised on 404: the user or group does not exist in this tenant."""
 
 
+class GraphCredentialError(GraphError):
+    """Raised before any request when a configured credential cannot work (bad PEM, key and certificate
+    that do not belong together). Names the certificate, never the key."""
+
+    def __init__(self, explanation: str, fix: str) -> None:
+        super().__init__(f"{explanation} Fix: {fix}")
+        self.explanation = explanation
+        self.fix = fix
+
+
+# What to tell the customer whenever our multi-tenant app lacks consent in their tenant.
+CONSENT_FIX = (
+    "Ask the customer's Global Administrator to open the admin-consent link (onboarding wizard) and accept "
+    "the requested permissions; then test the connection again."
+)
+CERTIFICATE_FIX = (
+    "Upload the service's current certificate (public part) to the app registration under Certificates & "
+    "secrets > Certificates, or configure the certificate whose thumbprint is registered there."
+)
+
 # AADSTS code -> (what went wrong, how to fix it). Texts are shown to customers (tenant health, CLI).
+# Sources and what is inferred: docs/entra-consent.md.
 AADSTS_HELP: dict[int, tuple[str, str]] = {
     7000215: (
         "The client secret is wrong.",
@@ -71,8 +93,49 @@ AADSTS_HELP: dict[int, tuple[str, str]] = {
     700016: (
         "The app is not known in this directory: it has not been consented to by an administrator of the "
         "tenant, or the client id / directory id is wrong.",
-        "Have a Global Administrator of the customer tenant grant admin consent for the app, and check "
-        "the client id and directory id.",
+        "Check the client id and the directory id; if they are right, ask the customer's Global "
+        "Administrator to grant admin consent for the app (for our multi-tenant app: open the admin-consent "
+        "link).",
+    ),
+    7000229: (
+        "Our app has not been given admin consent in this tenant (it has no service principal there: consent "
+        "was never given, was refused, or the enterprise app was deleted).",
+        CONSENT_FIX,
+    ),
+    65001: ("Admin consent for the app is missing in this tenant.", CONSENT_FIX),
+    65004: ("The administrator declined the admin consent for the app.", CONSENT_FIX),
+    700027: (
+        "Entra does not accept the certificate the service signs with: it is not registered on the app, has "
+        "expired, or the signature does not match it.",
+        CERTIFICATE_FIX,
+    ),
+    700024: (
+        "The signed client assertion is outside its valid time range (expired or not yet valid).",
+        "Check that the server's clock is synchronised (NTP); the service creates a new assertion on retry.",
+    ),
+    50012: (
+        "The client assertion is addressed to a different token endpoint (audience).",
+        "This is a configuration error of the service: the login URL and the directory id must match.",
+    ),
+    5002741: (
+        "The client assertion names more than one audience.",
+        "This is a configuration error of the service: the assertion may name the token endpoint only.",
+    ),
+    50027: (
+        "Entra could not read the client assertion (format, thumbprint header, issuer or claims).",
+        "This is a configuration error of the service: check the certificate credential configuration.",
+    ),
+    50048: (
+        "The client assertion's subject does not match its issuer.",
+        "This is a configuration error of the service: both must be the app's client id.",
+    ),
+    50013: (
+        "Entra refused the client assertion as invalid (for example, one that was already used).",
+        "Retry: the service signs a new assertion; if it persists, check the certificate configuration.",
+    ),
+    7000218: (
+        "The token request carried neither a client secret nor a certificate assertion.",
+        "Configure a client secret or a certificate for the app.",
     ),
     90002: (
         "The directory (tenant) does not exist.",

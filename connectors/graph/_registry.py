@@ -2,7 +2,8 @@
 
 Celery tasks are short, but MSAL's token cache and httpx's keep-alive only pay off in a long-lived
 client, so tasks ask `get_graph_client(...)` instead of constructing one. A changed secret gives a new
-key (the secret is fingerprinted, never stored in the key) and closes the client built with the old one.
+key (the secret or certificate is fingerprinted, never stored in the key) and closes the client built with
+the old one.
 """
 
 from __future__ import annotations
@@ -12,19 +13,22 @@ import threading
 from typing import Any
 
 from connectors.graph._client import GraphClient
+from connectors.graph._credentials import CertificateCredential, ClientCredential
 
 _clients: dict[tuple[str, ...], GraphClient] = {}
 _lock = threading.Lock()
 
 
-def _fingerprint(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+def _fingerprint(credential: ClientCredential) -> str:
+    if isinstance(credential, CertificateCredential):
+        return credential.fingerprint()
+    return hashlib.sha256(credential.encode()).hexdigest()[:16]
 
 
 def get_graph_client(
     directory_id: str,
     client_id: str,
-    client_secret: str,
+    client_secret: ClientCredential,
     *,
     login_base_url: str = "https://login.microsoftonline.com",
     graph_base_url: str = "https://graph.microsoft.com",

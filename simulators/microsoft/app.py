@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from simulators.microsoft import control, graph_directory, graph_presence, login
 from simulators.microsoft.http import Req, Resp, bad_request, graph_error
-from simulators.microsoft.state import SimState, retry_after_header
+from simulators.microsoft.state import SimState
 from simulators.microsoft.tokens import TokenMinter
 
 Handler = Callable[..., Resp]
@@ -81,6 +81,7 @@ PRESENCE_ROUTES = frozenset(
 )
 MAX_BATCH = 20  # S18
 _OPENID = re.compile(r"^/(?P<tenant>[^/_][^/]*)/v2\.0/\.well-known/openid-configuration$")
+_ADMIN_CONSENT = re.compile(r"^/(?P<tenant>[^/_][^/]*)(?P<v2>/v2\.0)?/adminconsent$")
 _TOKEN = re.compile(r"^/(?P<tenant>[^/_][^/]*)/oauth2/v2\.0/token$")
 _EXPIRED_AUTH = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
@@ -126,10 +127,21 @@ class SimulatorApp:
         return self._login(req)
 
     def _log(
-        self, req: Req, route: str, resp: Resp, tenant: str | None, app: str | None, batch: bool
+        self,
+        req: Req,
+        route: str,
+        resp: Resp,
+        tenant: str | None,
+        app: str | None,
+        batch: bool,
+        credential: str | None = None,
     ) -> None:
+        entry: dict[str, Any] = {}
+        if credential is not None:
+            entry["credential"] = credential  # token requests: "secret" or "assertion:<alg>:<header>"
         self.state.log.add(
-            {
+            entry
+            | {
                 "route": route,
                 "method": req.method,
                 "path": req.path,
@@ -154,11 +166,16 @@ class SimulatorApp:
             else:
                 resp, details = login.token(self.state, self.minter, req, m["tenant"])
             resp.delay_s = max(resp.delay_s, delay)
+        elif req.method == "GET" and (m := _ADMIN_CONSENT.match(req.path)):
+            route = "adminconsent"
+            resp, details = login.admin_consent(self.state, req, m["tenant"], v2=bool(m["v2"]))
         elif req.method == "GET" and req.path == "/common/discovery/instance":
             route, resp = "discovery", login.instance_discovery(req)
         else:
             route, resp = "unknown", Resp.json(404, {"error": "not_found"})
-        self._log(req, route, resp, details.get("tenant"), details.get("app"), False)
+        self._log(
+            req, route, resp, details.get("tenant"), details.get("app"), False, details.get("credential")
+        )
         return resp
 
     def _fault(self, route: str, tenant: str | None) -> tuple[Resp | None, float]:
@@ -168,9 +185,7 @@ class SimulatorApp:
             return None, fault.delay_s if fault else 0.0
         headers = {}
         if fault.retry_after is not None:
-            headers["Retry-After"] = retry_after_header(
-                fault.retry_after, self.state.settings.fractional_retry_after
-            )
+            headers["Retry-After"] = self.state.retry_after(fault.retry_after)
         codes = {
             429: "TooManyRequests",
             500: "InternalServerError",
@@ -241,7 +256,7 @@ class SimulatorApp:
     def _throttled(self, wait: float, claims: dict[str, Any]) -> Resp:
         # S16 body and Retry-After; S17 throttle-scope header.
         headers = {
-            "Retry-After": retry_after_header(wait, self.state.settings.fractional_retry_after),
+            "Retry-After": self.state.retry_after(wait),
             "x-ms-throttle-scope": f"Tenant_Application/ReadWrite/{claims['appid']}/{claims['tid']}",
         }
         resp = graph_error(429, "TooManyRequests", "Please retry again later.", headers)
@@ -294,7 +309,13 @@ class SimulatorApp:
             out.append(entry)
         if self.state.settings.shuffle_batch:
             random.shuffle(out)  # S18: responses may come back in any order
-        return Resp.json(200, {"responses": out})
+        throttled = [r for r in results.values() if r.status == 429]
+        outer = self.state.settings.batch_throttle_status
+        if throttled and outer == 429:
+            # throttling.md (S16): the batch as a whole is answered 429; the longest item wait applies.
+            wait = max(float(r.headers.get("Retry-After", "0")) for r in throttled)
+            return self._throttled(wait, claims)
+        return Resp.json(outer if throttled else 200, {"responses": out})
 
     @staticmethod
     def _batch_item(outer: Req, item: dict[str, Any]) -> Req:

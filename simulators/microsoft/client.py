@@ -58,6 +58,46 @@ class MicrosoftSimControl:
     def set_roles(self, tenant: str, app: str, roles: list[str]) -> None:
         self._call("POST", f"/_sim/tenants/{tenant}/apps/{app}/roles", {"roles": roles})
 
+    # the provider's multi-tenant application and its consent per customer tenant
+    def add_application(
+        self,
+        client_id: str,
+        *,
+        redirect_uris: list[str],
+        roles: list[str],
+        certificates: list[str] | None = None,
+        home_tenant: str | None = None,
+        secret: str | None = None,
+    ) -> str:
+        body: dict[str, Any] = {
+            "clientId": client_id,
+            "redirectUris": redirect_uris,
+            "roles": roles,
+            "certificates": list(certificates or []),
+        }
+        if home_tenant:
+            body["homeTenant"] = home_tenant
+        if secret:
+            body["secret"] = secret
+        return self._call("POST", "/_sim/applications", body)["id"]
+
+    def add_certificate(self, client_id: str, certificate_pem: str, replace: bool = False) -> dict[str, str]:
+        """Register a certificate (public part only) on the application; returns its thumbprints."""
+        return self._call(
+            "POST",
+            f"/_sim/applications/{client_id}/certificates",
+            {"certificate": certificate_pem, "replace": replace},
+        )
+
+    def consent(self, client_id: str, tenant: str, action: str) -> dict[str, Any]:
+        """grant, revoke, approve or refuse (what the administrator answers at the admin-consent link)."""
+        return self._call(
+            "POST", f"/_sim/applications/{client_id}/consent", {"tenant": tenant, "action": action}
+        )
+
+    def consent_state(self, client_id: str, tenant: str) -> dict[str, Any]:
+        return self._call("GET", f"/_sim/applications/{client_id}/consent", params={"tenant": tenant})
+
     # a user's Teams clients
     def teams(self, user_id: str, action: str, client: str = "desktop", **extra: Any) -> dict[str, Any]:
         """Drive a Teams client: sign_in, call_start, calendar_start, status_set, oof_on, ... (control.py)."""

@@ -9,6 +9,14 @@ Directory
   POST /_sim/tenants/{tenant}/apps/{app}/expire-secrets   {}  every secret of the app expires now
   POST /_sim/tenants/{tenant}/apps/{app}/consent   {"consented": bool}   revoke / grant admin consent
   POST /_sim/tenants/{tenant}/apps/{app}/roles     {"roles": [...]}      application roles in new tokens
+Multi-tenant application (the provider's app registration) and its consent per customer tenant
+  POST /_sim/applications   {"clientId", "homeTenant"?, "redirectUris": [...], "roles": [...], "secret"?,
+                             "certificates": [PEM, ...]?} -> {"id"}
+  POST /_sim/applications/{app}/certificates   {"certificate": PEM, "replace": false}
+       -> {"thumbprint" (SHA-1 hex), "thumbprintSha256"}
+  POST /_sim/applications/{app}/consent   {"tenant", "action"}; grant (consent exists now), revoke (the
+       customer deleted the enterprise app), approve / refuse (the administrator's answer at the link)
+  GET  /_sim/applications/{app}/consent?tenant=   {"consented", "decision"}
 Teams clients of a user
   POST /_sim/users/{user}/teams   {"action", "client"="desktop", ...}; actions: sign_in, sign_out, idle,
        active, call_start, call_end, meeting_start, meeting_end, presenting_start, presenting_end,
@@ -20,8 +28,12 @@ Faults, clock, settings, log
   POST   /_sim/faults   {"route" (log name or "*"), "status"?, "retryAfter"?, "delaySeconds"?, "count"=1,
                          "tenant"?}   DELETE /_sim/faults clears them
   POST   /_sim/clock/advance {"seconds"}       GET /_sim/clock
-  POST   /_sim/config {"tokenLifetime", "presenceLimit", "presenceWindow", "fractionalRetryAfter",
-                       "unknownPresenceIds", "shuffleBatch", "camelCasePresence"}  (throttle buckets reset)
+  POST   /_sim/config {"tokenLifetime", "presenceLimit", "presenceWindow",
+                       "retryAfterFormat" (integer | fractional | mixed, the default),
+                       "fractionalRetryAfter" (older switch: true = fractional, false = integer),
+                       "batchThrottleStatus" (outer $batch status when an item is throttled: 200, 424, 429),
+                       "rejectReusedAssertions", "unknownPresenceIds", "shuffleBatch", "camelCasePresence"}
+                       (throttle buckets reset)
   GET    /_sim/requests?route=&since=   {"total", "counts": {route: n}, "entries": [...]}
   DELETE /_sim/requests
 """
@@ -34,7 +46,18 @@ from typing import Any
 
 from simulators.microsoft.http import Req, Resp
 from simulators.microsoft.presence import PREFERRED_PAIRS, TeamsClient, parse_duration
-from simulators.microsoft.state import Fault, Secret, SimInputError, SimState, Tenant, User, parse_time
+from simulators.microsoft.state import (
+    RETRY_AFTER_FORMATS,
+    Application,
+    Fault,
+    KeyCredential,
+    Secret,
+    SimInputError,
+    SimState,
+    Tenant,
+    User,
+    parse_time,
+)
 
 
 def _error(status: int, message: str) -> Resp:
@@ -75,6 +98,36 @@ def _app_action(
     else:
         raise LookupError(f"unknown app action {action}")
     return Resp.json(200, {"ok": True})
+
+
+def _application(state: SimState, client_id: str) -> Application:
+    application = state.directory.applications.get(client_id.lower())
+    if application is None:
+        raise LookupError(f"unknown application {client_id}")
+    return application
+
+
+def _add_certificate(state: SimState, body: dict[str, Any], app: str) -> Resp:
+    application = _application(state, app)
+    key = KeyCredential.from_pem(str(body["certificate"]))
+    keep = [] if body.get("replace", False) else [k for k in application.certificates if k.sha1 != key.sha1]
+    application.certificates = [*keep, key]
+    return Resp.json(200, {"thumbprint": key.sha1, "thumbprintSha256": key.sha256})
+
+
+def _consent_state(state: SimState, app: str, tenant_name: str) -> dict[str, Any]:
+    application, tenant = _application(state, app), _tenant(state, tenant_name)
+    service_principal = tenant.apps.get(application.client_id)
+    return {
+        "consented": service_principal is not None and service_principal.consented,
+        "decision": application.decisions.get(tenant.id, "approve"),
+    }
+
+
+def _consent(state: SimState, body: dict[str, Any], app: str) -> Resp:
+    tenant = _tenant(state, str(body["tenant"]))
+    state.directory.set_consent(_application(state, app), tenant, str(body["action"]))
+    return Resp.json(200, _consent_state(state, app, tenant.id))
 
 
 _CLIENT_FLAGS = {
@@ -142,16 +195,33 @@ def _presence(state: SimState, user: User) -> dict[str, Any]:
     return view
 
 
+def _retry_format(value: Any) -> str:
+    if value not in RETRY_AFTER_FORMATS:
+        raise SimInputError(f"retryAfterFormat must be one of {', '.join(RETRY_AFTER_FORMATS)}")
+    return str(value)
+
+
+def _batch_status(value: Any) -> int:
+    if int(value) not in (200, 424, 429):
+        raise SimInputError("batchThrottleStatus must be 200, 424 or 429")
+    return int(value)
+
+
 def _config(state: SimState, body: dict[str, Any]) -> None:
     names = {
         "tokenLifetime": ("token_lifetime_s", int),
         "presenceLimit": ("presence_limit", int),
         "presenceWindow": ("presence_window_s", float),
-        "fractionalRetryAfter": ("fractional_retry_after", bool),
+        "retryAfterFormat": ("retry_after_format", _retry_format),
+        "batchThrottleStatus": ("batch_throttle_status", _batch_status),
+        "rejectReusedAssertions": ("reject_reused_assertions", bool),
         "unknownPresenceIds": ("unknown_presence_ids", str),
         "shuffleBatch": ("shuffle_batch", bool),
         "camelCasePresence": ("camel_case_presence", bool),
     }
+    body = dict(body)
+    if "fractionalRetryAfter" in body:  # the older switch: true = fractional, false = integer
+        body["retryAfterFormat"] = "fractional" if body.pop("fractionalRetryAfter") else "integer"
     for key, value in body.items():
         if key not in names:
             raise SimInputError(f"unknown setting {key!r}")
@@ -210,6 +280,26 @@ _ROUTES: list[_Route] = [
         "POST",
         re.compile(r"^/_sim/tenants/(?P<tenant>[^/]+)/apps/(?P<app>[^/]+)/(?P<action>[\w-]+)$"),
         _app_action,
+    ),
+    (
+        "POST",
+        re.compile(r"^/_sim/applications$"),
+        lambda s, b, q: Resp.json(201, {"id": s.directory.add_application(b).client_id}),
+    ),
+    (
+        "POST",
+        re.compile(r"^/_sim/applications/(?P<app>[^/]+)/certificates$"),
+        lambda s, b, q, app: _add_certificate(s, b, app),
+    ),
+    (
+        "POST",
+        re.compile(r"^/_sim/applications/(?P<app>[^/]+)/consent$"),
+        lambda s, b, q, app: _consent(s, b, app),
+    ),
+    (
+        "GET",
+        re.compile(r"^/_sim/applications/(?P<app>[^/]+)/consent$"),
+        lambda s, b, q, app: Resp.json(200, _consent_state(s, app, q["tenant"])),
     ),
     (
         "POST",

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 from simulators.microsoft.http import Req, Resp, bad_request, graph_error
 from simulators.microsoft.odata_filter import FilterError, compile_filter
 from simulators.microsoft.state import SimState, User
+from simulators.microsoft.user_schema import BY_LOWER, DEFAULT_SELECT, SINGLE_USER_ONLY
 
 USER_ROLES = (
     "User.Read.All",
@@ -27,20 +28,6 @@ GROUP_MEMBER_ROLES = (
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 )
-DEFAULT_SELECT = (
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "id",
-)
-USER_PROPERTIES = frozenset(DEFAULT_SELECT) | {"proxyAddresses"}
 DEFAULT_PAGE, MAX_PAGE = 100, 999
 
 
@@ -52,19 +39,29 @@ def _denied(req: Req, roles: tuple[str, ...]) -> Resp | None:
     )
 
 
-def _select(req: Req) -> tuple[list[str], Resp | None]:
+def _select(req: Req, collection: bool) -> tuple[list[str], Resp | None]:
+    """The properties `$select` names (the defaults without it). An unknown name is a 400; a property
+    Graph only returns for a single user, selected on a collection, is a 501 (S20)."""
     raw = req.query.get("$select")
     if not raw:
         return list(DEFAULT_SELECT), None
     wanted = [p.strip() for p in raw.split(",") if p.strip()]
-    by_lower = {p.lower(): p for p in USER_PROPERTIES}
-    unknown = [p for p in wanted if p.lower() not in by_lower]
+    unknown = [p for p in wanted if p.lower() not in BY_LOWER]
     if unknown:
         return [], bad_request(
             f"Could not find a property named '{unknown[0]}' on type 'microsoft.graph.user'.",
             code="Request_BadRequest",
         )
-    return [by_lower[p.lower()] for p in wanted], None
+    fields = list(dict.fromkeys(BY_LOWER[p.lower()] for p in wanted))
+    single_only = [f for f in fields if f in SINGLE_USER_ONLY]
+    if collection and single_only:
+        return [], graph_error(
+            501,
+            "NotImplemented",
+            f"The property '{single_only[0]}' does not support being selected on a collection of users; "
+            "read it for one user at a time.",
+        )
+    return fields, None
 
 
 def _project(user: User, fields: list[str]) -> dict[str, Any]:
@@ -100,8 +97,8 @@ def _page(state: SimState, req: Req, items: list[dict[str, Any]], context: str) 
             return bad_request("Invalid or expired $skiptoken.", code="Request_BadRequest")
         offset = saved[1]
     body: dict[str, Any] = {"@odata.context": context}
-    if req.query.get("$count") == "true":
-        body["@odata.count"] = len(items)
+    if req.query.get("$count") == "true" and offset == 0:
+        body["@odata.count"] = len(items)  # the first page only; later pages only carry the nextLink
     if offset + size < len(items):
         token = secrets.token_urlsafe(16)
         state.skiptokens[token] = (req.claims["tid"], offset + size)
@@ -123,7 +120,7 @@ def list_users(state: SimState, req: Req) -> Resp:
         )
     if "$search" in query:
         return bad_request("$search is not supported by this simulator.", code="Request_UnsupportedQuery")
-    fields, error = _select(req)
+    fields, error = _select(req, collection=True)
     if error:
         return error
     tenant = state.directory.tenants[req.claims["tid"]]
@@ -134,18 +131,20 @@ def list_users(state: SimState, req: Req) -> Resp:
         except FilterError as exc:
             return bad_request(str(exc), code="Request_UnsupportedQuery")
         users = [u for u in users if predicate(u.resource())]
+    # The context names the selected properties only when $select was given (S20 examples).
+    selected = f"({','.join(fields)})" if req.query.get("$select") else ""
     return _page(
         state,
         req,
         [_project(u, fields) for u in users],
-        f"https://graph.microsoft.com/v1.0/$metadata#users({','.join(fields)})",
+        f"https://graph.microsoft.com/v1.0/$metadata#users{selected}",
     )
 
 
 def get_user(state: SimState, req: Req, key: str) -> Resp:
     if (denied := _denied(req, USER_ROLES)) is not None:
         return denied
-    fields, error = _select(req)
+    fields, error = _select(req, collection=False)
     if error:
         return error
     tenant = state.directory.tenants[req.claims["tid"]]
@@ -183,7 +182,7 @@ def group_members(state: SimState, req: Req, group_id: str, cast: str | None = N
             f"Resource '{group_id}' does not exist or one of "
             "its queried reference-property objects are not present.",
         )
-    fields, error = _select(req)
+    fields, error = _select(req, collection=True)
     if error:
         return error
     can_read_users = _denied(req, USER_ROLES) is None

@@ -33,14 +33,19 @@ class MicrosoftSimulator:
         presence_limit: int = 1500,
         presence_window_s: float = 30.0,
         token_lifetime_s: int = 3599,
-        fractional_retry_after: bool = False,
+        fractional_retry_after: bool | None = None,
     ) -> None:
+        # None: the realistic default, integer and fractional Retry-After values mixed.
         self.state = SimState(
             Settings(
                 token_lifetime_s=token_lifetime_s,
                 presence_limit=presence_limit,
                 presence_window_s=presence_window_s,
-                fractional_retry_after=fractional_retry_after,
+                retry_after_format=(
+                    "mixed"
+                    if fractional_retry_after is None
+                    else ("fractional" if fractional_retry_after else "integer")
+                ),
             )
         )
         load_seed(self.state.directory, seed or {"tenants": []})

@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from simulators.microsoft.presence import UserPresence
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-LOGIN_ROUTES = frozenset({"token", "openid", "discovery"})
+from simulators.microsoft.presence import UserPresence
+from simulators.microsoft.user_schema import BY_LOWER, USER_PROPERTIES, default_value
+
+LOGIN_ROUTES = frozenset({"token", "openid", "discovery", "adminconsent"})
 
 
 class SimInputError(ValueError):
@@ -56,6 +61,51 @@ class App:
 
 
 @dataclass
+class KeyCredential:
+    """A certificate registered on an application ("Certificates & secrets" > Certificates)."""
+
+    sha1: str  # upper-case hex, as the portal shows the thumbprint
+    sha256: str
+    public_key: Any
+    not_before: float
+    not_after: float
+
+    @classmethod
+    def from_pem(cls, pem: str) -> KeyCredential:
+        try:
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except ValueError as exc:
+            raise SimInputError("certificate must be one PEM-encoded X.509 certificate") from exc
+        if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            raise SimInputError("Entra accepts RSA certificates for client assertions only")
+        return cls(
+            sha1=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - x5t is SHA-1 by definition
+            sha256=cert.fingerprint(hashes.SHA256()).hex().upper(),
+            public_key=cert.public_key(),
+            not_before=cert.not_valid_before_utc.timestamp(),
+            not_after=cert.not_valid_after_utc.timestamp(),
+        )
+
+
+@dataclass
+class Application:
+    """A multi-tenant app registration (the provider's): its credentials live here, in its home tenant.
+    In a customer tenant it exists only as a service principal (`Tenant.apps[client_id]`), created by
+    admin consent; `decisions` says what each tenant's administrator answers at the consent link."""
+
+    client_id: str
+    home_tenant: str | None
+    redirect_uris: list[str]
+    roles: list[str]
+    secrets: list[Secret] = field(default_factory=list)
+    certificates: list[KeyCredential] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)  # tenant id -> "approve" | "refuse"
+
+
+CONSENT_ACTIONS = ("grant", "revoke", "approve", "refuse")
+
+
+@dataclass
 class User:
     id: str
     tenant_id: str
@@ -64,22 +114,23 @@ class User:
     display_name: str
     proxy_addresses: list[str]
     presence: UserPresence
+    # Any other property of the v1.0 user type the seed sets (department, city, accountEnabled, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def resource(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "displayName": self.display_name,
-            "mail": self.mail,
-            "userPrincipalName": self.user_principal_name,
-            "proxyAddresses": list(self.proxy_addresses),
-            "businessPhones": [],
-            "givenName": None,
-            "surname": None,
-            "jobTitle": None,
-            "mobilePhone": None,
-            "officeLocation": None,
-            "preferredLanguage": None,
-        }
+        """Every property of the v1.0 user type (user_schema), as Graph would hold it."""
+        resource = {name: default_value(name) for name in USER_PROPERTIES}
+        resource.update(self.extra)
+        resource.update(
+            {
+                "id": self.id,
+                "displayName": self.display_name,
+                "mail": self.mail,
+                "userPrincipalName": self.user_principal_name,
+                "proxyAddresses": list(self.proxy_addresses),
+            }
+        )
+        return resource
 
 
 @dataclass
@@ -105,7 +156,9 @@ class Settings:
     token_lifetime_s: int = 3599
     presence_limit: int = 1500
     presence_window_s: float = 30.0
-    fractional_retry_after: bool = False
+    retry_after_format: str = "mixed"  # integer | fractional | mixed (real Graph sends both, S16)
+    batch_throttle_status: int = 200  # outer $batch status when an item is throttled: 200 | 424 | 429
+    reject_reused_assertions: bool = False  # see docs/entra-consent.md: MSAL reuses an assertion ~9 min
     unknown_presence_ids: str = "omit"  # omit | unknown | error
     shuffle_batch: bool = True
     camel_case_presence: bool = False
@@ -136,6 +189,22 @@ def _require(item: dict[str, Any], key: str) -> Any:
     return item[key]
 
 
+_SEED_ONLY_KEYS = frozenset({"id", "mail", "userPrincipalName", "displayName", "proxyAddresses"})
+
+
+def _user_properties(item: dict[str, Any]) -> dict[str, Any]:
+    """The seed's other user properties, by their declared name; an unknown name is a seed error."""
+    extra = {}
+    for key, value in item.items():
+        if key in _SEED_ONLY_KEYS:
+            continue
+        name = BY_LOWER.get(key.lower())
+        if name is None:
+            raise SimInputError(f"user property {key!r} is not a property of the v1.0 user type")
+        extra[name] = value
+    return extra
+
+
 class Directory:
     """All tenants, indexed for the lookups the login and Graph routes make."""
 
@@ -143,6 +212,7 @@ class Directory:
         self.tenants: dict[str, Tenant] = {}
         self._by_domain: dict[str, str] = {}
         self.users: dict[str, User] = {}  # all tenants, by object id
+        self.applications: dict[str, Application] = {}  # multi-tenant app registrations, by client id
 
     def resolve_tenant(self, name: str) -> Tenant | None:
         """A tenant by GUID or verified domain, case-insensitively (login accepts both)."""
@@ -179,6 +249,43 @@ class Directory:
         tenant.apps[client_id] = app
         return app
 
+    def add_application(self, item: dict[str, Any]) -> Application:
+        client_id = str(_require(item, "clientId")).lower()
+        if client_id in self.applications:
+            raise SimInputError(f"application {client_id} exists already")
+        home = item.get("homeTenant")
+        if home is not None and self.resolve_tenant(str(home)) is None:
+            raise SimInputError(f"unknown home tenant {home}")
+        uris = item.get("redirectUris", [])
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            raise SimInputError("redirectUris must be a list of strings")
+        application = Application(
+            client_id=client_id,
+            home_tenant=str(home).lower() if home else None,
+            redirect_uris=list(uris),
+            roles=[str(r) for r in item.get("roles", [])],
+            secrets=[
+                Secret(str(item["secret"]), parse_time(item.get("secretExpires", "2099-01-01T00:00:00Z")))
+            ]
+            if item.get("secret")
+            else [],
+            certificates=[KeyCredential.from_pem(str(pem)) for pem in item.get("certificates", [])],
+        )
+        self.applications[client_id] = application
+        return application
+
+    def set_consent(self, application: Application, tenant: Tenant, action: str) -> None:
+        """grant: admin consent exists now (a service principal with the app's roles); revoke: the
+        customer deleted it; approve / refuse: what the administrator answers at the consent link."""
+        if action == "grant":
+            tenant.apps[application.client_id] = App(application.client_id, [], list(application.roles))
+        elif action == "revoke":
+            tenant.apps.pop(application.client_id, None)
+        elif action in ("approve", "refuse"):
+            application.decisions[tenant.id] = action
+        else:
+            raise SimInputError(f"consent action must be one of {', '.join(CONSENT_ACTIONS)}")
+
     def add_user(self, tenant: Tenant, item: dict[str, Any]) -> User:
         user_id = str(item.get("id") or uuid.uuid4()).lower()
         if user_id in self.users:
@@ -191,6 +298,7 @@ class Directory:
             display_name=str(item.get("displayName", "")),
             proxy_addresses=list(item.get("proxyAddresses", [])),
             presence=UserPresence(user_id),
+            extra=_user_properties(item),
         )
         tenant.users[user_id] = user
         self.users[user_id] = user
@@ -205,11 +313,20 @@ class Directory:
 
 
 def load_seed(directory: Directory, seed: dict[str, Any]) -> None:
-    """Fill `directory` from the issue-3 seed shape: {"tenants": [{id, domain, apps, users, groups}]}."""
+    """Fill `directory` from the issue-3 seed shape: {"tenants": [{id, domain, apps, users, groups}]},
+    optionally with "applications": [{clientId, redirectUris, roles, certificates, consentedTenants}]
+    (multi-tenant apps, consented in the listed tenants)."""
     if not isinstance(seed, dict) or not isinstance(seed.get("tenants", []), list):
         raise SimInputError('seed must be {"tenants": [...]}')
     for tenant in seed.get("tenants", []):
         directory.add_tenant(tenant)
+    for item in seed.get("applications", []):
+        application = directory.add_application(item)
+        for name in item.get("consentedTenants", []):
+            tenant = directory.resolve_tenant(str(name))
+            if tenant is None:
+                raise SimInputError(f"application {application.client_id}: unknown consented tenant {name}")
+            directory.set_consent(application, tenant, "grant")
 
 
 class RequestLog:
@@ -253,7 +370,11 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+RETRY_AFTER_FORMATS = ("integer", "fractional", "mixed")
+
+
 def retry_after_header(seconds: float, fractional: bool) -> str:
+    """Retry-After as Graph writes it: whole seconds (rounded up, at least 1) or seconds with a fraction."""
     if fractional:
         return f"{math.ceil(seconds * 1000) / 1000:.3f}"
     return str(max(1, math.ceil(seconds)))
@@ -271,6 +392,16 @@ class SimState:
         self.faults: list[Fault] = []
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
         self.skiptokens: dict[str, tuple[str, int]] = {}  # opaque paging token -> (tenant id, offset)
+        self.retry_afters_sent = 0
+        self.used_assertions: dict[tuple[str, str], float] = {}  # (client id, jti) -> exp
+
+    def retry_after(self, seconds: float) -> str:
+        """The Retry-After header for a wait, in the configured format; "mixed" alternates integer and
+        fractional values, starting with an integer one, so every client meets both."""
+        self.retry_afters_sent += 1
+        mode = self.settings.retry_after_format
+        fractional = mode == "fractional" or (mode == "mixed" and self.retry_afters_sent % 2 == 0)
+        return retry_after_header(seconds, fractional)
 
     def take_presence_token(self, app_id: str, tenant_id: str) -> float:
         now = self.clock.now()
