@@ -5,15 +5,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench
+# Dependencies come only from the hash-pinned locks (README "Dependencies"; `make lock` regenerates them):
+# pip and setuptools first (fixed, advisory-free versions, replacing the venv's bundled setuptools), then
+# everything else; the project itself goes on top without touching dependencies. Build isolation is off so
+# that the editable install is built with the locked setuptools, not with whatever the index serves then.
+# `pip check` catches a pyproject.toml dependency that the locks do not have yet.
+LOCKS := requirements-bootstrap.lock requirements-dev.lock
 
-$(STAMP): pyproject.toml
+.PHONY: install test lint demo bench lock audit
+
+$(STAMP): pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-bootstrap.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	./scripts/lock.sh
+
+audit: $(STAMP)
+	./scripts/audit.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -53,7 +53,14 @@ def test_it_builds_every_app_service_from_the_dockerfile_with_the_env_file(servi
         assert services[name]["env_file"] == ".env", name
     dockerfile = (COMPOSE / "Dockerfile").read_text()
     assert dockerfile.startswith("# ") and "\nFROM python:3.11-slim\n" in dockerfile
-    assert "RUN pip install ." in dockerfile and 'ENTRYPOINT ["teamsconnect"]' in dockerfile
+    assert 'ENTRYPOINT ["teamsconnect"]' in dockerfile
+    # Dependencies only from the hash-pinned locks, which must exist; the project goes on top without any.
+    assert "COPY requirements-bootstrap.lock requirements.lock ./\n" in dockerfile
+    assert "pip install --require-hashes -r requirements-bootstrap.lock" in dockerfile
+    assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert "RUN pip install --no-deps --no-build-isolation ." in dockerfile
+    for lock in ("requirements-bootstrap.lock", "requirements.lock"):
+        assert "--hash=sha256:" in (ROOT / lock).read_text(), f"{lock} is not hash-pinned"
     copied_dirs = re.findall(r"^COPY (\w+) \./\w+$", dockerfile, re.MULTILINE)
     for copied in copied_dirs:
         assert (ROOT / copied).is_dir(), f"the Dockerfile copies {copied}/, which does not exist"
