@@ -24,7 +24,6 @@ from connectors.graph._models import (
     Presence,
     compare_sequence,
 )
-from connectors.graph._registry import get_graph_client, reset_graph_clients
 
 __all__ = [
     "AADSTS_HELP",
@@ -49,7 +48,5 @@ __all__ = [
     "Presence",
     "admin_consent_url",
     "compare_sequence",
-    "get_graph_client",
     "parse_admin_consent_redirect",
-    "reset_graph_clients",
 ]

@@ -1,9 +1,10 @@
 """`GraphClient`: the Microsoft Graph calls the service makes, for one customer tenant and our app.
 
-Long-lived: one httpx client (keep-alive) and one MSAL app (token cache) per instance; see `_registry`
-for reusing one instance per worker process. Every HTTP exchange goes through `_send`, the single seam
-where httpx exceptions and error statuses become `GraphError`s and where Retry-After is enforced: after
-a 429 the client sends nothing until the wait is over (design.md, Graph budget).
+Long-lived: one httpx client (keep-alive) and one MSAL app (token cache) per instance; the worker
+runtime (sync/runtime.py) keeps one instance per tenant per process. Every HTTP exchange goes through
+`_send`, the single seam where httpx exceptions and error statuses become `GraphError`s and where
+Retry-After is enforced: after a 429 the client sends nothing until the wait is over (design.md, Graph
+budget).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from click.testing import Result
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.graph import reset_graph_clients
 from models import Tenant, UserLink
 from presence.linking import LinkState
 from simulators.microsoft import MicrosoftSimulator
@@ -28,7 +27,6 @@ def microsoft() -> Iterator[tuple[MicrosoftSimulator, dict[str, Any]]]:
     seed = microsoft_seed(n_users=3, tenants=("contoso",), secret=CLIENT_SECRET)
     with MicrosoftSimulator(seed) as sim:
         yield sim, seed["tenants"][0]
-    reset_graph_clients()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from connectors.graph import GraphClient, reset_graph_clients
+from connectors.graph import GraphClient
 from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator, make_seed
 
 
@@ -32,7 +32,6 @@ def seed() -> dict[str, Any]:
 def sim(seed: dict[str, Any]) -> Iterator[MicrosoftSimulator]:
     with MicrosoftSimulator(seed) as simulator:
         yield simulator
-    reset_graph_clients()
 
 
 @pytest.fixture

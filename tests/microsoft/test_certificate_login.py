@@ -17,7 +17,6 @@ from connectors.graph import (
     GraphAuthError,
     GraphClient,
     GraphCredentialError,
-    get_graph_client,
 )
 from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator, stable_id
 from simulators.microsoft.seed import ALL_ROLES
@@ -221,22 +220,3 @@ def test_it_tells_certificate_configuration_errors_apart_without_showing_the_key
     with pytest.raises(GraphCredentialError) as unreadable:
         CertificateCredential(garbled, certificate.cert_pem)
     assert unreadable.value.__cause__ is None and garbled[40:80] not in str(unreadable.value)
-
-
-def test_it_reuses_one_client_per_certificate(
-    sim: MicrosoftSimulator, certificate: CertFixture, other_certificate: CertFixture
-) -> None:
-    options = {"login_base_url": sim.base_url, "graph_base_url": sim.base_url, "verify": sim.ca_path}
-    first = get_graph_client(
-        "t1", PROVIDER_APP, CertificateCredential(certificate.key_pem, certificate.cert_pem), **options
-    )
-    again = get_graph_client(
-        "t1", PROVIDER_APP, CertificateCredential(certificate.key_pem, certificate.cert_pem), **options
-    )
-    rotated = get_graph_client(
-        "t1",
-        PROVIDER_APP,
-        CertificateCredential(other_certificate.key_pem, other_certificate.cert_pem),
-        **options,
-    )
-    assert first is again and rotated is not first
