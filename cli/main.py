@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import demo, processes, sim_microsoft, sim_starface
+from cli import consent, demo, processes, sim_microsoft, sim_starface
 from cli.db import db_app
 from cli.errors import fail_on_bad_settings
 from cli.keys import keys_app
@@ -19,6 +19,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 sim_app.command("microsoft")(sim_microsoft.microsoft)
 sim_app.command("starface")(sim_starface.starface)
+tenant_app.command("consent-link")(consent.consent_link_command)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(processes.healthcheck_app, name="healthcheck")
 for _name in ("worker", "beat", "web", "flower"):

@@ -208,7 +208,8 @@ def add(
             dotted["enabled"] = False
         config_data = deep_merge(data, nest(dotted))
         if sys.stdin.isatty():  # ask for missing secrets instead of failing on them
-            for key in ("microsoft.client_secret", "starface.password"):
+            own_app = lookup(config_data, "microsoft.app") in (None, "own")
+            for key in ("microsoft.client_secret", "starface.password")[0 if own_app else 1:]:
                 if lookup(config_data, key) is None:
                     config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]

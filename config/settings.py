@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TEAMSCONNECT_"
@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca_bundle: str = Field(default="", description="Extra CA bundle for outgoing HTTPS (simulators).")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the web app.")
+    # The provider's ONE multi-tenant Entra application (README "Onboarding by admin consent"): customers
+    # whose tenant uses it only give admin consent. A certificate (PEM text or a file path) is preferred;
+    # a client secret is the fallback. The private key and the secret are SecretStr: never in a repr.
+    provider_client_id: str = Field(default="", description="Application (client) id of the provider app.")
+    provider_certificate: str = Field(default="", description="The app's certificate: PEM, or a PEM file.")
+    provider_private_key: SecretStr = Field(default=SecretStr(""), description="Its key: PEM or a file.")
+    provider_client_secret: SecretStr = Field(default=SecretStr(""), description="Fallback credential.")
 
     @field_validator("log_level")
     @classmethod
@@ -94,6 +101,27 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("production mode needs " + " and ".join(missing))
         return self
+
+    @model_validator(mode="after")
+    def _provider_app_complete(self) -> Settings:
+        has_certificate = bool(self.provider_certificate.strip())
+        has_key = bool(self.provider_private_key.get_secret_value().strip())
+        if has_certificate != has_key:
+            raise ValueError(
+                f"{ENV_PREFIX}PROVIDER_CERTIFICATE and {ENV_PREFIX}PROVIDER_PRIVATE_KEY go together: set "
+                "both (the PEM certificate registered on the app and its private key) or neither"
+            )
+        has_secret = bool(self.provider_client_secret.get_secret_value().strip())
+        if (has_certificate or has_secret) and not self.provider_client_id.strip():
+            raise ValueError(f"{ENV_PREFIX}PROVIDER_CLIENT_ID is required with a provider app credential")
+        return self
+
+    @property
+    def provider_app_configured(self) -> bool:
+        """True when the provider's multi-tenant app has a client id and a credential."""
+        return bool(self.provider_client_id.strip()) and bool(
+            self.provider_certificate.strip() or self.provider_client_secret.get_secret_value().strip()
+        )
 
     @property
     def effective_database_url(self) -> str:

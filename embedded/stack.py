@@ -211,6 +211,9 @@ def serve_web() -> tuple[str, Callable[[], None]]:
 class StackFactory:
     database_url: str
     encryption_key: str
+    #: More TEAMSCONNECT_* settings for this process's runtime and the worker processes (e.g. the
+    #: provider app's credential).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, ca_path: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSCONNECT_")}
@@ -223,6 +226,7 @@ class StackFactory:
             "TEAMSCONNECT_CA_BUNDLE": ca_path,
             "TEAMSCONNECT_LOG_LEVEL": "WARNING",
         })
+        env.update(self.extra_env)
         return env
 
     def build(self, seeds: PairedSeeds, *, web: bool = True, **microsoft_options: Any) -> Iterator[Stack]:

@@ -2,7 +2,7 @@
 
 from models.base import Base, utcnow
 from models.state import AppliedState, ChangeLog, Target
-from models.tenant import StatusRule, Tenant, TenantHealth
+from models.tenant import StatusRule, Tenant, TenantConsent, TenantHealth
 from models.users import UserLink
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "StatusRule",
     "Target",
     "Tenant",
+    "TenantConsent",
     "TenantHealth",
     "UserLink",
     "utcnow",

@@ -44,10 +44,10 @@ class SecretBox:
         """Encrypts under the newest key."""
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, ciphertext: str) -> str:
-        """Decrypts with whichever configured key made the ciphertext."""
+    def decrypt(self, ciphertext: str, ttl_s: int | None = None) -> str:
+        """Decrypts with whichever configured key made the ciphertext (refused when older than ``ttl_s``)."""
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            return self._fernet.decrypt(ciphertext.encode(), ttl=ttl_s).decode()
         except InvalidToken:
             raise SecretBoxError(
                 "a stored secret cannot be decrypted with any configured key: the key that encrypted it was "

@@ -17,7 +17,7 @@ ENCRYPTED_COLUMNS = ("ms_client_secret_encrypted", "starface_password_encrypted"
 class TenantSecrets:
     """A tenant's decrypted secrets, for a connector about to be built. Never logged (repr hides them)."""
 
-    ms_client_secret: str
+    ms_client_secret: str | None  # None: the tenant uses the provider app and has no secret of its own
     starface_password: str
     bridge_secret: str | None
 
@@ -48,8 +48,9 @@ def set_secrets(
 def read_secrets(tenant: Tenant, box: SecretBox) -> TenantSecrets:
     """Decrypts a tenant's secrets."""
     bridge = tenant.bridge_secret_encrypted
+    client_secret = tenant.ms_client_secret_encrypted
     return TenantSecrets(
-        ms_client_secret=box.decrypt(tenant.ms_client_secret_encrypted),
+        ms_client_secret=box.decrypt(client_secret) if client_secret else None,
         starface_password=box.decrypt(tenant.starface_password_encrypted),
         bridge_secret=box.decrypt(bridge) if bridge else None,
     )

@@ -20,6 +20,8 @@ DEFAULT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_BRIDGE_INSTANCE = "TeamsConnectBridge"
 DEFAULT_POLL_INTERVAL_S = 2.0
+#: Which Entra app a tenant signs in with: the customer's own registration, or the provider's one.
+MICROSOFT_APPS = ("own", "provider")
 
 
 def _values(enum_type: type[enum.StrEnum]) -> str:
@@ -34,6 +36,7 @@ class Tenant(Base):
         CheckConstraint(f"teams_presence_mode IN ({_values(TeamsPresenceMode)})", name="teams_presence_mode"),
         CheckConstraint(f"selection_mode IN ({_values(SelectionMode)})", name="selection_mode"),
         CheckConstraint("poll_interval_s > 0", name="poll_interval_positive"),
+        CheckConstraint("ms_app IN ('own', 'provider')", name="ms_app"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -63,10 +66,13 @@ class Tenant(Base):
     # Read by the scheduler tick (scheduler/claims.py): due tenants are claimed with a conditional update.
     next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    # Microsoft (Entra app with application permissions).
+    # Microsoft (Entra app with application permissions): the customer's own app (client id + secret), or
+    # the provider's multi-tenant app, which needs only the customer's admin consent (no id, no secret here;
+    # a tenant that moved from its own app keeps those, unused, until it moves back).
+    ms_app: Mapped[str] = mapped_column(String(10), default="own", server_default="own")
     ms_directory_id: Mapped[str] = mapped_column(String(100))
-    ms_client_id: Mapped[str] = mapped_column(String(100))
-    ms_client_secret_encrypted: Mapped[str] = mapped_column(Text)
+    ms_client_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    ms_client_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
     ms_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     login_base_url: Mapped[str] = mapped_column(String(255), default=DEFAULT_LOGIN_BASE_URL)
     graph_base_url: Mapped[str] = mapped_column(String(255), default=DEFAULT_GRAPH_BASE_URL)
@@ -85,9 +91,15 @@ class Tenant(Base):
         back_populates="tenant", cascade="all, delete-orphan", order_by="StatusRule.id"
     )
     health: Mapped[TenantHealth | None] = relationship(back_populates="tenant", cascade="all, delete-orphan")
+    consent: Mapped[TenantConsent | None] = relationship(back_populates="tenant",
+                                                         cascade="all, delete-orphan")
 
     def __repr__(self) -> str:
         return f"Tenant(id={self.id!r}, name={self.name!r})"
+
+    @property
+    def uses_provider_app(self) -> bool:
+        return self.ms_app == "provider"
 
     @property
     def has_bridge(self) -> bool:
@@ -131,3 +143,23 @@ class TenantHealth(Base):
     changes_applied: Mapped[int] = mapped_column(Integer, default=0)
 
     tenant: Mapped[Tenant] = relationship(back_populates="health")
+
+
+class TenantConsent(Base):
+    """The customer's admin consent to the provider app: what Microsoft answered at our redirect URI, or
+    what a token request revealed later (consent revoked)."""
+
+    __tablename__ = "tenant_consent"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'granted', 'refused', 'revoked')", name="consent_status"),
+    )
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    directory_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    link_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="consent")

@@ -37,6 +37,7 @@ from sync.release import release_tenant
 from sync.runtime import Runtime
 from sync.teams_session import SessionConflict, reconcile_session
 from tenants.policy import policy_for
+from tenants.provider_app import certificate_warning
 from tenants.service import load_tenant
 from tenants.summary import secret_expiry_warning
 
@@ -154,11 +155,17 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
 
 # --- secret expiry --------------------------------------------------------------------------------------
 def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
+    """Warns in each tenant's health before its credential expires: the client secret of its own app, or
+    the certificate of the provider's app for tenants that sign in with it."""
     now = now or utcnow()
     warned = 0
+    provider_warning = certificate_warning(runtime.provider_app, now)
     with transaction(runtime.sessions) as session:
         for tenant in session.scalars(select(Tenant)):
-            warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
+            if tenant.uses_provider_app:
+                warning = provider_warning
+            else:
+                warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
             if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
                 warning = warning.replace("NAME", tenant.name)
             warned += warning is not None

@@ -22,6 +22,7 @@ from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starf
 from sync import health
 from sync.ports import APPLY_EXPIRES_S, Batch, TaskQueue
 from sync.runtime import Runtime
+from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.policy import policy_for
 from tenants.service import load_tenant
 
@@ -55,8 +56,10 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
             log.warning("tenant %s: Graph throttled, blocked for %.3f s", tenant_id, exc.retry_after)
             return {"skipped": "throttled", "retry_in_s": exc.retry_after}
         except GraphAuthError as exc:
-            health.record_error(session, tenant_id, f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else
-                                "graph_auth", exc.message)
+            code = f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else "graph_auth"
+            health.record_error(session, tenant_id, code, exc.message)
+            if tenant.uses_provider_app and exc.aadsts_code in CONSENT_MISSING_CODES:
+                record_revoked(session, tenant, code, exc.message)
             log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
             return {"failed": "auth"}
         except GraphError as exc:

@@ -18,13 +18,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
-from connectors.graph import GraphClient
+from connectors.graph import CertificateCredential, GraphClient
 from connectors.starface import StarfaceBridgeClient, StarfaceRestClient
 from models import Tenant
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
 from models.secrets import read_secrets
 from sync.coordination import Coordination, LocalCoordination, RedisCoordination
+from tenants.provider_app import ProviderApp, ProviderAppMissing, provider_app
 
 #: How long a worker keeps the tenants' log levels before reading them again.
 LOG_LEVELS_TTL_S = 30.0
@@ -43,6 +44,8 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _log_levels: dict[int, str] = field(default_factory=dict)
     _log_levels_read_at: float = -LOG_LEVELS_TTL_S
+    _provider: ProviderApp | None = None
+    _provider_read: bool = False
 
     def log_level_of(self, tenant_id: int) -> str:
         """The tenant's log level; all tenants' levels are read in one query at most every 30 s."""
@@ -78,19 +81,42 @@ class Runtime:
             self._clients[key] = (fingerprint, client)
             return client
 
+    @property
+    def provider_app(self) -> ProviderApp | None:
+        """The provider's multi-tenant app from the settings (read once per process), or None."""
+        with self._lock:
+            if not self._provider_read:
+                self._provider = provider_app(self.settings)
+                self._provider_read = True
+            return self._provider
+
     def graph(self, tenant: Tenant) -> GraphClient:
-        """The tenant's Graph client (one MSAL app and one HTTP pool per tenant per process)."""
+        """The tenant's Graph client (one MSAL app and one HTTP pool per tenant per process), signed in with
+        the customer's own app or the provider's app (tenant.ms_app)."""
+        if tenant.uses_provider_app:
+            app = self.provider_app
+            if app is None:
+                raise ProviderAppMissing()
+            client_id: str = app.client_id
+            credential_id = app.fingerprint
+
+            def credential() -> CertificateCredential | str:
+                return app.credential
+        else:
+            client_id, credential_id = tenant.ms_client_id or "", tenant.ms_client_secret_encrypted or ""
+
+            def credential() -> CertificateCredential | str:
+                return read_secrets(tenant, self.box).ms_client_secret or ""
 
         def build() -> GraphClient:
-            secrets = read_secrets(tenant, self.box)
             return GraphClient(
-                tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
+                tenant.ms_directory_id, client_id, credential(),
                 login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
                 verify=self.verify,
             )
 
-        fingerprint = (tenant.ms_directory_id, tenant.ms_client_id, tenant.ms_client_secret_encrypted,
-                       tenant.login_base_url, tenant.graph_base_url)
+        fingerprint = (tenant.ms_directory_id, client_id, credential_id, tenant.login_base_url,
+                       tenant.graph_base_url)
         return self._cached("graph", tenant, fingerprint, build)
 
     def starface(self, tenant: Tenant) -> StarfaceRestClient:
@@ -120,6 +146,14 @@ class Runtime:
         fingerprint = (tenant.starface_base_url, tenant.starface_login_id, tenant.starface_password_encrypted,
                        tenant.bridge_instance, tenant.bridge_secret_encrypted)
         return self._cached("bridge", tenant, fingerprint, build)
+
+    def close_clients(self) -> None:
+        """Drops every cached client (and with it MSAL's token cache): the next call signs in anew."""
+        with self._lock:
+            for _, client in self._clients.values():
+                if hasattr(client, "close"):
+                    client.close()
+            self._clients.clear()
 
     def close(self) -> None:
         with self._lock:

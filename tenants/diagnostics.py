@@ -16,7 +16,8 @@ from connectors.graph import GraphClient, GraphError
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant, UserLink
 from models.crypto import SecretBox, SecretBoxError
-from models.secrets import read_secrets
+from models.secrets import TenantSecrets, read_secrets
+from tenants.provider_app import ProviderApp, ProviderAppMissing
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResul
 
 
 def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
-               timeout: float) -> list[CheckResult]:
+               timeout: float, provider: ProviderApp | None = None) -> list[CheckResult]:
     """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
-    and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database."""
+    and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database.
+    ``provider`` is the deployment's multi-tenant app, for a tenant that signs in with it."""
     try:
         secrets = read_secrets(tenant, box)
     except SecretBoxError as exc:
@@ -52,7 +54,15 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
     hidden = [s for s in (secrets.ms_client_secret, secrets.starface_password, secrets.bridge_secret) if s]
     results: list[CheckResult] = []
 
-    graph = GraphClient(tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
+    if tenant.uses_provider_app:
+        if provider is None:
+            missing = str(ProviderAppMissing())
+            results.append(CheckResult("Microsoft sign-in and user read", "FAILED", missing))
+            return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
+        client_id, credential = provider.client_id, provider.credential
+    else:
+        client_id, credential = tenant.ms_client_id or "", secrets.ms_client_secret or ""
+    graph = GraphClient(tenant.ms_directory_id, client_id, credential,
                         login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
                         verify=verify, timeout=timeout)
     try:
@@ -72,6 +82,12 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
     finally:
         graph.close()
 
+    return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
+
+
+def _starface_checks(tenant: Tenant, secrets: TenantSecrets, hidden: list[str], verify: str | bool,
+                     timeout: float) -> list[CheckResult]:
+    results: list[CheckResult] = []
     with StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
                             verify=verify, timeout=timeout) as rest:
         def rest_access() -> str:

@@ -141,11 +141,15 @@ class Selection(_Strict):
 
 
 class MicrosoftConfig(_Strict):
-    """The customer's Entra app (application permissions Presence.ReadWrite.All, User.Read.All)."""
+    """The customer's directory and the Entra app we sign in with (application permissions
+    Presence.ReadWrite.All, User.Read.All): the customer's own app (`app: own`, client id and secret, as in
+    the STARFACE module) or the provider's multi-tenant app (`app: provider`: only the customer's admin
+    consent, no id or secret here)."""
 
+    app: Literal["own", "provider"] = "own"
     directory_id: str
-    client_id: str
-    client_secret: SecretStr
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
     secret_expires_at: datetime | None = None
     login_base_url: BaseUrl = DEFAULT_LOGIN_BASE_URL
     graph_base_url: BaseUrl = DEFAULT_GRAPH_BASE_URL
@@ -164,7 +168,9 @@ class MicrosoftConfig(_Strict):
 
     @field_validator("client_id")
     @classmethod
-    def _guid(cls, value: str) -> str:
+    def _guid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not _GUID.match(value):
             raise ValueError(
                 "must be the app's Application (client) ID, a GUID (Entra admin center > App registrations > "
@@ -174,7 +180,9 @@ class MicrosoftConfig(_Strict):
 
     @field_validator("client_secret")
     @classmethod
-    def _secret_value_not_id(cls, value: SecretStr) -> SecretStr:
+    def _secret_value_not_id(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         _secret(value, "client secret")
         if _GUID.match(value.get_secret_value().strip()):
             raise ValueError(
@@ -198,6 +206,18 @@ class MicrosoftConfig(_Strict):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _own_app_needs_its_credentials(self) -> MicrosoftConfig:
+        if self.app == "own":
+            missing = [name for name in ("client_id", "client_secret") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} required for the customer's own app (app: own): copy them from "
+                    "Entra admin center > App registrations > the app; or use app: provider, for which the "
+                    "customer's Global Administrator only gives admin consent"
+                )
+        return self
 
 
 class BridgeConfig(_Strict):

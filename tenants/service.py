@@ -85,7 +85,9 @@ def _apply(tenant: Tenant, config: TenantConfig) -> None:
     tenant.starface_group_id = selection.starface_group_id
     tenant.login_ids = list(selection.login_ids)
     tenant.poll_interval_s = config.poll_interval_s
-    tenant.ms_directory_id, tenant.ms_client_id = ms.directory_id, ms.client_id
+    tenant.ms_app, tenant.ms_directory_id = ms.app, ms.directory_id
+    if ms.client_id is not None:  # a tenant moving to the provider app keeps its own app's id for later
+        tenant.ms_client_id = ms.client_id
     tenant.ms_secret_expires_at = ms.secret_expires_at
     tenant.login_base_url, tenant.graph_base_url = ms.login_base_url, ms.graph_base_url
     tenant.starface_base_url, tenant.starface_login_id = sf.base_url, sf.login_id
@@ -116,10 +118,11 @@ def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mappi
     tenant = Tenant()
     _apply(tenant, config)
     bridge = config.starface.bridge
+    client_secret = config.microsoft.client_secret
     set_secrets(
         tenant,
         box,
-        ms_client_secret=config.microsoft.client_secret.get_secret_value(),
+        ms_client_secret=client_secret.get_secret_value() if client_secret else None,
         starface_password=config.starface.password.get_secret_value(),
         bridge_secret=bridge.secret.get_secret_value() if bridge else None,
     )
@@ -148,6 +151,7 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
         },
         "poll_interval_s": tenant.poll_interval_s,
         "microsoft": {
+            "app": tenant.ms_app,
             "directory_id": tenant.ms_directory_id,
             "client_id": tenant.ms_client_id,
             "client_secret": secret(tenant.ms_client_secret_encrypted),
@@ -173,7 +177,7 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     (encrypted) value without being decrypted. `starface.bridge: null` removes the bridge (REST-only).
     """
     nested = nest(changes)
-    before = stored_config(tenant, lambda _ciphertext: KEEP_SECRET)
+    before = stored_config(tenant, lambda ciphertext: KEEP_SECRET if ciphertext else None)
     config = validate_config(deep_merge(before, nested))
     if config.name != tenant.name:
         _check_name_free(session, config.name, tenant.id)
@@ -185,7 +189,8 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     set_secrets(
         tenant,
         box,
-        ms_client_secret=_new(config.microsoft.client_secret.get_secret_value()),
+        ms_client_secret=_new(config.microsoft.client_secret.get_secret_value())
+        if config.microsoft.client_secret else None,
         starface_password=_new(config.starface.password.get_secret_value()),
         bridge_secret=bridge_secret,
         clear_bridge_secret=bridge is None,

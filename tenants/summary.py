@@ -44,9 +44,22 @@ def secret_expiry_warning(expires_at: datetime | None, now: datetime | None = No
     return None
 
 
+def consent_status(tenant: Tenant) -> str:
+    """The customer's admin consent to the provider app in words, with the fix where one is needed."""
+    consent = tenant.consent
+    if consent is None or consent.status == "pending":
+        return ("not given yet: send the link from `teamsconnect tenant consent-link NAME` to the "
+                "customer's Global Administrator").replace("NAME", tenant.name)
+    if consent.status == "granted":
+        return f"given for directory {consent.directory_id}"
+    return f"{consent.status} ({consent.error_code}): {consent.error_description}"
+
+
 def tenant_summary(tenant: Tenant) -> dict[str, Any]:
     """The tenant's configuration without secrets (each shown as "set" / "not set"), its id and tier."""
     summary = stored_config(tenant, lambda ciphertext: "set" if ciphertext else "not set")
     expires = tenant.ms_secret_expires_at
     summary["microsoft"]["secret_expires_at"] = expires.isoformat() if expires else None
+    if tenant.uses_provider_app:
+        summary["microsoft"]["admin_consent"] = consent_status(tenant)
     return {"id": tenant.id, **summary, "tier": tier(tenant)}

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.runtime import get_runtime
-from web import admin, hooks
+from web import admin, consent, hooks
 from web.metrics import WebMetrics
 from web.settings import WebSettings
 
@@ -56,6 +56,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(hooks.router)
     app.include_router(admin.router)
+    app.include_router(consent.router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
 
     def metrics_endpoint() -> Response:
