@@ -20,6 +20,7 @@ from connectors.starface import StarfaceError
 from models import AppliedState, Target, Tenant, TenantHealth, UserLink
 from models.base import utcnow
 from models.db import transaction
+from models.secrets import read_secrets
 from models.store import is_claimed
 from presence import (
     StarfaceReading,
@@ -154,14 +155,31 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
 
 
 # --- secret expiry --------------------------------------------------------------------------------------
+def read_secret_expiry(runtime: Runtime, tenant: Tenant) -> datetime | None:
+    """The own app's client-secret expiry as Entra has it, where the customer granted Application.Read.All;
+    None otherwise (then the date the admin entered counts)."""
+    try:
+        secret = read_secrets(tenant, runtime.box).ms_client_secret
+        return runtime.graph(tenant).client_secret_expiry(secret[:3]) if secret else None
+    except GraphError as exc:
+        log.debug("tenant %s: client-secret expiry not readable from Entra (%s)", tenant.id, exc.message)
+        return None
+
+
 def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str, int]:
-    """Warns in each tenant's health before its credential expires: the client secret of its own app, or
-    the certificate of the provider's app for tenants that sign in with it."""
+    """Warns in each tenant's health before its credential expires: the client secret of its own app (the
+    expiry read from Entra where permitted, else the date the admin entered), or the certificate of the
+    provider's app for tenants that sign in with it."""
     now = now or utcnow()
     warned = 0
     provider_warning = certificate_warning(runtime.provider_app, now)
     with transaction(runtime.sessions) as session:
+        own_app = [t for t in session.scalars(select(Tenant)) if t.enabled and not t.uses_provider_app]
+    read = {tenant.id: expiry for tenant in own_app if (expiry := read_secret_expiry(runtime, tenant))}
+    with transaction(runtime.sessions) as session:
         for tenant in session.scalars(select(Tenant)):
+            if tenant.id in read and tenant.ms_secret_expires_at != read[tenant.id]:
+                tenant.ms_secret_expires_at = read[tenant.id]  # Entra's date beats the one typed by hand
             if tenant.uses_provider_app:
                 warning = provider_warning
             else:

@@ -15,7 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -261,6 +261,20 @@ class GraphClient:
         if missing:
             raise GraphAuthError.missing_permission(f"missing: {', '.join(missing)}")
         return list(roles or [])
+
+    def client_secret_expiry(self, secret_hint: str) -> datetime | None:
+        """When our client secret expires, read from the app registration: the `endDateTime` of the
+        password credential whose `hint` (its first three characters) matches. Needs the application
+        permission Application.Read.All (optional for customers): without it GraphAuthError (403).
+        None when no credential matches the hint."""
+        url = f"{self._graph}/applications(appId='{quote(self.client_id)}')?$select=passwordCredentials"
+        credentials = self._send("GET", url).json().get("passwordCredentials") or []
+        ends = [
+            datetime.fromisoformat(str(item["endDateTime"]).replace("Z", "+00:00"))
+            for item in credentials
+            if isinstance(item, dict) and item.get("hint") == secret_hint[:3] and item.get("endDateTime")
+        ]
+        return max(ends) if ends else None
 
     def group_members(self, group_id: str, page_size: int = 999) -> list[DirectoryUser]:
         """Direct members of a group that are users (nested groups, devices, contacts are skipped);

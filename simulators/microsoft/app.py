@@ -59,6 +59,12 @@ GRAPH_ROUTES: list[tuple[str, re.Pattern[str], str, Handler]] = [
             graph_presence.set_status_message,
         ),
         ("GET", "/users", "users.list", graph_directory.list_users),
+        (
+            "GET",
+            "/applications\\(appId=(?P<app_id>[^)]+)\\)",
+            "applications.get",
+            graph_directory.get_application,
+        ),
         ("GET", "/users/(?P<key>[^/]+)", "users.get", graph_directory.get_user),
         (
             "GET",

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,6 +26,12 @@ GROUP_MEMBER_ROLES = (
     "Group.Read.All",
     "GroupMember.ReadWrite.All",
     "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
+APPLICATION_ROLES = (
+    "Application.Read.All",
+    "Application.ReadWrite.All",
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 )
@@ -202,3 +209,34 @@ def group_members(state: SimState, req: Req, group_id: str, cast: str | None = N
                 }
             )
     return _page(state, req, items, "https://graph.microsoft.com/v1.0/$metadata#directoryObjects")
+
+
+def get_application(state: SimState, req: Req, app_id: str) -> Resp:
+    """`GET /applications(appId='{appId}')`: the app registration of the token's tenant, with its
+    passwordCredentials (endDateTime, hint = the secret's first three characters; never the secret).
+    Needs Application.Read.All, which a customer grants only if they want expiry read automatically."""
+    if (denied := _denied(req, APPLICATION_ROLES)) is not None:
+        return denied
+    tenant = state.directory.tenants[req.claims["tid"]]
+    app = tenant.apps.get(app_id.strip("'").lower())
+    if app is None:
+        return graph_error(404, "Request_ResourceNotFound",
+                           f"Resource '{app_id}' does not exist or one of its queried reference-property "
+                           "objects are not present.")
+    credentials = [
+        {
+            "keyId": f"00000000-0000-4000-8000-{index:012d}",
+            "displayName": f"secret {index + 1}",
+            "hint": secret.value[:3],
+            "secretText": None,
+            "startDateTime": None,
+            "endDateTime": _iso(secret.expires_at),
+        }
+        for index, secret in enumerate(app.secrets)
+    ]
+    context = "https://graph.microsoft.com/v1.0/$metadata#applications(passwordCredentials)/$entity"
+    return Resp.json(200, {"@odata.context": context, "passwordCredentials": credentials})
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

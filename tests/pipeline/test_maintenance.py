@@ -127,6 +127,23 @@ def test_it_warns_thirty_days_before_the_client_secret_expires(stack: Stack) -> 
     assert _health(stack).secret_expiry_warning is None
 
 
+def test_it_reads_the_secrets_expiry_from_entra_where_the_customer_permits_it(stack: Stack) -> None:
+    """With Application.Read.All granted, Entra's date of our secret beats the one typed by hand; without
+    it (the test above), the typed date counts."""
+    now = datetime.now(UTC)
+    stack.add_tenant(sync=False, microsoft={"secret_expires_at": now + timedelta(days=400)})
+    tenant_id, app = stack.seeds.tenant["id"], stack.seeds.app["clientId"]
+    stack.ms.rotate_secret(tenant_id, app, stack.seeds.app["secret"],
+                           expires=(now + timedelta(days=12)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    stack.ms.set_roles(tenant_id, app, ["Presence.ReadWrite.All", "User.Read.All", "Application.Read.All"])
+    assert run_secret_expiry(stack.runtime, now=now) == {"warned": 1}
+    warning = _health(stack).secret_expiry_warning
+    assert warning is not None and "in 11 days" in warning
+    with transaction(stack.runtime.sessions) as session:
+        stored = session.get_one(Tenant, stack.tenant_id).ms_secret_expires_at
+    assert stored is not None and abs((stored - (now + timedelta(days=12))).total_seconds()) < 2
+
+
 def test_it_releases_our_dnd_when_a_user_stops_being_synced(stack: Stack) -> None:
     stack.add_tenant()
     stack.start_worker("w1")
