@@ -156,11 +156,7 @@ class Runtime:
             self._clients.clear()
 
     def close(self) -> None:
-        with self._lock:
-            for _, client in self._clients.values():
-                if hasattr(client, "close"):
-                    client.close()
-            self._clients.clear()
+        self.close_clients()
         self.engine.dispose()
 
 
