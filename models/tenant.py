@@ -8,7 +8,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -48,10 +58,12 @@ class Tenant(Base):
     set_telephony: Mapped[bool] = mapped_column(Boolean, default=False)
     set_teams_presence: Mapped[bool] = mapped_column(Boolean, default=True)
     teams_presence_mode: Mapped[str] = mapped_column(
-        String(20), default=TeamsPresenceMode.BUSY_IN_A_CALL.value
+        String(20), default=TeamsPresenceMode.DND_PRESENTING.value,
+        server_default=TeamsPresenceMode.DND_PRESENTING.value,
     )
     ringing_counts_as_call: Mapped[bool] = mapped_column(Boolean, default=False)
-    teams_leads: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Teams leads unless the tenant keeps a DND set by hand until the user clears it (issue 11).
+    respect_manual_dnd: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     manual_dnd_to_teams: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # User selection.
@@ -88,6 +100,11 @@ class Tenant(Base):
 
     def __repr__(self) -> str:
         return f"Tenant(id={self.id!r}, name={self.name!r})"
+
+    @property
+    def teams_leads(self) -> bool:
+        """The option's name before issue 11 (read by the admin API until it shows respect_manual_dnd)."""
+        return not self.respect_manual_dnd
 
     @property
     def has_bridge(self) -> bool:

@@ -33,6 +33,7 @@ from presence.to_starface import (
     is_own_echo,
     plan_starface,
     repair_starface,
+    teams_leads_now,
 )
 from presence.to_teams import (
     REFRESH_INTERVAL,
@@ -84,4 +85,5 @@ __all__ = [
     "refresh_due_at",
     "repair_starface",
     "repair_teams_session",
+    "teams_leads_now",
 ]

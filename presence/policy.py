@@ -33,7 +33,7 @@ class DndAction(StrEnum):
     """What a Teams category asks of the STARFACE DND."""
 
     SET = "set"
-    CLEAR = "clear"  # only ever clears a DND we set (unless the tenant lets Teams lead)
+    CLEAR = "clear"  # clears our DND; a manual one only when the Teams status changes (Teams leads)
     LEAVE = "leave"  # never changes DND
 
 
@@ -73,15 +73,18 @@ DEFAULT_RULES: Mapping[Category, Rule] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class TenantPolicy:
-    """Per-tenant options. Defaults follow the STARFACE module: Teams -> DND and text on, STARFACE wins."""
+    """Per-tenant options. Defaults follow the STARFACE module: Teams -> DND and text on, Teams leads (a
+    Teams status change decides the DND, also over a manual one), a STARFACE call shows as DND/Presenting."""
 
     set_dnd: bool = True
     set_chat_text: bool = True
     set_telephony: bool = False
     set_teams_presence: bool = True
-    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.BUSY_IN_A_CALL
+    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.DND_PRESENTING
     ringing_counts_as_call: bool = False
-    teams_leads: bool = False  # Teams wins over a DND the user set by hand in STARFACE
+    #: Keep a DND the user set by hand in STARFACE until the user clears it (else Teams leads: the next
+    #: Teams status change decides the DND, also over a manual one).
+    respect_manual_dnd: bool = False
     manual_dnd_to_teams: bool = False  # a manual STARFACE DND gives a Teams DND session
     has_bridge: bool = False  # tier 2 (starface-bridge.md); without it only DND is written
     rules: Mapping[Category, Rule] = field(default_factory=lambda: DEFAULT_RULES)
@@ -117,7 +120,7 @@ class TenantPolicy:
             "set_teams_presence": self.set_teams_presence,
             "teams_presence_mode": self.teams_presence_mode.value,
             "ringing_counts_as_call": self.ringing_counts_as_call,
-            "teams_leads": self.teams_leads,
+            "respect_manual_dnd": self.respect_manual_dnd,
             "manual_dnd_to_teams": self.manual_dnd_to_teams,
             "has_bridge": self.has_bridge,
             "rules": {category.value: rule.to_json() for category, rule in self.rules.items()},
@@ -129,13 +132,17 @@ class TenantPolicy:
         flags = {}
         for name in (
             "set_dnd", "set_chat_text", "set_telephony", "set_teams_presence",
-            "ringing_counts_as_call", "teams_leads", "manual_dnd_to_teams", "has_bridge",
+            "ringing_counts_as_call", "respect_manual_dnd", "manual_dnd_to_teams", "has_bridge",
         ):
             if name in data:
                 if not isinstance(data[name], bool):
                     raise PolicyError(f"{name}: expected true or false, got {data[name]!r}")
                 flags[name] = data[name]
-        raw_mode = data.get("teams_presence_mode", TeamsPresenceMode.BUSY_IN_A_CALL.value)
+        if "teams_leads" in data and "respect_manual_dnd" not in flags:  # stored before issue 11
+            if not isinstance(data["teams_leads"], bool):
+                raise PolicyError(f"teams_leads: expected true or false, got {data['teams_leads']!r}")
+            flags["respect_manual_dnd"] = not data["teams_leads"]
+        raw_mode = data.get("teams_presence_mode", TeamsPresenceMode.DND_PRESENTING.value)
         mode = _enum(TeamsPresenceMode, raw_mode, "teams_presence_mode")
         return cls(teams_presence_mode=mode, rules=rules_from_json(data.get("rules", {})), **flags)
 

@@ -10,12 +10,14 @@ can never disagree:
 3. `repair_starface` (drift repair): re-decides the applied category against a read-back, so a chat
    text the STARFACE app overwrote is re-applied while the category still asks for it.
 
-Ownership rules (issue 5, design.md invariants):
-- `clear` and "no text" remove only a DND / text we set. A DND found on that we did not set is manual:
-  never cleared, never claimed - unless the tenant lets Teams lead (then Teams wins both ways).
-- `leave` never changes DND.
-- A user who switches DND off by hand while the category asks for it keeps it off until the Teams
-  category changes (we do not fight the user); with "Teams leads" it is switched on again.
+Ownership rules (issue 11, design.md invariants), as in the STARFACE module:
+- Teams leads (default): when the user's Teams category changes, its rule decides the STARFACE DND, also
+  over a DND set by hand (`set` claims a manual DND as ours, `clear` clears it). Between Teams changes a
+  DND the user switched on or off by hand stays as the user left it: neither the poll nor drift repair
+  undoes it. The first look at a user counts as a change, as when the module starts.
+- "Respect a DND set by hand" (`respect_manual_dnd`): a DND found on that we did not set is manual: never
+  cleared, never claimed; a user who switches our DND off keeps it off until the category changes.
+- `clear` and "no text" otherwise remove only a DND / text we set; `leave` never changes DND.
 - Telephony is written only when it differs from what we last wrote (or, when read, from what STARFACE
   shows); AVAILABLE only undoes our ACTIVE. While the user is on a real STARFACE call, or the PBX shows
   RINGING / QUEUE_PAUSE / UNAVAILABLE, the telephony status belongs to the PBX and is left alone.
@@ -135,7 +137,12 @@ def plan_starface(
     plan = _plan_for(
         policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
     )
-    return plan if _decide(policy, plan, _UNREAD, applied_starface).has_writes else None
+    if _decide(policy, plan, _UNREAD, applied_starface).has_writes:
+        return plan
+    # Teams leads over a manual DND the applied state may not know of (no bridge events): the update task
+    # reads the DND before deciding, so a changed category that asks for set/clear is always handed on.
+    leads = teams_leads_now(policy, plan, applied_starface)
+    return plan if leads and plan.dnd is not DndAction.LEAVE else None
 
 
 def finalize_starface(
@@ -163,7 +170,7 @@ def repair_starface(
     """Drift repair: learn ownership from a read-back and re-apply what the applied category still asks.
 
     Re-applies an overwritten chat text of ours, and (given `applied_teams`, and no STARFACE call in
-    progress) a telephony status the PBX reset. DND is re-applied only when Teams leads: otherwise an
+    progress) a telephony status the PBX reset. DND is never re-applied here: between Teams changes an
     unexpected DND state is the user's doing and is recorded, not undone.
     """
     call_active = True if applied_teams is None else applied_teams.call_active
@@ -185,6 +192,18 @@ def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied) -> b
         and applied_teams.released_at is not None
         and observation.observed_at - applied_teams.released_at < ECHO_WINDOW
         and released.matches(observation.availability, observation.activity)
+    )
+
+
+def teams_leads_now(policy: TenantPolicy, plan: StarfacePlan, applied: StarfaceApplied) -> bool:
+    """True when this plan's rule decides the DND also over a manual one: Teams leads (the tenant does not
+    respect a manual DND), DND output is on, and the plan is a Teams category change (not a release)."""
+    return (
+        not policy.respect_manual_dnd
+        and policy.set_dnd
+        and plan.category is not None
+        and not plan.release
+        and plan.category != applied.category
     )
 
 
@@ -228,13 +247,13 @@ def _decide(
     if plan.category != applied.category:
         user_off = False
     # 2. DND.
-    leads = policy.teams_leads and policy.set_dnd
+    leads = teams_leads_now(policy, plan, applied)
     dnd_write: bool | None = None
     if plan.dnd is DndAction.SET:
         if dnd_on:
             if leads and manual:
                 ours, manual = True, False  # Teams leads: the DND now follows Teams
-        elif leads or not user_off:
+        elif not user_off:
             dnd_write, ours, user_off = True, True, False
     elif plan.dnd is DndAction.CLEAR and dnd_on and (ours or (leads and manual)):
         dnd_write, ours, manual = False, False, False

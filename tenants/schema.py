@@ -102,10 +102,22 @@ class Options(_Strict):
     set_chat_text: bool = True
     set_telephony: bool = False
     set_teams_presence: bool = True
-    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.BUSY_IN_A_CALL
+    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.DND_PRESENTING
     ringing_counts_as_call: bool = False
-    teams_leads: bool = False
+    respect_manual_dnd: bool = False
     manual_dnd_to_teams: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teams_leads_renamed(cls, value: Any) -> Any:
+        """`teams_leads` (before issue 11) is `respect_manual_dnd` inverted; a file may still carry it."""
+        if isinstance(value, Mapping) and "teams_leads" in value:
+            value = dict(value)
+            leads = value.pop("teams_leads")
+            if not isinstance(leads, bool):
+                raise ValueError("teams_leads: must be true or false (now respect_manual_dnd, inverted)")
+            value.setdefault("respect_manual_dnd", not leads)
+        return value
 
 
 OPTION_FIELDS: tuple[str, ...] = tuple(Options.model_fields)

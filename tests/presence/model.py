@@ -10,8 +10,9 @@ shown, and the bridge events each change emits (`origin` user or integration, st
 A tier-1 tenant (no bridge) gets no events and no chat/telephony reads.
 
 `World` plays the service: poll -> plan -> read -> finalize -> write -> record, event -> decide -> Graph,
-keep-alive and drift repair, exactly as the workers will. Every write is logged, and clearing a
-manual DND (outside "Teams leads") is recorded as a violation.
+keep-alive and drift repair, exactly as the workers will. Every write is logged, and overriding a DND the
+user set by hand (clearing one switched on, or switching on one switched off) is recorded as a violation
+unless the tenant lets Teams lead and the write comes from a Teams status change (issue 11).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from presence import (
     plan_starface,
     repair_starface,
     repair_teams_session,
+    teams_leads_now,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -104,6 +106,7 @@ class StarfaceModel:
     has_bridge: bool
     dnd: bool = False
     dnd_by_hand: bool = False
+    dnd_off_by_hand: bool = False  # the user switched the DND off (the last DND change was the user's)
     chat_text: str = ""
     telephony: str = "AVAILABLE"  # what the STARFACE app shows
     real_call: str = "AVAILABLE"  # the PBX's own telephony state for real calls
@@ -164,6 +167,7 @@ class World:
         if self.starface.dnd == on:
             return
         self.starface.dnd = self.starface.dnd_by_hand = on
+        self.starface.dnd_off_by_hand = not on
         event = self._event(EventKind.DND, Origin.USER, dnd=on)
         if self.policy.has_bridge:
             self.deliver_event(event)
@@ -187,12 +191,14 @@ class World:
         plan = plan_starface(self.policy, observation, self.applied_starface, self.applied_teams, self.now)
         if plan is None:
             return 0
+        leads = teams_leads_now(self.policy, plan, self.applied_starface)
+        changed = plan.category is not None and plan.category != self.applied_starface.category
         writes = finalize_starface(plan, self.starface.reading(), self.applied_starface, self.policy)
         if observation.sequence_number in self.teams.echo_sequences and (
             writes.dnd or writes.chat_text or writes.telephony_state == "ACTIVE"
         ):
             self.violations.append(f"our own Teams session came back as STARFACE state {writes}")
-        return self._write_starface(writes)
+        return self._write_starface(writes, teams_leads=leads, category_changed=changed)
 
     def deliver_event(self, event: StarfaceEvent) -> SessionActionKind:
         self.delivered_events.append(event)
@@ -226,13 +232,20 @@ class World:
         return written
 
     # --- writing ----------------------------------------------------------------------------------
-    def _write_starface(self, writes: StarfaceWrites) -> int:
+    def _write_starface(self, writes: StarfaceWrites, teams_leads: bool = False,
+                        category_changed: bool = False) -> int:
+        """`teams_leads`: the writes come from a Teams status change that may override a manual DND;
+        `category_changed`: from a Teams status change (which may ask again for a DND switched off)."""
         sf = self.starface
         count = 0
         if writes.dnd is not None:
-            if not writes.dnd and sf.dnd_by_hand and not self.policy.teams_leads:
+            if not writes.dnd and sf.dnd_by_hand and not teams_leads:
                 self.violations.append(f"cleared a manual DND at {self.now}")
-            sf.dnd, sf.dnd_by_hand = writes.dnd, False
+            if writes.dnd and sf.dnd_off_by_hand and not category_changed:
+                self.violations.append(f"switched on a DND the user had switched off at {self.now}")
+            if teams_leads and self.policy.respect_manual_dnd:
+                self.violations.append("Teams led although the tenant respects a manual DND")
+            sf.dnd, sf.dnd_by_hand, sf.dnd_off_by_hand = writes.dnd, False, False
             sf.emit(self._event(EventKind.DND, Origin.INTEGRATION, dnd=writes.dnd))
             count += 1
         if writes.chat_text is not None:
