@@ -94,7 +94,8 @@ def _database_problem(exc: SQLAlchemyError) -> str:
 def _tenant(session: Session, name_or_id: str) -> Tenant:
     tenant = find_tenant(session, name_or_id)
     if tenant is None:
-        raise _Fail(f"no tenant named {name_or_id!r}; `teamsconnect tenant list` shows the tenants")
+        raise _Fail(f"no tenant with the name, slug or id {name_or_id!r}; `teamsconnect tenant list` shows "
+                    "the tenants")
     return tenant
 
 
@@ -173,7 +174,7 @@ def _load_file(file: Path) -> dict[str, Any]:
 @tenant_app.command("add")
 def add(
     file: Path | None = typer.Option(None, "--file", "-f", help="JSON tenant definition ('-' reads stdin)."),
-    name: str | None = typer.Option(None, help="Unique tenant name, e.g. contoso-pbx1."),
+    name: str | None = typer.Option(None, help='Unique instance name, e.g. "TeamsConnect Vertrieb".'),
     description: str | None = typer.Option(None),
     directory_id: str | None = typer.Option(None, help="Entra directory (tenant) id or domain."),
     client_id: str | None = typer.Option(None, help="Application (client) id of the Entra app."),
@@ -212,10 +213,10 @@ def add(
                 if lookup(config_data, key) is None:
                     config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
-        typer.echo(f"added tenant {tenant.name} (id {tenant.id}, tier {tier(tenant)})")
+        typer.echo(f"added tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}, tier {tier(tenant)})")
         if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
-            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
-        typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.name}")
+            typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
+        typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.slug}")
 
 
 # --- list / show -------------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def list_tenants() -> None:
         if not tenants:
             typer.echo("no tenants yet: add one with `teamsconnect tenant add --file tenant.json`")
             return
-        table = Table("id", "name", "enabled", "tier", "linked users", "last success", "last error")
+        table = Table("id", "name", "slug", "enabled", "tier", "linked users", "last success", "last error")
         for tenant in tenants:
             row = health.get(tenant.id)
             error = "-"
@@ -251,7 +252,7 @@ def list_tenants() -> None:
                 error = f"{_when(row.last_error_at)} {row.last_error_code or ''}: " + (
                     row.last_error_message or "")[:200]
             table.add_row(
-                str(tenant.id), tenant.name, "yes" if tenant.enabled else "no", tier(tenant),
+                str(tenant.id), tenant.name, tenant.slug, "yes" if tenant.enabled else "no", tier(tenant),
                 str(counts.get((tenant.id, LinkState.LINKED.value), 0)),
                 _when(row.last_success_at if row else None), error,
             )
@@ -281,7 +282,7 @@ def _shown(value: Any) -> str:
 
 @tenant_app.command("show")
 def show(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Configuration (secrets shown as set/not set), health, user link states, tier and warnings."""
@@ -311,11 +312,12 @@ def show(
                                    "missing_features": missing, "warnings": warnings}, indent=2))
             return
         rules = summary.pop("rules")
-        typer.secho(f"Tenant {tenant.name} (id {tenant.id}): {'enabled' if tenant.enabled else 'DISABLED'}, "
+        typer.secho(f"Tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}): "
+                    f"{'enabled' if tenant.enabled else 'DISABLED'}, "
                     f"tier {summary.pop('tier')}", bold=True)
         for section in ("options", "selection", "microsoft", "starface"):
             _print_section(section.capitalize(), summary.pop(section))
-        _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name")})
+        _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name", "slug")})
         _print_section("Rules (`teamsconnect tenant rules` to change)",
                        {k: f"dnd={v['dnd']}, text={_shown(v['chat_text'])}" for k, v in rules.items()})
         _print_section("Health", health)
@@ -326,7 +328,7 @@ def show(
             for feature in missing:
                 typer.echo(f"  - {feature}")
         for warning in warnings:
-            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
+            typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
 
 
 # --- set / rules ------------------------------------------------------------------------------------------
@@ -334,7 +336,7 @@ def show(
 
 @tenant_app.command("set")
 def set_values(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     assignments: list[str] = typer.Argument(
         ..., metavar="KEY=VALUE...",
         help="E.g. options.set_telephony=true, selection.login_ids=1001,1002, starface.bridge=null, "
@@ -354,7 +356,7 @@ def set_values(
 
 @tenant_app.command("rules")
 def rules(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     category: str | None = typer.Argument(None, help="Teams status category to change, e.g. InACall."),
     dnd: str | None = typer.Option(None, "--dnd", help="set, clear or leave."),
     text: str | None = typer.Option(None, "--text", help="Chat-status text for this status."),
@@ -393,7 +395,7 @@ _COLOURS = {"OK": typer.colors.GREEN, "FAILED": typer.colors.RED}
 
 @tenant_app.command("test")
 def test(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
 ) -> None:
     """Check the credentials against Microsoft and STARFACE; exit code 1 if any check fails."""
@@ -413,7 +415,7 @@ def test(
 
 
 @tenant_app.command("sync")
-def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
+def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID")) -> None:
     """Link STARFACE users to Microsoft 365 users now (beat does it every 15 minutes) and report why any
     user is not linked."""
     from sync.directory import sync_directory
@@ -428,7 +430,7 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
         try:
             counts = sync_directory(runtime, tenant, CELERY_QUEUE)
         except (GraphError, StarfaceError) as exc:
-            _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.name}` checks "
+            _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.slug}` checks "
                         "the credentials)")
             raise typer.Exit(1) from None
         with _session() as (session, _):
@@ -451,7 +453,7 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
 
 @tenant_app.command("delete")
 def delete(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     force: bool = typer.Option(False, "--force", help="Delete even while our outputs are still set."),
 ) -> None:

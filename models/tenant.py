@@ -6,7 +6,10 @@ Secrets live only in ``*_encrypted`` columns (see models/crypto.py); nothing her
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -32,6 +35,24 @@ DEFAULT_BRIDGE_INSTANCE = "TeamsConnectBridge"
 DEFAULT_POLL_INTERVAL_S = 2.0
 
 
+SLUG_MAX = 60
+_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
+
+
+def slugify(name: str) -> str:
+    """`Büro Köln` -> `buero-koeln`, `TeamsConnect Vertrieb` -> `teamsconnect-vertrieb`; never empty or all
+    digits (a name without Latin letters gives `tenant`, a number gets a `t-` prefix)."""
+    text = unicodedata.normalize("NFKD", name.translate(_GERMAN))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:SLUG_MAX].strip("-") or "tenant"
+    return f"t-{slug}"[:SLUG_MAX] if slug.isdigit() else slug
+
+
+def _slug_default(context: Any) -> str:
+    """A row stored without the service (tests, fixtures) gets its name's slug (service: made unique)."""
+    return slugify(context.get_current_parameters()["name"])
+
+
 def _values(enum_type: type[enum.StrEnum]) -> str:
     return ", ".join(f"'{member.value}'" for member in enum_type)
 
@@ -47,7 +68,9 @@ class Tenant(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # the instance name, as in the module
+    #: Derived from the name once (tenants/naming.py) and kept: for URLs and commands.
+    slug: Mapped[str] = mapped_column(String(SLUG_MAX), unique=True, default=_slug_default)
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     log_level: Mapped[str] = mapped_column(String(10), default="INFO")

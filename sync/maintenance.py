@@ -160,7 +160,7 @@ def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str
         for tenant in session.scalars(select(Tenant)):
             warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
             if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
-                warning = warning.replace("NAME", tenant.name)
+                warning = warning.replace("NAME", tenant.slug)
             warned += warning is not None
             session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
                             .values(secret_expiry_warning=warning))

@@ -33,6 +33,7 @@ from models.tenant import (
 from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import CHAT_TEXT_MAX, DndAction, TeamsPresenceMode
+from tenants.naming import check_slug, clean_name
 
 #: A tenant's log levels, as in the STARFACE module (most to least severe); TRACE is below DEBUG.
 LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
@@ -41,7 +42,6 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _INSTANCE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 
 
@@ -287,6 +287,8 @@ class TenantConfig(_Strict):
     """A whole tenant definition (see the module docstring)."""
 
     name: str
+    #: Derived from the name when left out (tenants/naming.py); stays when the name changes.
+    slug: str | None = None
     description: str = ""
     enabled: bool = True
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] = "INFO"
@@ -299,13 +301,13 @@ class TenantConfig(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _cli_friendly(cls, value: str) -> str:
-        if not _NAME.match(value) or value.isdigit():
-            raise ValueError(
-                "must be 1..100 letters, digits, '.', '_' or '-', start with a letter or digit and not be "
-                "all digits (a number means a tenant id on the command line), e.g. contoso-pbx1"
-            )
-        return value
+    def _instance_name(cls, value: str) -> str:
+        return clean_name(value)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else check_slug(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

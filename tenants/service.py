@@ -21,6 +21,7 @@ from presence import Rule
 from presence.categories import Category
 from presence.policy import DndAction, overlay_rules
 from tenants.changes import KEEP_SECRET, changed_paths, deep_merge, given, nest, plain
+from tenants.naming import slugify, unique_slug
 from tenants.schema import (
     OPTION_FIELDS,
     SECRET_FIELDS,
@@ -36,11 +37,12 @@ from tenants.schema import (
 class TenantInUse(ValueError):
     """Deleting would leave a DND, chat text or Teams session of ours set; `holding` counts them."""
 
-    def __init__(self, name: str, holding: int) -> None:
+    def __init__(self, name: str, holding: int, ref: str | None = None) -> None:
         self.holding = holding
+        ref = ref or name
         super().__init__(
             f"tenant {name} still holds a DND, chat text or Teams session of ours for {holding} user "
-            f"state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant set {name} "
+            f"state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant set {ref} "
             "enabled=false`): drift repair releases them within 5 minutes. Or delete anyway with --force."
         )
 
@@ -49,11 +51,15 @@ class TenantInUse(ValueError):
 
 
 def find_tenant(session: Session, name_or_id: str) -> Tenant | None:
-    """A tenant by name, or by id when the argument is a number (names are never all digits)."""
-    key = name_or_id.strip()
+    """A tenant by id (a number), slug or name (names compared regardless of case)."""
+    key = " ".join(name_or_id.split())
     if key.isdigit():
-        return session.scalars(select(Tenant).where(or_(Tenant.id == int(key), Tenant.name == key))).first()
-    return session.scalars(select(Tenant).where(Tenant.name == key)).first()
+        return session.get(Tenant, int(key))
+    found = session.scalars(select(Tenant).where(or_(Tenant.slug == key, Tenant.name == key))).first()
+    if found is not None:
+        return found
+    wanted = key.casefold()
+    return next((t for t in session.scalars(select(Tenant)) if t.name.casefold() == wanted), None)
 
 
 def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False) -> Tenant | None:
@@ -65,9 +71,24 @@ def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False
 
 
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
-    other = session.scalars(select(Tenant.id).where(Tenant.name == name)).first()
-    if other is not None and other != own_id:
-        raise TenantConfigError([("name", f"a tenant named {name!r} exists already; choose another name")])
+    """Names are unique per deployment regardless of case, as the module's instance names."""
+    wanted = name.casefold()
+    for other_id, other in session.execute(select(Tenant.id, Tenant.name)):
+        if other.casefold() == wanted and other_id != own_id:
+            raise TenantConfigError([("name", f"a tenant named {other!r} exists already; choose another "
+                                              "name")])
+
+
+def _slug_for(session: Session, config: TenantConfig, own_id: int | None = None) -> str:
+    """The given slug (must be free), else one derived from the name and made unique."""
+    rows = session.execute(select(Tenant.id, Tenant.slug))
+    taken = {slug for tenant_id, slug in rows if tenant_id != own_id}
+    if config.slug is not None:
+        if config.slug in taken:
+            raise TenantConfigError([("slug", f"another tenant has the slug {config.slug!r}; choose another "
+                                              "or leave slug out to derive one from the name")])
+        return config.slug
+    return unique_slug(slugify(config.name), taken)
 
 
 # --- storing ---------------------------------------------------------------------------------------------
@@ -115,6 +136,7 @@ def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mappi
     _check_name_free(session, config.name)
     tenant = Tenant()
     _apply(tenant, config)
+    tenant.slug = _slug_for(session, config)
     bridge = config.starface.bridge
     set_secrets(
         tenant,
@@ -137,6 +159,7 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
         bridge = {"instance": tenant.bridge_instance, "secret": secret(tenant.bridge_secret_encrypted)}
     return {
         "name": tenant.name,
+        "slug": tenant.slug,
         "description": tenant.description,
         "enabled": tenant.enabled,
         "log_level": tenant.log_level,
@@ -177,6 +200,8 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     config = validate_config(deep_merge(before, nested))
     if config.name != tenant.name:
         _check_name_free(session, config.name, tenant.id)
+    if config.slug != tenant.slug:
+        tenant.slug = _slug_for(session, config, tenant.id)
     changed = set(changed_paths(plain(before), plain(config)))
     changed |= {path for path in SECRET_FIELDS if given(nested, path)}
     _apply(tenant, config)
@@ -226,6 +251,6 @@ def delete_tenant(session: Session, tenant: Tenant, force: bool = False) -> None
     outputs are still set, unless ``force``."""
     holding = holding_count(session, tenant)
     if holding and not force:
-        raise TenantInUse(tenant.name, holding)
+        raise TenantInUse(tenant.name, holding, tenant.slug)
     session.delete(tenant)
     session.flush()

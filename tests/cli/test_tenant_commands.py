@@ -32,7 +32,7 @@ def test_it_adds_a_tenant_from_a_file_and_stores_secrets_encrypted(
     cli_box: SecretBox,
 ) -> None:
     result = _add(run, write_json, tenant_data)
-    assert "added tenant contoso (id 1, tier bridge)" in result.stdout
+    assert "added tenant contoso (slug contoso, id 1, tier bridge)" in result.stdout
     assert_no_secret(result.output)
     with db() as session:
         tenant = session.scalars(select(Tenant)).one()
@@ -223,7 +223,7 @@ def test_it_deletes_a_tenant_with_its_data_only_when_confirmed(
         assert session.scalars(select(ChangeLog)).first() is None
         assert len(session.scalars(select(StatusRule)).all()) == 10  # fabrikam's rules are untouched
     missing = run("tenant", "show", "contoso")
-    assert missing.exit_code == 2 and "no tenant named 'contoso'" in missing.stderr
+    assert missing.exit_code == 2 and "no tenant with the name, slug or id 'contoso'" in missing.stderr
 
 
 def test_it_says_to_run_db_upgrade_on_an_empty_database(

@@ -75,6 +75,7 @@ def test_it_keeps_existing_tenants_behaving_as_before_issue_11() -> None:
         assert rows["leading"].respect_manual_dnd is False
         assert rows["old-default"].teams_presence_mode == "busy_in_a_call"
         assert (rows["leading"].log_level, rows["Büro"].log_level) == ("WARN", "ERROR")
+        assert (rows["old-default"].slug, rows["Büro"].slug) == ("old-default", "buero")
         migrate.downgrade(url, "0001")
     finally:
         drop_postgres_database(url)

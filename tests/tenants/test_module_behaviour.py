@@ -56,3 +56,50 @@ def test_it_names_the_modules_log_levels_for_an_unknown_one(
         tenant = create_tenant(session, box, _config())
         assert update_tenant(session, box, tenant, {"log_level": "trace"}) == ["log_level"]
         assert tenant.log_level == "TRACE"
+
+
+@pytest.mark.parametrize(("name", "slug"), [
+    ("TeamsConnect Vertrieb", "teamsconnect-vertrieb"), ("Büro Köln", "buero-koeln"),
+    ("  Straße  &  Söhne (Nord) ", "strasse-soehne-nord"), ("東京", "tenant"), ("2024", None),
+    ("contoso-pbx1", "contoso-pbx1"),
+])
+def test_it_takes_instance_names_as_the_module_does(name: str, slug: str | None) -> None:
+    from tenants.naming import slugify
+
+    if slug is None:
+        with pytest.raises(TenantConfigError, match=r"name: must not be all digits"):
+            validate_config(_config(name=name))
+        assert slugify(name) == "t-2024"
+        return
+    config = validate_config(_config(name=name))
+    assert config.name == " ".join(name.split()) and slugify(config.name) == slug
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("", "must be 1..100 characters"), ("a\tb", "not '\\t'"), ("---", "must contain a letter or digit"),
+    ("x" * 101, "must be 1..100 characters"),
+])
+def test_it_names_what_is_wrong_with_an_instance_name(name: str, problem: str) -> None:
+    with pytest.raises(TenantConfigError) as caught:
+        validate_config(_config(name=name))
+    assert caught.value.problems[0][0] == "name" and problem in caught.value.problems[0][1]
+
+
+def test_it_keeps_names_unique_and_slugs_stable(sessions: sessionmaker[Session], box: SecretBox) -> None:
+    from tenants.service import find_tenant
+
+    with sessions() as session, session.begin():
+        koeln = create_tenant(session, box, _config(name="Büro Köln"))
+        other = create_tenant(session, box, _config(name="Büro  Koeln"))  # a different name, the same slug
+        assert (koeln.slug, other.slug) == ("buero-koeln", "buero-koeln-2")
+        with pytest.raises(TenantConfigError, match=r"name: a tenant named 'Büro Köln' exists already"):
+            create_tenant(session, box, _config(name="büro köln"))
+        assert update_tenant(session, box, koeln, {"name": "Büro Köln-Deutz"}) == ["name"]
+        assert koeln.slug == "buero-koeln"  # stable: URLs and scripts keep working
+        for ref in ("buero-koeln", "Büro Köln-Deutz", "BÜRO KÖLN-DEUTZ", str(koeln.id)):
+            assert find_tenant(session, ref) is koeln
+        with pytest.raises(TenantConfigError, match=r"slug: another tenant has the slug 'buero-koeln-2'"):
+            update_tenant(session, box, koeln, {"slug": "buero-koeln-2"})
+        assert update_tenant(session, box, koeln, {"slug": "deutz"}) == ["slug"]
+        with pytest.raises(TenantConfigError, match=r"slug: must be 1..60 lower-case letters"):
+            update_tenant(session, box, koeln, {"slug": "Deutz!"})
