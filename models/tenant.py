@@ -92,6 +92,8 @@ class Tenant(Base):
     # User selection.
     selection_mode: Mapped[str] = mapped_column(String(20), default=SelectionMode.ALL_EXCEPT_LISTED.value)
     starface_group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The group's name when last resolved (at save time or directory sync), for display.
+    starface_group_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     login_ids: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
 
     poll_interval_s: Mapped[float] = mapped_column(Float, default=DEFAULT_POLL_INTERVAL_S)

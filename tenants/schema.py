@@ -129,8 +129,25 @@ class Selection(_Strict):
     """Which STARFACE users are synced, as in the STARFACE module."""
 
     mode: SelectionMode = SelectionMode.ALL_EXCEPT_LISTED
+    #: The group by its name (as under Admin > Groups) or id; a name is resolved on the PBX when saved.
+    starface_group: str | None = Field(default=None, max_length=100)
+    #: The resolved id (stored); may also be given directly, as before issue 11.
     starface_group_id: int | None = Field(default=None, ge=1)
     login_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("starface_group", mode="before")
+    @classmethod
+    def _name_or_id(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value  # rejected as not a string
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            value = " ".join(value.split())
+            if value.isdigit() and int(value) < 1:
+                raise ValueError("a group id is a positive number; or give the group's name")
+            return value or None
+        return value
 
     @field_validator("login_ids", mode="before")
     @classmethod
@@ -146,10 +163,11 @@ class Selection(_Strict):
 
     @model_validator(mode="after")
     def _group_mode_needs_group(self) -> Selection:
-        if self.mode is SelectionMode.GROUP_PLUS_LISTED and self.starface_group_id is None:
+        if self.mode is SelectionMode.GROUP_PLUS_LISTED and self.starface_group is None \
+                and self.starface_group_id is None:
             raise ValueError(
-                "starface_group_id is required in mode group_plus_listed: give the id of the STARFACE group "
-                "whose members are synced (or use mode all_except_listed)"
+                "starface_group is required in mode group_plus_listed: give the name (as under Admin > "
+                "Groups) or id of the STARFACE group whose members are synced (or use mode all_except_listed)"
             )
         return self
 

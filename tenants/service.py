@@ -8,19 +8,22 @@ and validates the whole result before touching the row, so a bad change leaves n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from connectors.starface import StarfaceGroup
 from models import AppliedState, StatusRule, Tenant, TenantHealth
 from models.crypto import SecretBox
-from models.secrets import set_secrets
+from models.secrets import read_secrets, set_secrets
 from presence import Rule
 from presence.categories import Category
 from presence.policy import DndAction, overlay_rules
 from tenants.changes import KEEP_SECRET, changed_paths, deep_merge, given, nest, plain
+from tenants.groups import GroupLister, rest_groups
+from tenants.groups import resolve as resolve_group
 from tenants.naming import slugify, unique_slug
 from tenants.schema import (
     OPTION_FIELDS,
@@ -103,7 +106,6 @@ def _apply(tenant: Tenant, config: TenantConfig) -> None:
         value = getattr(config.options, name)
         setattr(tenant, name, getattr(value, "value", value))
     tenant.selection_mode = selection.mode.value
-    tenant.starface_group_id = selection.starface_group_id
     tenant.login_ids = list(selection.login_ids)
     tenant.poll_interval_s = config.poll_interval_s
     tenant.ms_directory_id, tenant.ms_client_id = ms.directory_id, ms.client_id
@@ -126,16 +128,35 @@ def _rule_rows(tenant: Tenant, overrides: Mapping[Category, RuleOverride]) -> No
             row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
 
 
-def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any]) -> Tenant:
+def _default_groups(config: TenantConfig, password: str) -> Sequence[StarfaceGroup]:
+    """The PBX's groups over its REST API (the CLI's CA bundle setting applies, as for `tenant test`)."""
+    from config import get_settings  # read only when a group name has to be looked up
+
+    return rest_groups(verify=get_settings().ca_bundle or True)(config, password)
+
+
+def _set_group(tenant: Tenant, config: TenantConfig, password: Callable[[], str],
+               groups: GroupLister | None) -> None:
+    """Resolves the selection's group (name or id) and stores its id and last known name."""
+    before = (tenant.starface_group_id, tenant.starface_group_name)
+    lister = groups or _default_groups
+    tenant.starface_group_id, tenant.starface_group_name = resolve_group(
+        config, lambda: lister(config, password()), before)
+
+
+def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any],
+                  groups: GroupLister | None = None) -> Tenant:
     """Stores a new tenant: row, encrypted secrets, a rule row per category and an empty health row.
 
-    ``config`` may be a validated `TenantConfig` or the plain definition (validated here).
+    ``config`` may be a validated `TenantConfig` or the plain definition (validated here). A group given by
+    name is looked up on the PBX with ``groups`` (default: the PBX's REST API).
     """
     if not isinstance(config, TenantConfig):
         config = validate_config(config)
     _check_name_free(session, config.name)
     tenant = Tenant()
     _apply(tenant, config)
+    _set_group(tenant, config, lambda: config.starface.password.get_secret_value(), groups)
     tenant.slug = _slug_for(session, config)
     bridge = config.starface.bridge
     set_secrets(
@@ -166,6 +187,8 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
         "options": {name: getattr(tenant, name) for name in OPTION_FIELDS},
         "selection": {
             "mode": tenant.selection_mode,
+            "starface_group": tenant.starface_group_name or (
+                None if tenant.starface_group_id is None else str(tenant.starface_group_id)),
             "starface_group_id": tenant.starface_group_id,
             "login_ids": list(tenant.login_ids or []),
         },
@@ -188,7 +211,8 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
     }
 
 
-def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Mapping[str, Any]) -> list[str]:
+def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Mapping[str, Any],
+                  groups: GroupLister | None = None) -> list[str]:
     """Applies a partial change (nested or dotted keys); returns the names of the changed settings.
 
     The stored tenant and the change are merged and validated as a whole first, so an invalid change
@@ -204,6 +228,11 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
         tenant.slug = _slug_for(session, config, tenant.id)
     changed = set(changed_paths(plain(before), plain(config)))
     changed |= {path for path in SECRET_FIELDS if given(nested, path)}
+    new_password = _new(config.starface.password.get_secret_value())
+    _set_group(tenant, config, lambda: new_password or read_secrets(tenant, box).starface_password, groups)
+    if "selection.starface_group" in changed and tenant.starface_group_id != before["selection"][
+            "starface_group_id"]:
+        changed.add("selection.starface_group_id")
     _apply(tenant, config)
     bridge = config.starface.bridge
     bridge_secret = _new(bridge.secret.get_secret_value()) if bridge else None

@@ -80,7 +80,7 @@ def test_it_reports_every_bad_field_without_a_traceback_or_a_secret(
     errors = result.stderr
     assert "error: microsoft.client_id: must be the app's Application (client) ID" in errors
     assert "error: starface.base_url: must use https://" in errors
-    assert "error: selection: starface_group_id is required in mode group_plus_listed" in errors
+    assert "error: selection: starface_group is required in mode group_plus_listed" in errors
     assert "error: options.set_telefony: is not a known setting" in errors
     assert "error: poll_interval_s:" in errors
     assert "Traceback" not in result.output
