@@ -27,7 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, utcnow
 from models.types import JsonDocument, UTCDateTime
 from presence.linking import SelectionMode
-from presence.policy import DndAction, TeamsPresenceMode
+from presence.policy import ChatSymbol, DndAction, TeamsPresenceMode
 
 DEFAULT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
@@ -144,6 +144,7 @@ class StatusRule(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "category"),
         CheckConstraint(f"dnd_action IN ({_values(DndAction)})", name="dnd_action"),
+        CheckConstraint(f"chat_symbol IS NULL OR chat_symbol IN ({_values(ChatSymbol)})", name="chat_symbol"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -151,6 +152,8 @@ class StatusRule(Base):
     category: Mapped[str] = mapped_column(String(30))
     dnd_action: Mapped[str] = mapped_column(String(10))
     chat_text: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The STARFACE chat presence symbol this status sets; None keeps the user's (issue 11).
+    chat_symbol: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     tenant: Mapped[Tenant] = relationship(back_populates="rules")
 

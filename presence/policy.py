@@ -37,6 +37,16 @@ class DndAction(StrEnum):
     LEAVE = "leave"  # never changes DND
 
 
+class ChatSymbol(StrEnum):
+    """The STARFACE chat presence symbol a rule may set (bridge setChatStatus `presence`); a rule without
+    one keeps the symbol the user has ("keep")."""
+
+    AVAILABLE = "AVAILABLE"
+    AWAY = "AWAY"
+    DO_NOT_DISTURB = "DO_NOT_DISTURB"
+    EXTENDED_AWAY = "EXTENDED_AWAY"
+
+
 class TeamsPresenceMode(StrEnum):
     """How a STARFACE call shows in Teams. Only DND stops Teams calls from ringing (peers.md section 2)."""
 
@@ -50,17 +60,19 @@ class Rule:
 
     dnd: DndAction
     chat_text: str | None  # None = no text of ours
+    chat_symbol: ChatSymbol | None = None  # None = keep the user's symbol
 
     def to_json(self) -> dict[str, Any]:
-        return {"dnd": self.dnd.value, "chat_text": self.chat_text}
+        return {"dnd": self.dnd.value, "chat_text": self.chat_text,
+                "chat_symbol": None if self.chat_symbol is None else self.chat_symbol.value}
 
 
 DEFAULT_RULES: Mapping[Category, Rule] = MappingProxyType(
     {
-        Category.IN_A_CALL: Rule(DndAction.SET, "On a call in MS Teams"),
-        Category.PRESENTING: Rule(DndAction.SET, "Presenting in MS Teams"),
+        Category.IN_A_CALL: Rule(DndAction.SET, "On a call in MS Teams", ChatSymbol.DO_NOT_DISTURB),
+        Category.PRESENTING: Rule(DndAction.SET, "Presenting in MS Teams", ChatSymbol.DO_NOT_DISTURB),
         Category.IN_A_MEETING: Rule(DndAction.SET, "In a Teams meeting"),
-        Category.DO_NOT_DISTURB: Rule(DndAction.SET, "Do not disturb (MS Teams)"),
+        Category.DO_NOT_DISTURB: Rule(DndAction.SET, "Do not disturb (MS Teams)", ChatSymbol.DO_NOT_DISTURB),
         Category.BUSY: Rule(DndAction.LEAVE, "Busy (MS Teams)"),
         Category.AWAY: Rule(DndAction.LEAVE, None),
         Category.BE_RIGHT_BACK: Rule(DndAction.LEAVE, None),
@@ -153,7 +165,8 @@ def overlay_rules(overrides: Mapping[Category, Rule]) -> Mapping[Category, Rule]
 
 
 def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
-    """Rule table from JSON `{category: {"dnd": "set", "chat_text": "..." | null}}`, over the defaults."""
+    """Rule table from JSON `{category: {"dnd": "set", "chat_text": "..." | null, "chat_symbol": ...}}`, over
+    the defaults (a row without `chat_symbol` keeps the symbol)."""
     if not isinstance(data, Mapping):
         raise PolicyError("rules: expected an object keyed by category")
     rules: dict[Category, Rule] = {}
@@ -165,7 +178,9 @@ def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
         text = row.get("chat_text")
         if text is not None and not isinstance(text, str):
             raise PolicyError(f"rules.{name}.chat_text: expected a string or null")
-        rules[category] = Rule(dnd, text)
+        raw_symbol = row.get("chat_symbol")
+        symbol = None if raw_symbol is None else _enum(ChatSymbol, raw_symbol, f"rules.{name}.chat_symbol")
+        rules[category] = Rule(dnd, text, symbol)
     return overlay_rules(rules)
 
 

@@ -14,7 +14,8 @@ Ownership rules (issue 11, design.md invariants), as in the STARFACE module:
 - Teams leads (default): when the user's Teams category changes, its rule decides the STARFACE DND, also
   over a DND set by hand (`set` claims a manual DND as ours, `clear` clears it). Between Teams changes a
   DND the user switched on or off by hand stays as the user left it: neither the poll nor drift repair
-  undoes it. The first look at a user counts as a change, as when the module starts.
+  undoes it. Onboarding is no change: Teams leads from the first decision recorded for a user on, so a
+  first look (nothing applied yet) never clears a DND set by hand nor hands on a plan without writes.
 - "Respect a DND set by hand" (`respect_manual_dnd`): a DND found on that we did not set is manual: never
   cleared, never claimed; a user who switches our DND off keeps it off until the category changes.
 - `clear` and "no text" otherwise remove only a DND / text we set; `leave` never changes DND.
@@ -44,6 +45,7 @@ ECHO_WINDOW = timedelta(minutes=5)
 
 TELEPHONY_ACTIVE = "ACTIVE"
 TELEPHONY_AVAILABLE = "AVAILABLE"
+CHAT_SYMBOL_AVAILABLE = "AVAILABLE"
 # Shown telephony states we may write over; RINGING, QUEUE_PAUSE and UNAVAILABLE belong to the PBX.
 _TELEPHONY_WE_WRITE = frozenset({None, TELEPHONY_ACTIVE, TELEPHONY_AVAILABLE, "active", "available"})
 
@@ -62,6 +64,8 @@ class StarfacePlan:
     cause: str | None = None
     #: A release of everything of ours: also carried out for a tenant that was just disabled.
     release: bool = False
+    #: The chat presence symbol the category asks for (None: keep the user's; ours is reset).
+    chat_symbol: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Task-argument form (observed values only, no secrets)."""
@@ -74,6 +78,7 @@ class StarfacePlan:
             "observed_at": None if self.observed_at is None else self.observed_at.isoformat(),
             "cause": self.cause,
             "release": self.release,
+            "chat_symbol": self.chat_symbol,
         }
 
     @classmethod
@@ -88,6 +93,7 @@ class StarfacePlan:
             observed_at=None if observed is None else datetime.fromisoformat(observed),
             cause=data.get("cause"),
             release=bool(data.get("release", False)),
+            chat_symbol=data.get("chat_symbol"),
         )
 
 
@@ -100,10 +106,14 @@ class StarfaceWrites:
     chat_text: str | None = None  # text to set, "" to clear, None: no write
     telephony_state: str | None = None  # "ACTIVE" | "AVAILABLE" | None: no write
     stale: bool = False  # the plan was older than the applied state: dropped
+    #: Chat presence symbol to set, None: no write. Written with `chat_text` (setChatStatus always writes
+    #: the message), which then holds the text to keep showing.
+    chat_symbol: str | None = None
 
     @property
     def has_writes(self) -> bool:
-        return self.dnd is not None or self.chat_text is not None or self.telephony_state is not None
+        return (self.dnd is not None or self.chat_text is not None or self.telephony_state is not None
+                or self.chat_symbol is not None)
 
 
 def plan_starface(
@@ -197,12 +207,14 @@ def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied) -> b
 
 def teams_leads_now(policy: TenantPolicy, plan: StarfacePlan, applied: StarfaceApplied) -> bool:
     """True when this plan's rule decides the DND also over a manual one: Teams leads (the tenant does not
-    respect a manual DND), DND output is on, and the plan is a Teams category change (not a release)."""
+    respect a manual DND), DND output is on, and the plan is a Teams category change (not a release, not
+    the first look at a user)."""
     return (
         not policy.respect_manual_dnd
         and policy.set_dnd
         and plan.category is not None
         and not plan.release
+        and applied.observed_at is not None
         and plan.category != applied.category
     )
 
@@ -222,10 +234,12 @@ def _plan_for(
     rule = policy.rules[category]
     if not call_active:
         telephony = policy.set_telephony and category in CALL_CATEGORIES
+    symbol = rule.chat_symbol.value if policy.set_chat_text and rule.chat_symbol is not None else None
     return StarfacePlan(
         category=category,
         dnd=rule.dnd if policy.set_dnd else DndAction.CLEAR,  # switched off: release ours only
         chat_text=rule.chat_text if policy.set_chat_text else None,
+        chat_symbol=symbol,
         telephony_active=telephony,
         sequence_number=sequence_number,
         observed_at=observed_at,
@@ -259,6 +273,7 @@ def _decide(
         dnd_write, ours, manual = False, False, False
     # 3. Chat text and telephony: only reachable through the bridge.
     chat, chat_write = applied.chat_text, None
+    symbol, symbol_write = applied.chat_symbol, None
     telephony, telephony_write = applied.telephony_active, None
     if policy.has_bridge:
         shown = reading.chat_text if reading.chat_text is not None else (applied.chat_text or "")
@@ -270,6 +285,17 @@ def _decide(
             if chat is not None and shown == chat:
                 chat_write = ""
             chat = None  # gone, or replaced by someone else's text: no longer ours either way
+        shown_symbol = reading.chat_symbol if reading.chat_symbol is not None else applied.chat_symbol
+        if plan.chat_symbol is not None:
+            if shown_symbol != plan.chat_symbol:
+                symbol_write = plan.chat_symbol
+            symbol = plan.chat_symbol
+        else:
+            if symbol is not None and shown_symbol == symbol:
+                symbol_write = CHAT_SYMBOL_AVAILABLE  # only ever undo our own symbol
+            symbol = None
+        if symbol_write is not None and chat_write is None:
+            chat_write = shown  # setChatStatus always writes the message: keep the text that is shown
         shown_state = reading.telephony_state
         if plan.telephony_active is not None and shown_state in _TELEPHONY_WE_WRITE:
             shown_active = telephony if shown_state is None else shown_state.upper() == TELEPHONY_ACTIVE
@@ -288,5 +314,7 @@ def _decide(
         sequence_number=plan.sequence_number,
         observed_at=plan.observed_at,
         dnd_event_at=applied.dnd_event_at,
+        chat_symbol=symbol,
     )
-    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write)
+    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write,
+                          chat_symbol=symbol_write)

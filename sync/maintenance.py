@@ -104,7 +104,8 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
         states = bridge.get_states([link.starface_account_id for link in links])
         return {
             s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
-                                       telephony_state=str(s.telephony_state))
+                                       telephony_state=str(s.telephony_state),
+                                       chat_symbol=str(s.chat_presence))
             for s in states
         }
     rest = runtime.starface(tenant)

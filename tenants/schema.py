@@ -30,9 +30,9 @@ from models.tenant import (
     DEFAULT_LOGIN_BASE_URL,
     DEFAULT_POLL_INTERVAL_S,
 )
-from presence.categories import Category
+from presence.categories import Category, category_named, teams_name
 from presence.linking import SelectionMode
-from presence.policy import CHAT_TEXT_MAX, DndAction, TeamsPresenceMode
+from presence.policy import CHAT_TEXT_MAX, DEFAULT_RULES, ChatSymbol, DndAction, TeamsPresenceMode
 from tenants.naming import check_slug, clean_name
 
 #: A tenant's log levels, as in the STARFACE module (most to least severe); TRACE is below DEBUG.
@@ -268,11 +268,40 @@ class StarfaceConfig(_Strict):
         return _secret(value, "STARFACE service account password")
 
 
+#: A rule row's chat symbol that leaves the user's symbol as it is.
+KEEP_SYMBOL = "keep"
+#: A rule row given without `chat_symbol` gets its category's default symbol.
+DEFAULT_SYMBOL = "default"
+
+
 class RuleOverride(_Strict):
-    """One row of the rule table: what a Teams status does to STARFACE DND, and the chat text."""
+    """One row of the rule table: what a Teams status does to STARFACE DND, the chat text and the chat
+    symbol (AVAILABLE, AWAY, DO_NOT_DISTURB, EXTENDED_AWAY or keep; left out: the category's default)."""
 
     dnd: DndAction
     chat_text: str | None = None
+    chat_symbol: str = DEFAULT_SYMBOL
+
+    @field_validator("chat_symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: Any) -> Any:
+        if value is None:
+            return KEEP_SYMBOL
+        if not isinstance(value, str):
+            return value
+        key = value.strip().upper().replace(" ", "_").replace("-", "_")
+        if key in (KEEP_SYMBOL.upper(), DEFAULT_SYMBOL.upper()):
+            return key.lower()
+        if key not in ChatSymbol.__members__:
+            allowed = ", ".join(member.value for member in ChatSymbol)
+            raise ValueError(f"must be one of {allowed} or keep (leave the user's symbol), got {value!r}")
+        return ChatSymbol[key].value
+
+    def symbol_for(self, category: Category) -> ChatSymbol | None:
+        """The symbol this row sets (None: keep), the category's default when none was given."""
+        if self.chat_symbol == DEFAULT_SYMBOL:
+            return DEFAULT_RULES[category].chat_symbol
+        return None if self.chat_symbol == KEEP_SYMBOL else ChatSymbol(self.chat_symbol)
 
     @field_validator("chat_text")
     @classmethod
@@ -285,16 +314,17 @@ class RuleOverride(_Strict):
 
 
 def _category_error(name: object) -> str:
-    return f"unknown category {name!r}; use one of {', '.join(c.value for c in Category)}"
+    known = "; ".join(f"{c.value} ({teams_name(c)})" for c in Category)
+    return f"unknown Teams status {name!r}; use a status name as Teams shows it, or a category: {known}"
 
 
 def _find_category(name: object) -> Category | None:
-    wanted = str(name).replace("_", "").replace("-", "").lower()
-    return next((c for c in Category if c.value.lower() == wanted), None)
+    return category_named(str(name))
 
 
 def parse_category(name: str) -> Category:
-    """A rule-table category by name, case-insensitively ("inacall", "InACall", "in_a_call")."""
+    """A rule-table category by name, case-insensitively ("inacall", "InACall", "in_a_call"), or by the
+    name Teams users see, English or German ("Busy - In a call", "Beschäftigt - Am Telefon")."""
     category = _find_category(name)
     if category is None:
         raise TenantConfigError([("rules", _category_error(name))])

@@ -108,6 +108,7 @@ class StarfaceModel:
     dnd_by_hand: bool = False
     dnd_off_by_hand: bool = False  # the user switched the DND off (the last DND change was the user's)
     chat_text: str = ""
+    chat_symbol: str = "AVAILABLE"  # the chat presence symbol shown
     telephony: str = "AVAILABLE"  # what the STARFACE app shows
     real_call: str = "AVAILABLE"  # the PBX's own telephony state for real calls
     events: list[StarfaceEvent] = field(default_factory=list)
@@ -119,7 +120,8 @@ class StarfaceModel:
     def reading(self) -> StarfaceReading:
         if not self.has_bridge:
             return StarfaceReading(dnd=self.dnd)  # tier 1: phoneconfig only
-        return StarfaceReading(dnd=self.dnd, chat_text=self.chat_text, telephony_state=self.telephony)
+        return StarfaceReading(dnd=self.dnd, chat_text=self.chat_text, telephony_state=self.telephony,
+                               chat_symbol=self.chat_symbol)
 
 
 @dataclass
@@ -176,8 +178,10 @@ class World:
         self.advance(1)
 
     def ucc_overwrites_chat(self, text: str) -> None:
-        self.starface.chat_text = text
-        self.starface.emit(self._event(EventKind.PRESENCE, Origin.USER, chat_text=text))
+        """The STARFACE app writes its own chat status: text and symbol (AVAILABLE)."""
+        self.starface.chat_text, self.starface.chat_symbol = text, "AVAILABLE"
+        self.starface.emit(
+            self._event(EventKind.PRESENCE, Origin.USER, chat_text=text, chat_presence="AVAILABLE"))
         self.advance(1)
 
     # --- the service ------------------------------------------------------------------------------
@@ -248,17 +252,23 @@ class World:
             sf.dnd, sf.dnd_by_hand, sf.dnd_off_by_hand = writes.dnd, False, False
             sf.emit(self._event(EventKind.DND, Origin.INTEGRATION, dnd=writes.dnd))
             count += 1
-        if writes.chat_text is not None:
+        if writes.chat_text is not None or writes.chat_symbol is not None:
+            assert writes.chat_text is not None, "setChatStatus always writes the message"
+            if writes.chat_text != sf.chat_text:
+                count += 1
             sf.chat_text = writes.chat_text
-            sf.emit(self._event(EventKind.PRESENCE, Origin.INTEGRATION, chat_text=writes.chat_text))
-            count += 1
+            if writes.chat_symbol is not None:
+                sf.chat_symbol = writes.chat_symbol
+                count += 1
+            sf.emit(self._event(EventKind.PRESENCE, Origin.INTEGRATION, chat_text=writes.chat_text,
+                                chat_presence=writes.chat_symbol))
         if writes.telephony_state is not None:
             sf.telephony = writes.telephony_state
             sf.emit(
                 self._event(EventKind.TELEPHONY, Origin.INTEGRATION, telephony_state=writes.telephony_state)
             )
             count += 1
-        for name in ("dnd", "chat_text", "telephony_state"):
+        for name in ("dnd", "chat_text", "telephony_state", "chat_symbol"):
             if getattr(writes, name) is not None:
                 self.writes.append((name, getattr(writes, name)))
         self.applied_starface = writes.applied

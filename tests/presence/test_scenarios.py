@@ -14,7 +14,7 @@ The test column drops the `test_it_` prefix.
 | manual DND found in the read before writing           | finds_a_manual_dnd_in_the_read_before_writing      |
 | Teams leads (default) over a manual DND               | lets_teams_lead_over_a_manual_dnd_by_default       |
 | Teams leads also without the bridge (read in apply)   | lets_teams_lead_over_a_manual_dnd_without_a_bridge |
-| first look at a user applies the table (as the module) | leads_at_the_first_look_at_a_user                 |
+| onboarding (first look) clears no manual DND          | keeps_a_manual_dnd_at_the_first_look               |
 | manual DND stays until the next Teams change          | keeps_a_manual_dnd_until_the_next_teams_change     |
 | user toggles DND by hand during a Teams call          | respects_dnd_toggled_by_hand_when_respected        |
 | user switches our DND off during a Teams call         | does_not_fight_the_user_switching_dnd_off          |
@@ -24,6 +24,7 @@ The test column drops the `test_it_` prefix.
 | switching an output off releases what we own          | releases_our_dnd_when_dnd_output_is_switched_off   |
 | REST-only tenant                                      | writes_only_dnd_without_a_bridge                   |
 | telephony follows Teams calls, written on change      | writes_telephony_only_when_it_changes              |
+| chat symbol per row; keep leaves the user's symbol    | sets_the_rows_chat_symbol_and_keeps_the_users      |
 | STARFACE call -> Teams session -> cleared             | holds_a_teams_session_during_a_starface_call       |
 | call ends while Teams still reports our session       | ignores_the_echo_after_a_starface_call_ends        |
 | STARFACE call while a Teams meeting runs              | keeps_meeting_dnd_during_a_starface_call           |
@@ -59,12 +60,13 @@ def world(**options: object) -> World:
 def test_it_sets_dnd_and_text_for_a_teams_call_then_clears() -> None:
     w = world()
     w.teams_client("call")
-    assert w.sync() == 3
-    expected = (True, "On a call in MS Teams", "ACTIVE")
-    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == expected
+    assert w.sync() == 4  # DND, text, telephony and (issue 11) the chat symbol
+    expected = (True, "On a call in MS Teams", "ACTIVE", "DO_NOT_DISTURB")
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony, w.starface.chat_symbol) == expected
     w.teams_client("available")
     w.sync()
-    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == (False, "", "AVAILABLE")
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony, w.starface.chat_symbol) == (
+        False, "", "AVAILABLE", "AVAILABLE")
     assert w.teams.app_session is None  # our own DND/telephony echoes did not start a Teams session
 
 
@@ -147,7 +149,7 @@ def test_it_finds_a_manual_dnd_in_the_read_before_writing() -> None:
 
 def test_it_lets_teams_lead_over_a_manual_dnd_by_default() -> None:
     w = world()
-    w.teams_client("available")
+    w.teams_client("busy")  # a status whose text is written: a decision is recorded for the user
     w.sync()
     w.starface_user_dnd(True)
     w.teams_client("call")
@@ -160,6 +162,8 @@ def test_it_lets_teams_lead_over_a_manual_dnd_by_default() -> None:
 
 def test_it_lets_teams_lead_over_a_manual_dnd_without_a_bridge() -> None:
     w = World(TenantPolicy(has_bridge=False))
+    w.teams_client("call")
+    w.sync()
     w.teams_client("busy")
     w.sync()
     w.starface.dnd = w.starface.dnd_by_hand = True  # no event without the bridge: nobody told us
@@ -169,14 +173,14 @@ def test_it_lets_teams_lead_over_a_manual_dnd_without_a_bridge() -> None:
     assert w.sync() == 0
 
 
-def test_it_leads_at_the_first_look_at_a_user() -> None:
-    leads, respects = World(TenantPolicy(has_bridge=False)), World(TenantPolicy(respect_manual_dnd=True))
-    for w in (leads, respects):
-        w.starface.dnd = w.starface.dnd_by_hand = True
+def test_it_keeps_a_manual_dnd_at_the_first_look() -> None:
+    for policy in (TenantPolicy(has_bridge=False), TenantPolicy(has_bridge=True), TenantPolicy(
+            respect_manual_dnd=True)):
+        w = World(policy)
+        w.starface.dnd = w.starface.dnd_by_hand = True  # switched on before the tenant was added
         w.teams_client("available")
         w.sync()
-    assert not leads.starface.dnd and leads.sync() == 0
-    assert respects.starface.dnd and not respects.violations
+        assert w.starface.dnd and not w.violations
 
 
 def test_it_keeps_a_manual_dnd_until_the_next_teams_change() -> None:
@@ -441,3 +445,20 @@ def test_it_recognises_a_late_read_of_a_session_pair_it_has_replaced_as_its_own_
                 ("redeliver_observation", 0)])
     assert world.starface.chat_text == ""
     assert not world.violations
+
+
+def test_it_sets_the_rows_chat_symbol_and_keeps_the_users() -> None:
+    w = world()
+    w.teams_client("away")  # keep: the user's own symbol is left alone
+    w.starface.chat_symbol = "EXTENDED_AWAY"
+    w.sync()
+    assert w.starface.chat_symbol == "EXTENDED_AWAY"
+    w.teams_client("presenting")
+    w.sync()
+    assert (w.starface.chat_symbol, w.starface.chat_text) == ("DO_NOT_DISTURB", "Presenting in MS Teams")
+    w.ucc_overwrites_chat("")  # the STARFACE app resets text and symbol: drift repair puts ours back
+    assert w.drift_repair() == 2 and w.starface.chat_symbol == "DO_NOT_DISTURB"
+    w.teams_client("meeting")  # keep again: only our own symbol is undone, the text follows the row
+    w.sync()
+    assert (w.starface.chat_symbol, w.starface.chat_text) == ("AVAILABLE", "In a Teams meeting")
+    assert w.sync() == 0
