@@ -29,10 +29,11 @@ from connectors.starface import StarfaceError
 from models import Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory, transaction
+from presence.categories import Category, teams_name
 from presence.linking import LinkState
 from presence.policy import DEFAULT_RULES
 from tenants.changes import deep_merge, lookup, nest
-from tenants.diagnostics import run_checks
+from tenants.diagnostics import egress_note, run_checks, with_egress
 from tenants.policy import rules_of
 from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category, validate_config
 from tenants.service import (
@@ -41,10 +42,17 @@ from tenants.service import (
     delete_tenant,
     find_tenant,
     holding_count,
+    needs_directory_sync,
     set_rule,
     update_tenant,
 )
-from tenants.summary import BRIDGE_FEATURES, secret_expiry_warning, tenant_summary, tier
+from tenants.summary import (
+    BRIDGE_FEATURES,
+    implausible_secret_expiry,
+    secret_expiry_warning,
+    tenant_summary,
+    tier,
+)
 
 tenant_app = typer.Typer(help="Add, inspect, change, test and delete tenants (customers).",
                          no_args_is_help=True)
@@ -214,9 +222,16 @@ def add(
                     config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
         typer.echo(f"added tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}, tier {tier(tenant)})")
-        if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
-            typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
+        _warn_expiry(tenant, entered=True)
         typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.slug}")
+
+
+def _warn_expiry(tenant: Tenant, entered: bool = False) -> None:
+    """The expiry warnings for the tenant's client secret; `entered`: the date was just given."""
+    warnings = [implausible_secret_expiry(tenant.ms_secret_expires_at)] if entered else []
+    warnings.append(secret_expiry_warning(tenant.ms_secret_expires_at))
+    for warning in dict.fromkeys(w for w in warnings if w):
+        typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
 
 
 # --- list / show -------------------------------------------------------------------------------------------
@@ -307,9 +322,11 @@ def show(
         # One text for the expiry warning: computed here, not also the copy maintenance stores in health.
         warning = secret_expiry_warning(tenant.ms_secret_expires_at)
         warnings = [warning] if warning else []
+        egress = get_settings().egress_ip_list
         if as_json:
             typer.echo(json.dumps({**summary, "health": health, "user_links": links,
-                                   "missing_features": missing, "warnings": warnings}, indent=2))
+                                   "missing_features": missing, "warnings": warnings,
+                                   "service_egress_ips": egress}, indent=2))
             return
         rules = summary.pop("rules")
         typer.secho(f"Tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}): "
@@ -319,8 +336,11 @@ def show(
             _print_section(section.capitalize(), summary.pop(section))
         _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name", "slug")})
         _print_section("Rules (`teamsconnect tenant rules` to change)",
-                       {k: f"dnd={v['dnd']}, text={_shown(v['chat_text'])}" for k, v in rules.items()})
-        _print_section("Health", health)
+                       {f"{teams_name(Category(k))} ({k})": f"dnd={v['dnd']}, text={_shown(v['chat_text'])}, "
+                        f"symbol={v['chat_symbol']}" for k, v in rules.items()})
+        _print_section("Health", {**health, "last_error": with_egress(health["last_error"], egress)})
+        _print_section("Service", {"egress IPs (trust these in Conditional Access and the PBX firewall)":
+                                   egress_note(egress)})
         _print_section("User links", links)
         if missing:
             typer.secho("Not available in the REST-only tier (install the bridge module and set "
@@ -352,36 +372,70 @@ def set_values(
             typer.echo(f"updated tenant {tenant.name}: {', '.join(changed)}")
         else:
             typer.echo(f"tenant {tenant.name}: nothing changed")
+        if "microsoft.secret_expires_at" in changed:
+            _warn_expiry(tenant, entered=True)
+        resync = tenant.enabled and needs_directory_sync(changed)
+        tenant_id, ref = tenant.id, tenant.slug
+    if resync:  # after the commit: the sync must see the change
+        _start_directory_sync(tenant_id, ref)
+
+
+def _start_directory_sync(tenant_id: int, ref: str) -> None:
+    """Hands a directory sync of the tenant to the workers (TaskQueue port); says what to do when the
+    broker cannot take it."""
+    from sync.ports import QueueUnavailable
+    from workers.app import configure_broker
+    from workers.task_queue import CELERY_QUEUE  # the Celery app is only needed here
+
+    broker = get_settings().broker_url
+    if broker.startswith("memory://"):
+        typer.echo(f"the change affects which users are synced: run `teamsconnect tenant sync {ref}` to link "
+                   "them now (the broker is in-process, so no worker can be asked from here)")
+        return
+    configure_broker(broker)
+    try:
+        CELERY_QUEUE.directory_sync(tenant_id)
+    except QueueUnavailable as exc:
+        typer.secho(f"warning: could not start a directory sync now: the broker (TEAMSCONNECT_BROKER_URL) is "
+                    f"unreachable ({exc}); the change is saved and the 15-minute directory sync will pick it "
+                    f"up (or run `teamsconnect tenant sync {ref}`)", fg=typer.colors.YELLOW)
+        return
+    typer.echo(f"started a directory sync of tenant {ref}: the user links follow the change within a minute")
 
 
 @tenant_app.command("rules")
 def rules(
     tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
-    category: str | None = typer.Argument(None, help="Teams status category to change, e.g. InACall."),
+    category: str | None = typer.Argument(
+        None, help='Teams status to change, as Teams shows it ("Beschäftigt - Am Telefon") or e.g. InACall.'),
     dnd: str | None = typer.Option(None, "--dnd", help="set, clear or leave."),
     text: str | None = typer.Option(None, "--text", help="Chat-status text for this status."),
     no_text: bool = typer.Option(False, "--no-text", help="No chat-status text for this status."),
+    symbol: str | None = typer.Option(
+        None, "--symbol", help="Chat symbol: AVAILABLE, AWAY, DO_NOT_DISTURB, EXTENDED_AWAY or keep."),
 ) -> None:
-    """Show the rule table, or change one row: `tenant rules NAME InACall --dnd set --text "On a call"`."""
+    """Show the rule table, or change one row: `tenant rules NAME "Busy - In a call" --dnd set --text
+    "On a call" --symbol DO_NOT_DISTURB`."""
     with _session() as (session, _):
         tenant = _tenant(session, tenant_ref)
         if category is not None:
-            if dnd is None and text is None and not no_text:
-                raise _Fail("give --dnd and/or --text / --no-text to change the rule")
+            if dnd is None and text is None and not no_text and symbol is None:
+                raise _Fail("give --dnd, --text / --no-text and/or --symbol to change the rule")
             if text is not None and no_text:
                 raise _Fail("--text and --no-text contradict each other; give one")
             cat = parse_category(category)
             current = rules_of(tenant)[cat]
             new_dnd = dnd if dnd is not None else current.dnd.value
             new_text = None if no_text else text if text is not None else current.chat_text
-            set_rule(session, tenant, cat, new_dnd, new_text)
-            typer.echo(f"tenant {tenant.name}: rule {cat.value} is now dnd={new_dnd}, "
-                       f"text={_shown(new_text)}")
-        table = Table("category", "STARFACE DND", "chat text", "")
+            row = set_rule(session, tenant, cat, new_dnd, new_text, symbol)
+            typer.echo(f"tenant {tenant.name}: rule {teams_name(cat)} ({cat.value}) is now dnd={new_dnd}, "
+                       f"text={_shown(new_text)}, symbol={row.chat_symbol or 'keep'}")
+        table = Table("Teams status", "category", "STARFACE DND", "chat text", "chat symbol", "")
         for cat, rule in rules_of(tenant).items():
             shown_text = rule.chat_text if rule.chat_text is not None else "(none)"
             changed = "" if rule == DEFAULT_RULES[cat] else "changed"
-            table.add_row(cat.value, rule.dnd.value, shown_text, changed)
+            shown_symbol = rule.chat_symbol.value if rule.chat_symbol is not None else "keep"
+            table.add_row(teams_name(cat), cat.value, rule.dnd.value, shown_text, shown_symbol, changed)
         Console(soft_wrap=True).print(table)
         if not tenant.has_bridge:
             typer.echo("note: REST-only tier - chat texts take effect only with the bridge")
@@ -402,7 +456,10 @@ def test(
     with _session(with_box=True) as (session, box):
         tenant = _tenant(session, tenant_ref)
         assert box is not None
-        results = run_checks(session, tenant, box, verify=get_settings().ca_bundle or True, timeout=timeout)
+        settings = get_settings()
+        results = run_checks(session, tenant, box, verify=settings.ca_bundle or True, timeout=timeout,
+                             egress_ips=settings.egress_ip_list)
+    typer.echo(f"the service connects to Microsoft and your PBX from: {egress_note(settings.egress_ip_list)}")
     failed = 0
     for result in results:
         colour = _COLOURS.get(result.status, typer.colors.YELLOW)

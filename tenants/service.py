@@ -26,6 +26,8 @@ from tenants.groups import GroupLister, rest_groups
 from tenants.groups import resolve as resolve_group
 from tenants.naming import slugify, unique_slug
 from tenants.schema import (
+    DEFAULT_SYMBOL,
+    KEEP_SYMBOL,
     OPTION_FIELDS,
     SECRET_FIELDS,
     RuleOverride,
@@ -117,15 +119,16 @@ def _apply(tenant: Tenant, config: TenantConfig) -> None:
 
 def _rule_rows(tenant: Tenant, overrides: Mapping[Category, RuleOverride]) -> None:
     """Makes the tenant's rule rows equal the defaults overlaid with `overrides`, one row per category."""
-    table = overlay_rules({category: Rule(row.dnd, row.chat_text) for category, row in overrides.items()})
+    table = overlay_rules({category: Rule(row.dnd, row.chat_text, row.symbol_for(category))
+                           for category, row in overrides.items()})
     rows = {row.category: row for row in tenant.rules}
     for category, rule in table.items():
         row = rows.get(category.value)
         if row is None:
-            tenant.rules.append(StatusRule(category=category.value, dnd_action=rule.dnd.value,
-                                           chat_text=rule.chat_text))
-        else:
-            row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+            row = StatusRule(category=category.value)
+            tenant.rules.append(row)
+        row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+        row.chat_symbol = None if rule.chat_symbol is None else rule.chat_symbol.value
 
 
 def _default_groups(config: TenantConfig, password: str) -> Sequence[StarfaceGroup]:
@@ -207,7 +210,8 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
             "password": secret(tenant.starface_password_encrypted),
             "bridge": bridge,
         },
-        "rules": {row.category: {"dnd": row.dnd_action, "chat_text": row.chat_text} for row in tenant.rules},
+        "rules": {row.category: {"dnd": row.dnd_action, "chat_text": row.chat_text,
+                                 "chat_symbol": row.chat_symbol or KEEP_SYMBOL} for row in tenant.rules},
     }
 
 
@@ -249,22 +253,40 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     return sorted(changed)
 
 
+#: Changed settings that change which users are synced or how they are matched by e-mail: a directory
+#: sync should follow at once (issue 11), not within 15 minutes.
+DIRECTORY_SETTINGS = ("selection.", "microsoft.directory_id", "microsoft.graph_base_url", "starface.base_url",
+                      "enabled")
+
+
+def needs_directory_sync(changed: list[str]) -> bool:
+    """True when a change (names as `update_tenant` returns them) affects the user links."""
+    return any(path.startswith(DIRECTORY_SETTINGS) for path in changed)
+
+
 def _new(secret: str) -> str | None:
     """None (= keep the stored secret) for the stand-in, else the new secret."""
     return None if secret == KEEP_SECRET else secret
 
 
 def set_rule(
-    session: Session, tenant: Tenant, category: Category | str, dnd: DndAction | str, chat_text: str | None
+    session: Session, tenant: Tenant, category: Category | str, dnd: DndAction | str, chat_text: str | None,
+    chat_symbol: str | None = None,
 ) -> StatusRule:
-    """Sets one row of the tenant's rule table (validated like the config's `rules`)."""
+    """Sets one row of the tenant's rule table (validated like the config's `rules`); `chat_symbol` None
+    keeps the row's symbol, "keep" leaves the user's."""
     cat = category if isinstance(category, Category) else parse_category(category)
-    rule = validate(RuleOverride, {"dnd": dnd, "chat_text": chat_text}, f"rules.{cat.value}")
     row = next((r for r in tenant.rules if r.category == cat.value), None)
+    if chat_symbol is None:
+        chat_symbol = (row.chat_symbol or KEEP_SYMBOL) if row is not None else DEFAULT_SYMBOL
+    rule = validate(RuleOverride, {"dnd": dnd, "chat_text": chat_text, "chat_symbol": chat_symbol},
+                    f"rules.{cat.value}")
     if row is None:  # a tenant stored before this category existed
         row = StatusRule(category=cat.value)
         tenant.rules.append(row)
     row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+    symbol = rule.symbol_for(cat)
+    row.chat_symbol = None if symbol is None else symbol.value
     session.flush()
     return row
 

@@ -58,6 +58,14 @@ def module_file(
     return {
         "name": "TeamsConnect Vertrieb Köln",
         "log_level": "TRACE",
+        "rules": {
+            "Beschäftigt – Am Telefon": {"dnd": "set", "chat_text": "Im Teams-Gespräch",
+                                         "chat_symbol": "DO_NOT_DISTURB"},
+            "Busy - In a meeting": {"dnd": "set", "chat_text": "In einer Teams-Besprechung",
+                                    "chat_symbol": "away"},
+            "Abwesend": {"dnd": "leave", "chat_symbol": "EXTENDED_AWAY"},
+            "Verfügbar": {"dnd": "clear", "chat_text": None, "chat_symbol": "keep"},
+        },
         "selection": {"mode": "group_plus_listed", "starface_group": "vertrieb köln", "login_ids": ["1103"]},
         "microsoft": {
             "directory_id": seed_tenant["domain"],
@@ -91,6 +99,22 @@ def test_it_resolves_a_group_name_on_the_pbx_and_shows_it(
     assert shown.exit_code == 0, shown.output
     assert "Tenant TeamsConnect Vertrieb Köln (slug teamsconnect-vertrieb-koeln" in shown.stdout
     assert "starface_group: Vertrieb Köln" in shown.stdout and "log_level: TRACE" in shown.stdout
+    for line in (
+        "Busy - In a call / Beschäftigt - Am Telefon (InACall): dnd=set, text=Im Teams-Gespräch, "
+        "symbol=DO_NOT_DISTURB",
+        "Busy - In a meeting / Beschäftigt - In einer Besprechung (InAMeeting): dnd=set, "
+        "text=In einer Teams-Besprechung, symbol=AWAY",
+        "Away / Abwesend (Away): dnd=leave, text=-, symbol=EXTENDED_AWAY",
+        "Available / Verfügbar (Available): dnd=clear, text=-, symbol=keep",
+        "Do not disturb - Presenting / Nicht stören - Präsentieren (Presenting): dnd=set, "
+        "text=Presenting in MS Teams, symbol=DO_NOT_DISTURB",  # a default row
+        "teams_presence_mode: dnd_presenting", "respect_manual_dnd: false",
+    ):
+        assert line in shown.stdout, line
+    table = run("tenant", "rules", "TeamsConnect Vertrieb Köln", "Nicht stören", "--symbol", "keep")
+    assert table.exit_code == 0, table.output
+    assert "rule Do not disturb / Nicht stören (DoNotDisturb) is now dnd=set, " \
+           "text=Do not disturb (MS Teams), symbol=keep" in table.stdout
     assert_no_secret(added.output + shown.output)
 
 
@@ -149,3 +173,70 @@ def test_it_follows_a_renamed_or_recreated_group_at_every_directory_sync(
     assert gone.exit_code == 1
     assert "the STARFACE group 'Weg' (id 99) of tenant teamsconnect-vertrieb-koeln's user selection no " \
            "longer exists; set selection.starface_group to an existing group" in gone.stderr
+
+
+def test_it_starts_a_directory_sync_when_the_selection_changes(
+    run: Run, tmp_path: Path, module_file: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Point 7: a selection change saved through the CLI hands a directory sync to the workers at once
+    (TaskQueue port over the suite's real Redis broker); an unreachable broker is reported with what
+    happens instead; a change that does not affect the user links starts nothing."""
+    import redis
+
+    from tests.conftest import REDIS_URL
+    from workers import queues
+    from workers.app import configure_broker
+
+    broker_url = REDIS_URL.rsplit("/", 1)[0] + "/11"
+    broker = redis.Redis.from_url(broker_url)
+    broker.flushdb()
+    monkeypatch.setenv("TEAMSCONNECT_BROKER_URL", broker_url)
+    try:
+        assert run("tenant", "add", "--file", _write(tmp_path, module_file)).exit_code == 0
+        changed = run("tenant", "set", "teamsconnect-vertrieb-koeln", "selection.login_ids=1102,1103")
+        assert changed.exit_code == 0, changed.output
+        assert "started a directory sync of tenant teamsconnect-vertrieb-koeln" in changed.stdout
+        assert broker.llen(queues.QUEUE_MAINTENANCE) == 1
+        unrelated = run("tenant", "set", "teamsconnect-vertrieb-koeln", "description=Vertrieb West")
+        assert "directory sync" not in unrelated.stdout and broker.llen(queues.QUEUE_MAINTENANCE) == 1
+        monkeypatch.setenv("TEAMSCONNECT_BROKER_URL", "redis://127.0.0.1:9/0")  # nothing listens there
+        down = run("tenant", "set", "teamsconnect-vertrieb-koeln", "selection.starface_group=7")
+        assert down.exit_code == 0, down.output
+        assert "updated tenant TeamsConnect Vertrieb Köln: selection.starface_group" in down.stdout
+        assert "warning: could not start a directory sync now: the broker (TEAMSCONNECT_BROKER_URL) is " \
+               "unreachable" in down.stdout
+        assert "the 15-minute directory sync will pick it up" in down.stdout
+    finally:
+        broker.flushdb()
+        broker.close()
+        configure_broker("memory://")
+
+
+
+def test_it_shows_the_service_egress_ips_in_tenant_test_and_show(
+    run: Run, tmp_path: Path, module_file: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEAMSCONNECT_EGRESS_IPS", "203.0.113.10,198.51.100.0/28")
+    assert run("tenant", "add", "--file", _write(tmp_path, module_file)).exit_code == 0
+    tested = run("tenant", "test", "teamsconnect-vertrieb-koeln")
+    assert "the service connects to Microsoft and your PBX from: 203.0.113.10, 198.51.100.0/28" in (
+        tested.stdout)
+    shown = run("tenant", "show", "teamsconnect-vertrieb-koeln")
+    assert "egress IPs (trust these in Conditional Access and the PBX firewall): 203.0.113.10, " \
+           "198.51.100.0/28" in shown.stdout
+    as_json = json.loads(run("tenant", "show", "teamsconnect-vertrieb-koeln", "--json").stdout)
+    assert as_json["service_egress_ips"] == ["203.0.113.10", "198.51.100.0/28"]
+
+
+
+def test_it_warns_when_a_secret_expiry_date_cannot_be_right(
+    run: Run, tmp_path: Path, module_file: dict[str, Any],
+) -> None:
+    module_file["microsoft"]["secret_expires_at"] = "2099-01-01"
+    added = run("tenant", "add", "--file", _write(tmp_path, module_file))
+    assert added.exit_code == 0, added.output
+    assert "warning: microsoft.secret_expires_at: 2099-01-01 is more than two years ahead" in added.stdout
+    past = run("tenant", "set", "teamsconnect-vertrieb-koeln", "microsoft.secret_expires_at=2020-01-31")
+    assert past.exit_code == 0, past.output
+    assert "warning: microsoft.secret_expires_at: 2020-01-31 is in the past" in past.stdout
+    assert "`teamsconnect tenant set teamsconnect-vertrieb-koeln microsoft.client_secret`" in past.stdout

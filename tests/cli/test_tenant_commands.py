@@ -194,7 +194,7 @@ def test_it_shows_and_changes_the_rule_table(
     cleared = run("tenant", "rules", "contoso", "OutOfOffice", "--no-text")
     assert cleared.exit_code == 0, cleared.output
     bad = run("tenant", "rules", "contoso", "Sleeping", "--dnd", "set")
-    assert bad.exit_code == 2 and "unknown category 'Sleeping'" in bad.stderr
+    assert bad.exit_code == 2 and "unknown Teams status 'Sleeping'" in bad.stderr
     bad_dnd = run("tenant", "rules", "contoso", "Away", "--dnd", "maybe")
     assert bad_dnd.exit_code == 2 and "rules.Away.dnd:" in bad_dnd.stderr
     with db() as session:

@@ -103,3 +103,72 @@ def test_it_keeps_names_unique_and_slugs_stable(sessions: sessionmaker[Session],
         assert update_tenant(session, box, koeln, {"slug": "deutz"}) == ["slug"]
         with pytest.raises(TenantConfigError, match=r"slug: must be 1..60 lower-case letters"):
             update_tenant(session, box, koeln, {"slug": "Deutz!"})
+
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("Beschäftigt - Am Telefon", "InACall"), ("Beschäftigt – Am Telefon", "InACall"),
+    ("busy - in a call", "InACall"), ("Nicht stören", "DoNotDisturb"),
+    ("Do not disturb - Presenting", "Presenting"),
+    ("Bin gleich zurück", "BeRightBack"), ("Nicht im Büro", "OutOfOffice"), ("in_a_meeting", "InAMeeting"),
+    ("Verfügbar", "Available"), ("Offline", "Offline"),
+])
+def test_it_takes_teams_statuses_by_the_names_teams_users_see(name: str, category: str) -> None:
+    config = validate_config(_config(rules={name: {"dnd": "leave"}}))
+    assert [c.value for c in config.rules] == [category]
+
+
+def test_it_sets_chat_symbols_per_status_with_module_defaults(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    from presence.categories import Category
+    from presence.policy import ChatSymbol
+
+    rules = {"Abwesend": {"dnd": "leave", "chat_symbol": "extended away"},
+             "InACall": {"dnd": "set", "chat_text": "Am Telefon"},  # no symbol given: the default
+             "Presenting": {"dnd": "set", "chat_symbol": None}}  # null: keep
+    with sessions() as session, session.begin():
+        tenant = create_tenant(session, box, _config(rules=rules))
+        policy = policy_for(tenant)
+        assert policy.rules[Category.AWAY].chat_symbol is ChatSymbol.EXTENDED_AWAY
+        assert policy.rules[Category.IN_A_CALL].chat_symbol is ChatSymbol.DO_NOT_DISTURB
+        assert policy.rules[Category.PRESENTING].chat_symbol is None
+        assert policy.rules[Category.DO_NOT_DISTURB].chat_symbol is ChatSymbol.DO_NOT_DISTURB
+        assert policy.rules[Category.BUSY].chat_symbol is None
+        update_tenant(session, box, tenant, {"options.set_dnd": False})  # other changes keep the symbols
+        assert policy_for(tenant).rules == policy.rules
+    with pytest.raises(TenantConfigError, match=r"rules.Away.chat_symbol: must be one of AVAILABLE, AWAY, "
+                                                r"DO_NOT_DISTURB, EXTENDED_AWAY or keep"):
+        validate_config(_config(rules={"Away": {"dnd": "leave", "chat_symbol": "GREEN"}}))
+
+
+
+def test_it_explains_aadsts50076_with_the_entra_settings_and_the_addresses_to_trust() -> None:
+    from connectors.graph import GraphAuthError
+    from tenants.diagnostics import with_egress
+
+    error = GraphAuthError.from_token_error(
+        "invalid_grant", [50076], "AADSTS50076: Due to a configuration change made by your administrator, "
+        "or because you moved to a new location, you must use multi-factor authentication")
+    text = with_egress(str(error), ["203.0.113.10", "198.51.100.0/28"])
+    for words in ("Protection > Conditional Access > Policies", "Users or workload identities",
+                  "Workload identities > Exclude > Select service principals", "Named locations",
+                  "Mark as trusted location", "The service connects from: 203.0.113.10, 198.51.100.0/28."):
+        assert words in text, words
+    assert "TEAMSCONNECT_EGRESS_IPS" in with_egress(str(error), [])
+    assert with_egress("AADSTS7000215: bad secret", ["203.0.113.10"]) == "AADSTS7000215: bad secret"
+
+
+
+def test_it_warns_about_an_implausible_secret_expiry_date() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tenants.summary import implausible_secret_expiry
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert implausible_secret_expiry(None, now) is None
+    assert implausible_secret_expiry(now + timedelta(days=730), now) is None  # 24 months: Entra's maximum
+    ahead = implausible_secret_expiry(datetime(2099, 1, 1, tzinfo=UTC), now)
+    assert ahead and "2099-01-01 is more than two years ahead" in ahead and "at most 24 months" in ahead
+    past = implausible_secret_expiry(now - timedelta(days=1), now)
+    assert past and "2026-11-30 is in the past" in past and "AADSTS7000222" in past
