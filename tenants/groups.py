@@ -49,9 +49,11 @@ def rest_groups(verify: bool | str, timeout: float = 10.0) -> GroupLister:
 
 
 def resolve(config: TenantConfig, list_groups: Callable[[], Sequence[StarfaceGroup]],
-            before: tuple[int | None, str | None] = (None, None)) -> tuple[int | None, str | None]:
+            before: tuple[int | None, str | None] = (None, None),
+            other_pbx: bool = False) -> tuple[int | None, str | None]:
     """(group id, last known name) for the selection of `config`; `before` is what is stored now, and
-    `list_groups` asks the PBX (called only when a changed name must be looked up).
+    `list_groups` asks the PBX (called only when a changed name must be looked up). `other_pbx`: the
+    PBX address changed, so a name is looked up again even when it is unchanged.
 
     An unchanged name keeps its stored id without a look-up; a number is an id, taken as it is; a changed
     name is looked up on the PBX (TenantConfigError when it is unknown, ambiguous or the PBX cannot be
@@ -59,7 +61,7 @@ def resolve(config: TenantConfig, list_groups: Callable[[], Sequence[StarfaceGro
     """
     before_id, before_name = before
     given, given_id = config.selection.starface_group, config.selection.starface_group_id
-    same_name = given is not None and before_name is not None and (
+    same_name = not other_pbx and given is not None and before_name is not None and (
         given.casefold() == before_name.casefold() or given == str(before_id))
     if given_id is not None and given_id != before_id and (given is None or same_name):
         return given_id, None  # the id itself was changed (selection.starface_group_id, as before issue 11)

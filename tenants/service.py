@@ -143,8 +143,9 @@ def _set_group(tenant: Tenant, config: TenantConfig, password: Callable[[], str]
     """Resolves the selection's group (name or id) and stores its id and last known name."""
     before = (tenant.starface_group_id, tenant.starface_group_name)
     lister = groups or _default_groups
+    other_pbx = tenant.starface_base_url is not None and tenant.starface_base_url != config.starface.base_url
     tenant.starface_group_id, tenant.starface_group_name = resolve_group(
-        config, lambda: lister(config, password()), before)
+        config, lambda: lister(config, password()), before, other_pbx=other_pbx)
 
 
 def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any],

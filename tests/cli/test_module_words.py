@@ -240,3 +240,13 @@ def test_it_warns_when_a_secret_expiry_date_cannot_be_right(
     assert past.exit_code == 0, past.output
     assert "warning: microsoft.secret_expires_at: 2020-01-31 is in the past" in past.stdout
     assert "`teamsconnect tenant set teamsconnect-vertrieb-koeln microsoft.client_secret`" in past.stdout
+
+
+def test_it_looks_a_group_name_up_again_when_the_pbx_address_changes(
+    run: Run, tmp_path: Path, module_file: dict[str, Any],
+) -> None:
+    assert run("tenant", "add", "--file", _write(tmp_path, module_file)).exit_code == 0
+    moved = run("tenant", "set", "teamsconnect-vertrieb-koeln", "starface.base_url=http://127.0.0.1:9")
+    assert moved.exit_code == 2  # another PBX: the same name may be another group there
+    assert "error: selection.starface_group: cannot look up the group 'Vertrieb Köln' on the STARFACE" in (
+        moved.stderr)
