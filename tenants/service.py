@@ -229,12 +229,12 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     config = validate_config(deep_merge(before, nested))
     if config.name != tenant.name:
         _check_name_free(session, config.name, tenant.id)
-    if config.slug != tenant.slug:
-        tenant.slug = _slug_for(session, config, tenant.id)
+    new_slug = _slug_for(session, config, tenant.id) if config.slug != tenant.slug else tenant.slug
     changed = set(changed_paths(plain(before), plain(config)))
     changed |= {path for path in SECRET_FIELDS if given(nested, path)}
     new_password = _new(config.starface.password.get_secret_value())
     _set_group(tenant, config, lambda: new_password or read_secrets(tenant, box).starface_password, groups)
+    tenant.slug = new_slug  # after every check that can refuse the change
     if "selection.starface_group" in changed and tenant.starface_group_id != before["selection"][
             "starface_group_id"]:
         changed.add("selection.starface_group_id")

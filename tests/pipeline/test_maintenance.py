@@ -161,7 +161,9 @@ def test_it_reapplies_an_overwritten_chat_text_as_soon_as_the_event_arrives(stac
                 what="the event-driven repair")
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
     stack.teams(1, "call_end")
-    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "", what="text cleared after the call")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == ""
+                and stack.changes("starface")[-1].cause == "teams:Available",
+                what="text cleared after the call, and recorded")
     changes = len(stack.changes())
     # After the call the text is not asked for any more: a later overwrite is the user's to keep.
     event = {"event_id": "e-2", "type": "presence", "account": stack.seeds.account(1), "login": "1101",
