@@ -29,11 +29,13 @@ from connectors.starface import StarfaceError
 from models import Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory, transaction
+from presence.categories import Category, teams_name
 from presence.linking import LinkState
 from presence.policy import DEFAULT_RULES
 from tenants.changes import deep_merge, lookup, nest
-from tenants.diagnostics import run_checks
+from tenants.diagnostics import egress_note, run_checks, with_egress
 from tenants.policy import rules_of
+from tenants.provider_app import provider_app
 from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category, validate_config
 from tenants.service import (
     TenantInUse,
@@ -41,10 +43,17 @@ from tenants.service import (
     delete_tenant,
     find_tenant,
     holding_count,
+    needs_directory_sync,
     set_rule,
     update_tenant,
 )
-from tenants.summary import BRIDGE_FEATURES, secret_expiry_warning, tenant_summary, tier
+from tenants.summary import (
+    BRIDGE_FEATURES,
+    implausible_secret_expiry,
+    secret_expiry_warning,
+    tenant_summary,
+    tier,
+)
 
 tenant_app = typer.Typer(help="Add, inspect, change, test and delete tenants (customers).",
                          no_args_is_help=True)
@@ -94,7 +103,8 @@ def _database_problem(exc: SQLAlchemyError) -> str:
 def _tenant(session: Session, name_or_id: str) -> Tenant:
     tenant = find_tenant(session, name_or_id)
     if tenant is None:
-        raise _Fail(f"no tenant named {name_or_id!r}; `teamsconnect tenant list` shows the tenants")
+        raise _Fail(f"no tenant with the name, slug or id {name_or_id!r}; `teamsconnect tenant list` shows "
+                    "the tenants")
     return tenant
 
 
@@ -173,7 +183,7 @@ def _load_file(file: Path) -> dict[str, Any]:
 @tenant_app.command("add")
 def add(
     file: Path | None = typer.Option(None, "--file", "-f", help="JSON tenant definition ('-' reads stdin)."),
-    name: str | None = typer.Option(None, help="Unique tenant name, e.g. contoso-pbx1."),
+    name: str | None = typer.Option(None, help='Unique instance name, e.g. "TeamsConnect Vertrieb".'),
     description: str | None = typer.Option(None),
     directory_id: str | None = typer.Option(None, help="Entra directory (tenant) id or domain."),
     client_id: str | None = typer.Option(None, help="Application (client) id of the Entra app."),
@@ -213,10 +223,17 @@ def add(
                 if lookup(config_data, key) is None:
                     config_data = deep_merge(config_data, nest({key: _prompt_secret(key)}))
         tenant = create_tenant(session, box, validate_config(config_data))  # type: ignore[arg-type]
-        typer.echo(f"added tenant {tenant.name} (id {tenant.id}, tier {tier(tenant)})")
-        if warning := secret_expiry_warning(tenant.ms_secret_expires_at):
-            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
-        typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.name}")
+        typer.echo(f"added tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}, tier {tier(tenant)})")
+        _warn_expiry(tenant, entered=True)
+        typer.echo(f"check the credentials with: teamsconnect tenant test {tenant.slug}")
+
+
+def _warn_expiry(tenant: Tenant, entered: bool = False) -> None:
+    """The expiry warnings for the tenant's client secret; `entered`: the date was just given."""
+    warnings = [implausible_secret_expiry(tenant.ms_secret_expires_at)] if entered else []
+    warnings.append(secret_expiry_warning(tenant.ms_secret_expires_at))
+    for warning in dict.fromkeys(w for w in warnings if w):
+        typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
 
 
 # --- list / show -------------------------------------------------------------------------------------------
@@ -244,7 +261,7 @@ def list_tenants() -> None:
         if not tenants:
             typer.echo("no tenants yet: add one with `teamsconnect tenant add --file tenant.json`")
             return
-        table = Table("id", "name", "enabled", "tier", "linked users", "last success", "last error")
+        table = Table("id", "name", "slug", "enabled", "tier", "linked users", "last success", "last error")
         for tenant in tenants:
             row = health.get(tenant.id)
             error = "-"
@@ -252,7 +269,7 @@ def list_tenants() -> None:
                 error = f"{_when(row.last_error_at)} {row.last_error_code or ''}: " + (
                     row.last_error_message or "")[:200]
             table.add_row(
-                str(tenant.id), tenant.name, "yes" if tenant.enabled else "no", tier(tenant),
+                str(tenant.id), tenant.name, tenant.slug, "yes" if tenant.enabled else "no", tier(tenant),
                 str(counts.get((tenant.id, LinkState.LINKED.value), 0)),
                 _when(row.last_success_at if row else None), error,
             )
@@ -282,7 +299,7 @@ def _shown(value: Any) -> str:
 
 @tenant_app.command("show")
 def show(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Configuration (secrets shown as set/not set), health, user link states, tier and warnings."""
@@ -307,19 +324,25 @@ def show(
         # One text for the expiry warning: computed here, not also the copy maintenance stores in health.
         warning = secret_expiry_warning(tenant.ms_secret_expires_at)
         warnings = [warning] if warning else []
+        egress = get_settings().egress_ip_list
         if as_json:
             typer.echo(json.dumps({**summary, "health": health, "user_links": links,
-                                   "missing_features": missing, "warnings": warnings}, indent=2))
+                                   "missing_features": missing, "warnings": warnings,
+                                   "service_egress_ips": egress}, indent=2))
             return
         rules = summary.pop("rules")
-        typer.secho(f"Tenant {tenant.name} (id {tenant.id}): {'enabled' if tenant.enabled else 'DISABLED'}, "
+        typer.secho(f"Tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}): "
+                    f"{'enabled' if tenant.enabled else 'DISABLED'}, "
                     f"tier {summary.pop('tier')}", bold=True)
         for section in ("options", "selection", "microsoft", "starface"):
             _print_section(section.capitalize(), summary.pop(section))
-        _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name")})
+        _print_section("General", {k: v for k, v in summary.items() if k not in ("id", "name", "slug")})
         _print_section("Rules (`teamsconnect tenant rules` to change)",
-                       {k: f"dnd={v['dnd']}, text={_shown(v['chat_text'])}" for k, v in rules.items()})
-        _print_section("Health", health)
+                       {f"{teams_name(Category(k))} ({k})": f"dnd={v['dnd']}, text={_shown(v['chat_text'])}, "
+                        f"symbol={v['chat_symbol']}" for k, v in rules.items()})
+        _print_section("Health", {**health, "last_error": with_egress(health["last_error"], egress)})
+        _print_section("Service", {"egress IPs (trust these in Conditional Access and the PBX firewall)":
+                                   egress_note(egress)})
         _print_section("User links", links)
         if missing:
             typer.secho("Not available in the REST-only tier (install the bridge module and set "
@@ -327,7 +350,7 @@ def show(
             for feature in missing:
                 typer.echo(f"  - {feature}")
         for warning in warnings:
-            typer.secho(f"warning: {warning.replace('NAME', tenant.name)}", fg=typer.colors.YELLOW)
+            typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
 
 
 # --- set / rules ------------------------------------------------------------------------------------------
@@ -335,7 +358,7 @@ def show(
 
 @tenant_app.command("set")
 def set_values(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     assignments: list[str] = typer.Argument(
         ..., metavar="KEY=VALUE...",
         help="E.g. options.set_telephony=true, selection.login_ids=1001,1002, starface.bridge=null, "
@@ -351,36 +374,70 @@ def set_values(
             typer.echo(f"updated tenant {tenant.name}: {', '.join(changed)}")
         else:
             typer.echo(f"tenant {tenant.name}: nothing changed")
+        if "microsoft.secret_expires_at" in changed:
+            _warn_expiry(tenant, entered=True)
+        resync = tenant.enabled and needs_directory_sync(changed)
+        tenant_id, ref = tenant.id, tenant.slug
+    if resync:  # after the commit: the sync must see the change
+        _start_directory_sync(tenant_id, ref)
+
+
+def _start_directory_sync(tenant_id: int, ref: str) -> None:
+    """Hands a directory sync of the tenant to the workers (TaskQueue port); says what to do when the
+    broker cannot take it."""
+    from sync.ports import QueueUnavailable
+    from workers.app import configure_broker
+    from workers.task_queue import CELERY_QUEUE  # the Celery app is only needed here
+
+    broker = get_settings().broker_url
+    if broker.startswith("memory://"):
+        typer.echo(f"the change affects which users are synced: run `teamsconnect tenant sync {ref}` to link "
+                   "them now (the broker is in-process, so no worker can be asked from here)")
+        return
+    configure_broker(broker)
+    try:
+        CELERY_QUEUE.directory_sync(tenant_id)
+    except QueueUnavailable as exc:
+        typer.secho(f"warning: could not start a directory sync now: the broker (TEAMSCONNECT_BROKER_URL) is "
+                    f"unreachable ({exc}); the change is saved and the 15-minute directory sync will pick it "
+                    f"up (or run `teamsconnect tenant sync {ref}`)", fg=typer.colors.YELLOW)
+        return
+    typer.echo(f"started a directory sync of tenant {ref}: the user links follow the change within a minute")
 
 
 @tenant_app.command("rules")
 def rules(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
-    category: str | None = typer.Argument(None, help="Teams status category to change, e.g. InACall."),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
+    category: str | None = typer.Argument(
+        None, help='Teams status to change, as Teams shows it ("Beschäftigt - Am Telefon") or e.g. InACall.'),
     dnd: str | None = typer.Option(None, "--dnd", help="set, clear or leave."),
     text: str | None = typer.Option(None, "--text", help="Chat-status text for this status."),
     no_text: bool = typer.Option(False, "--no-text", help="No chat-status text for this status."),
+    symbol: str | None = typer.Option(
+        None, "--symbol", help="Chat symbol: AVAILABLE, AWAY, DO_NOT_DISTURB, EXTENDED_AWAY or keep."),
 ) -> None:
-    """Show the rule table, or change one row: `tenant rules NAME InACall --dnd set --text "On a call"`."""
+    """Show the rule table, or change one row: `tenant rules NAME "Busy - In a call" --dnd set --text
+    "On a call" --symbol DO_NOT_DISTURB`."""
     with _session() as (session, _):
         tenant = _tenant(session, tenant_ref)
         if category is not None:
-            if dnd is None and text is None and not no_text:
-                raise _Fail("give --dnd and/or --text / --no-text to change the rule")
+            if dnd is None and text is None and not no_text and symbol is None:
+                raise _Fail("give --dnd, --text / --no-text and/or --symbol to change the rule")
             if text is not None and no_text:
                 raise _Fail("--text and --no-text contradict each other; give one")
             cat = parse_category(category)
             current = rules_of(tenant)[cat]
             new_dnd = dnd if dnd is not None else current.dnd.value
             new_text = None if no_text else text if text is not None else current.chat_text
-            set_rule(session, tenant, cat, new_dnd, new_text)
-            typer.echo(f"tenant {tenant.name}: rule {cat.value} is now dnd={new_dnd}, "
-                       f"text={_shown(new_text)}")
-        table = Table("category", "STARFACE DND", "chat text", "")
+            row = set_rule(session, tenant, cat, new_dnd, new_text, symbol)
+            typer.echo(f"tenant {tenant.name}: rule {teams_name(cat)} ({cat.value}) is now dnd={new_dnd}, "
+                       f"text={_shown(new_text)}, symbol={row.chat_symbol or 'keep'}")
+        table = Table("Teams status", "category", "STARFACE DND", "chat text", "chat symbol", "")
         for cat, rule in rules_of(tenant).items():
             shown_text = rule.chat_text if rule.chat_text is not None else "(none)"
             changed = "" if rule == DEFAULT_RULES[cat] else "changed"
-            table.add_row(cat.value, rule.dnd.value, shown_text, changed)
+            shown_symbol = rule.chat_symbol.value if rule.chat_symbol is not None else "keep"
+            table.add_row(teams_name(cat), cat.value, rule.dnd.value, shown_text, shown_symbol, changed)
         Console(soft_wrap=True).print(table)
         if not tenant.has_bridge:
             typer.echo("note: REST-only tier - chat texts take effect only with the bridge")
@@ -394,14 +451,21 @@ _COLOURS = {"OK": typer.colors.GREEN, "FAILED": typer.colors.RED}
 
 @tenant_app.command("test")
 def test(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
 ) -> None:
     """Check the credentials against Microsoft and STARFACE; exit code 1 if any check fails."""
     with _session(with_box=True) as (session, box):
         tenant = _tenant(session, tenant_ref)
         assert box is not None
-        results = run_checks(session, tenant, box, verify=get_settings().ca_bundle or True, timeout=timeout)
+        settings = get_settings()
+        try:
+            provider = provider_app(settings) if tenant.uses_provider_app else None
+        except GraphError as exc:  # an unreadable provider certificate or key: the message says the fix
+            raise _Fail(str(exc)) from None
+        results = run_checks(session, tenant, box, verify=settings.ca_bundle or True, timeout=timeout,
+                             provider=provider, egress_ips=settings.egress_ip_list)
+    typer.echo(f"the service connects to Microsoft and your PBX from: {egress_note(settings.egress_ip_list)}")
     failed = 0
     for result in results:
         colour = _COLOURS.get(result.status, typer.colors.YELLOW)
@@ -414,7 +478,7 @@ def test(
 
 
 @tenant_app.command("sync")
-def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
+def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID")) -> None:
     """Link STARFACE users to Microsoft 365 users now (beat does it every 15 minutes) and report why any
     user is not linked."""
     from sync.directory import sync_directory
@@ -429,7 +493,7 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
         try:
             counts = sync_directory(runtime, tenant, CELERY_QUEUE)
         except (GraphError, StarfaceError) as exc:
-            _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.name}` checks "
+            _echo_error(f"directory sync failed: {exc} (`teamsconnect tenant test {tenant.slug}` checks "
                         "the credentials)")
             raise typer.Exit(1) from None
         with _session() as (session, _):
@@ -452,7 +516,7 @@ def sync(tenant_ref: str = typer.Argument(..., metavar="NAME|ID")) -> None:
 
 @tenant_app.command("delete")
 def delete(
-    tenant_ref: str = typer.Argument(..., metavar="NAME|ID"),
+    tenant_ref: str = typer.Argument(..., metavar="NAME|SLUG|ID"),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     force: bool = typer.Option(False, "--force", help="Delete even while our outputs are still set."),
 ) -> None:

@@ -12,6 +12,7 @@ Every validation error names the environment variable to fix.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -52,6 +53,27 @@ class Settings(BaseSettings):
     provider_certificate: str = Field(default="", description="The app's certificate: PEM, or a PEM file.")
     provider_private_key: SecretStr = Field(default=SecretStr(""), description="Its key: PEM or a file.")
     provider_client_secret: SecretStr = Field(default=SecretStr(""), description="Fallback credential.")
+    egress_ips: str = Field(
+        default="", description="Comma-separated IP addresses / CIDR ranges the service connects to "
+        "Microsoft and the PBXs from; shown to customers for Conditional Access and PBX firewalls.",
+    )
+
+    @field_validator("egress_ips")
+    @classmethod
+    def _ip_list(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR range, e.g. 203.0.113.10, "
+                                 "198.51.100.0/28") from None
+        return ", ".join(items)
+
+    @property
+    def egress_ip_list(self) -> list[str]:
+        """The configured egress addresses; empty when the operator has not published them."""
+        return [item for item in self.egress_ips.split(", ") if item]
 
     @field_validator("log_level")
     @classmethod

@@ -6,15 +6,28 @@ Secrets live only in ``*_encrypted`` columns (see models/crypto.py); nothing her
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.types import JsonDocument, UTCDateTime
 from presence.linking import SelectionMode
-from presence.policy import DndAction, TeamsPresenceMode
+from presence.policy import ChatSymbol, DndAction, TeamsPresenceMode
 
 DEFAULT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
@@ -22,6 +35,24 @@ DEFAULT_BRIDGE_INSTANCE = "TeamsConnectBridge"
 DEFAULT_POLL_INTERVAL_S = 2.0
 #: Which Entra app a tenant signs in with: the customer's own registration, or the provider's one.
 MICROSOFT_APPS = ("own", "provider")
+
+
+SLUG_MAX = 60
+_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
+
+
+def slugify(name: str) -> str:
+    """`Büro Köln` -> `buero-koeln`, `TeamsConnect Vertrieb` -> `teamsconnect-vertrieb`; never empty or all
+    digits (a name without Latin letters gives `tenant`, a number gets a `t-` prefix)."""
+    text = unicodedata.normalize("NFKD", name.translate(_GERMAN))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:SLUG_MAX].strip("-") or "tenant"
+    return f"t-{slug}"[:SLUG_MAX] if slug.isdigit() else slug
+
+
+def _slug_default(context: Any) -> str:
+    """A row stored without the service (tests, fixtures) gets its name's slug (service: made unique)."""
+    return slugify(context.get_current_parameters()["name"])
 
 
 def _values(enum_type: type[enum.StrEnum]) -> str:
@@ -40,7 +71,9 @@ class Tenant(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)  # the instance name, as in the module
+    #: Derived from the name once (tenants/naming.py) and kept: for URLs and commands.
+    slug: Mapped[str] = mapped_column(String(SLUG_MAX), unique=True, default=_slug_default)
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     log_level: Mapped[str] = mapped_column(String(10), default="INFO")
@@ -51,15 +84,19 @@ class Tenant(Base):
     set_telephony: Mapped[bool] = mapped_column(Boolean, default=False)
     set_teams_presence: Mapped[bool] = mapped_column(Boolean, default=True)
     teams_presence_mode: Mapped[str] = mapped_column(
-        String(20), default=TeamsPresenceMode.BUSY_IN_A_CALL.value
+        String(20), default=TeamsPresenceMode.DND_PRESENTING.value,
+        server_default=TeamsPresenceMode.DND_PRESENTING.value,
     )
     ringing_counts_as_call: Mapped[bool] = mapped_column(Boolean, default=False)
-    teams_leads: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Teams leads unless the tenant keeps a DND set by hand until the user clears it (issue 11).
+    respect_manual_dnd: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     manual_dnd_to_teams: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # User selection.
     selection_mode: Mapped[str] = mapped_column(String(20), default=SelectionMode.ALL_EXCEPT_LISTED.value)
     starface_group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The group's name when last resolved (at save time or directory sync), for display.
+    starface_group_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     login_ids: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
 
     poll_interval_s: Mapped[float] = mapped_column(Float, default=DEFAULT_POLL_INTERVAL_S)
@@ -100,6 +137,9 @@ class Tenant(Base):
     @property
     def uses_provider_app(self) -> bool:
         return self.ms_app == "provider"
+    def teams_leads(self) -> bool:
+        """The option's name before issue 11 (read by the admin API until it shows respect_manual_dnd)."""
+        return not self.respect_manual_dnd
 
     @property
     def has_bridge(self) -> bool:
@@ -114,6 +154,7 @@ class StatusRule(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "category"),
         CheckConstraint(f"dnd_action IN ({_values(DndAction)})", name="dnd_action"),
+        CheckConstraint(f"chat_symbol IS NULL OR chat_symbol IN ({_values(ChatSymbol)})", name="chat_symbol"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -121,6 +162,8 @@ class StatusRule(Base):
     category: Mapped[str] = mapped_column(String(30))
     dnd_action: Mapped[str] = mapped_column(String(10))
     chat_text: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: The STARFACE chat presence symbol this status sets; None keeps the user's (issue 11).
+    chat_symbol: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     tenant: Mapped[Tenant] = relationship(back_populates="rules")
 

@@ -10,7 +10,15 @@ Modules: `categories` (Graph presence -> rule-table category), `policy` (options
 """
 
 from presence.categories import CALL_CATEGORIES, Category, categorize
-from presence.policy import DEFAULT_RULES, DndAction, PolicyError, Rule, TeamsPresenceMode, TenantPolicy
+from presence.policy import (
+    DEFAULT_RULES,
+    ChatSymbol,
+    DndAction,
+    PolicyError,
+    Rule,
+    TeamsPresenceMode,
+    TenantPolicy,
+)
 from presence.state import (
     BUSY_IN_A_CALL,
     DND_PRESENTING,
@@ -33,6 +41,7 @@ from presence.to_starface import (
     is_own_echo,
     plan_starface,
     repair_starface,
+    teams_leads_now,
 )
 from presence.to_teams import (
     REFRESH_INTERVAL,
@@ -49,6 +58,7 @@ from presence.to_teams import (
 __all__ = [
     "BUSY_IN_A_CALL",
     "CALL_CATEGORIES",
+    "ChatSymbol",
     "DEFAULT_RULES",
     "DND_PRESENTING",
     "ECHO_WINDOW",
@@ -84,4 +94,5 @@ __all__ = [
     "refresh_due_at",
     "repair_starface",
     "repair_teams_session",
+    "teams_leads_now",
 ]

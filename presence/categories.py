@@ -32,6 +32,57 @@ class Category(StrEnum):
     OFFLINE = "Offline"
 
 
+#: The names Teams users see for each category, English then German (issue 11); accepted as rule-table keys
+#: next to the category names, and shown by the CLI. Further spellings Teams uses are in `_ALIASES`.
+TEAMS_NAMES: dict[Category, tuple[str, str]] = {
+    Category.IN_A_CALL: ("Busy - In a call", "Beschäftigt - Am Telefon"),
+    Category.PRESENTING: ("Do not disturb - Presenting", "Nicht stören - Präsentieren"),
+    Category.IN_A_MEETING: ("Busy - In a meeting", "Beschäftigt - In einer Besprechung"),
+    Category.DO_NOT_DISTURB: ("Do not disturb", "Nicht stören"),
+    Category.BUSY: ("Busy", "Beschäftigt"),
+    Category.AWAY: ("Away", "Abwesend"),
+    Category.BE_RIGHT_BACK: ("Be right back", "Bin gleich zurück"),
+    Category.OUT_OF_OFFICE: ("Out of office", "Nicht im Büro"),
+    Category.AVAILABLE: ("Available", "Verfügbar"),
+    Category.OFFLINE: ("Offline", "Offline"),
+}
+_ALIASES: dict[Category, tuple[str, ...]] = {
+    Category.IN_A_CALL: ("In a call", "Am Telefon", "On the phone", "In a conference call"),
+    Category.PRESENTING: ("Presenting", "Präsentieren", "Präsentiert", "Nicht stören - Präsentiert"),
+    Category.IN_A_MEETING: ("In a meeting", "In einer Besprechung", "Beschäftigt - In einer Besprechung"),
+    Category.DO_NOT_DISTURB: ("Focusing", "Konzentriert", "Urgent interruptions only"),
+    Category.OUT_OF_OFFICE: ("Abwesenheitsnotiz",),
+    Category.OFFLINE: ("Appear offline", "Als offline anzeigen"),
+}
+
+
+def _key(name: str) -> str:
+    """Compared regardless of case, dashes (-, –, —) and spacing: "Beschäftigt – Am Telefon"."""
+    text = name.replace("\u2013", "-").replace("\u2014", "-").casefold()
+    return " ".join(text.replace("-", " - ").split())
+
+
+_BY_NAME: dict[str, Category] = {
+    _key(name): category
+    for category in Category
+    for name in (*TEAMS_NAMES[category], *_ALIASES.get(category, ()))
+}
+
+
+def category_named(name: str) -> Category | None:
+    """A category by its own name ("InACall", "in_a_call") or the name Teams users see, English or German
+    ("Busy - In a call", "Beschäftigt - Am Telefon"); None if unknown."""
+    compact = name.replace("_", "").replace("-", "").replace(" ", "").lower()
+    own = next((c for c in Category if c.value.lower() == compact), None)
+    return own if own is not None else _BY_NAME.get(_key(name))
+
+
+def teams_name(category: Category) -> str:
+    """ "Busy - In a call / Beschäftigt - Am Telefon": how the CLI shows a rule-table row."""
+    english, german = TEAMS_NAMES[category]
+    return english if english == german else f"{english} / {german}"
+
+
 # Categories during which the STARFACE telephony status shows "on the phone" (issue 5).
 CALL_CATEGORIES = frozenset({Category.IN_A_CALL, Category.PRESENTING})
 

@@ -33,8 +33,18 @@ class DndAction(StrEnum):
     """What a Teams category asks of the STARFACE DND."""
 
     SET = "set"
-    CLEAR = "clear"  # only ever clears a DND we set (unless the tenant lets Teams lead)
+    CLEAR = "clear"  # clears our DND; a manual one only when the Teams status changes (Teams leads)
     LEAVE = "leave"  # never changes DND
+
+
+class ChatSymbol(StrEnum):
+    """The STARFACE chat presence symbol a rule may set (bridge setChatStatus `presence`); a rule without
+    one keeps the symbol the user has ("keep")."""
+
+    AVAILABLE = "AVAILABLE"
+    AWAY = "AWAY"
+    DO_NOT_DISTURB = "DO_NOT_DISTURB"
+    EXTENDED_AWAY = "EXTENDED_AWAY"
 
 
 class TeamsPresenceMode(StrEnum):
@@ -50,17 +60,19 @@ class Rule:
 
     dnd: DndAction
     chat_text: str | None  # None = no text of ours
+    chat_symbol: ChatSymbol | None = None  # None = keep the user's symbol
 
     def to_json(self) -> dict[str, Any]:
-        return {"dnd": self.dnd.value, "chat_text": self.chat_text}
+        return {"dnd": self.dnd.value, "chat_text": self.chat_text,
+                "chat_symbol": None if self.chat_symbol is None else self.chat_symbol.value}
 
 
 DEFAULT_RULES: Mapping[Category, Rule] = MappingProxyType(
     {
-        Category.IN_A_CALL: Rule(DndAction.SET, "On a call in MS Teams"),
-        Category.PRESENTING: Rule(DndAction.SET, "Presenting in MS Teams"),
+        Category.IN_A_CALL: Rule(DndAction.SET, "On a call in MS Teams", ChatSymbol.DO_NOT_DISTURB),
+        Category.PRESENTING: Rule(DndAction.SET, "Presenting in MS Teams", ChatSymbol.DO_NOT_DISTURB),
         Category.IN_A_MEETING: Rule(DndAction.SET, "In a Teams meeting"),
-        Category.DO_NOT_DISTURB: Rule(DndAction.SET, "Do not disturb (MS Teams)"),
+        Category.DO_NOT_DISTURB: Rule(DndAction.SET, "Do not disturb (MS Teams)", ChatSymbol.DO_NOT_DISTURB),
         Category.BUSY: Rule(DndAction.LEAVE, "Busy (MS Teams)"),
         Category.AWAY: Rule(DndAction.LEAVE, None),
         Category.BE_RIGHT_BACK: Rule(DndAction.LEAVE, None),
@@ -73,15 +85,18 @@ DEFAULT_RULES: Mapping[Category, Rule] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class TenantPolicy:
-    """Per-tenant options. Defaults follow the STARFACE module: Teams -> DND and text on, STARFACE wins."""
+    """Per-tenant options. Defaults follow the STARFACE module: Teams -> DND and text on, Teams leads (a
+    Teams status change decides the DND, also over a manual one), a STARFACE call shows as DND/Presenting."""
 
     set_dnd: bool = True
     set_chat_text: bool = True
     set_telephony: bool = False
     set_teams_presence: bool = True
-    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.BUSY_IN_A_CALL
+    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.DND_PRESENTING
     ringing_counts_as_call: bool = False
-    teams_leads: bool = False  # Teams wins over a DND the user set by hand in STARFACE
+    #: Keep a DND the user set by hand in STARFACE until the user clears it (else Teams leads: the next
+    #: Teams status change decides the DND, also over a manual one).
+    respect_manual_dnd: bool = False
     manual_dnd_to_teams: bool = False  # a manual STARFACE DND gives a Teams DND session
     has_bridge: bool = False  # tier 2 (starface-bridge.md); without it only DND is written
     rules: Mapping[Category, Rule] = field(default_factory=lambda: DEFAULT_RULES)
@@ -117,7 +132,7 @@ class TenantPolicy:
             "set_teams_presence": self.set_teams_presence,
             "teams_presence_mode": self.teams_presence_mode.value,
             "ringing_counts_as_call": self.ringing_counts_as_call,
-            "teams_leads": self.teams_leads,
+            "respect_manual_dnd": self.respect_manual_dnd,
             "manual_dnd_to_teams": self.manual_dnd_to_teams,
             "has_bridge": self.has_bridge,
             "rules": {category.value: rule.to_json() for category, rule in self.rules.items()},
@@ -129,13 +144,17 @@ class TenantPolicy:
         flags = {}
         for name in (
             "set_dnd", "set_chat_text", "set_telephony", "set_teams_presence",
-            "ringing_counts_as_call", "teams_leads", "manual_dnd_to_teams", "has_bridge",
+            "ringing_counts_as_call", "respect_manual_dnd", "manual_dnd_to_teams", "has_bridge",
         ):
             if name in data:
                 if not isinstance(data[name], bool):
                     raise PolicyError(f"{name}: expected true or false, got {data[name]!r}")
                 flags[name] = data[name]
-        raw_mode = data.get("teams_presence_mode", TeamsPresenceMode.BUSY_IN_A_CALL.value)
+        if "teams_leads" in data and "respect_manual_dnd" not in flags:  # stored before issue 11
+            if not isinstance(data["teams_leads"], bool):
+                raise PolicyError(f"teams_leads: expected true or false, got {data['teams_leads']!r}")
+            flags["respect_manual_dnd"] = not data["teams_leads"]
+        raw_mode = data.get("teams_presence_mode", TeamsPresenceMode.DND_PRESENTING.value)
         mode = _enum(TeamsPresenceMode, raw_mode, "teams_presence_mode")
         return cls(teams_presence_mode=mode, rules=rules_from_json(data.get("rules", {})), **flags)
 
@@ -146,7 +165,8 @@ def overlay_rules(overrides: Mapping[Category, Rule]) -> Mapping[Category, Rule]
 
 
 def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
-    """Rule table from JSON `{category: {"dnd": "set", "chat_text": "..." | null}}`, over the defaults."""
+    """Rule table from JSON `{category: {"dnd": "set", "chat_text": "..." | null, "chat_symbol": ...}}`, over
+    the defaults (a row without `chat_symbol` keeps the symbol)."""
     if not isinstance(data, Mapping):
         raise PolicyError("rules: expected an object keyed by category")
     rules: dict[Category, Rule] = {}
@@ -158,7 +178,9 @@ def rules_from_json(data: Mapping[str, Any]) -> Mapping[Category, Rule]:
         text = row.get("chat_text")
         if text is not None and not isinstance(text, str):
             raise PolicyError(f"rules.{name}.chat_text: expected a string or null")
-        rules[category] = Rule(dnd, text)
+        raw_symbol = row.get("chat_symbol")
+        symbol = None if raw_symbol is None else _enum(ChatSymbol, raw_symbol, f"rules.{name}.chat_symbol")
+        rules[category] = Rule(dnd, text, symbol)
     return overlay_rules(rules)
 
 

@@ -87,6 +87,7 @@ class StarfaceReading:
     dnd: bool | None = None
     chat_text: str | None = None  # "" = no text shown
     telephony_state: str | None = None
+    chat_symbol: str | None = None  # chat presence shown (AVAILABLE, DO_NOT_DISTURB, ...)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -141,6 +142,7 @@ class StarfaceApplied:
     sequence_number: str | None = None
     observed_at: datetime | None = None
     dnd_event_at: datetime | None = None  # occurredAt of the last user DND event applied (PBX clock)
+    chat_symbol: str | None = None  # the chat presence symbol of ours believed shown (None: none of ours)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +155,7 @@ class StarfaceApplied:
             "sequence_number": self.sequence_number,
             "observed_at": _iso(self.observed_at),
             "dnd_event_at": _iso(self.dnd_event_at),
+            "chat_symbol": self.chat_symbol,
         }
 
     @classmethod
@@ -172,6 +175,7 @@ class StarfaceApplied:
             sequence_number=_str(data, "sequence_number"),
             observed_at=_time(data, "observed_at"),
             dnd_event_at=_time(data, "dnd_event_at"),
+            chat_symbol=_str(data, "chat_symbol"),
         )
 
 

@@ -10,12 +10,15 @@ can never disagree:
 3. `repair_starface` (drift repair): re-decides the applied category against a read-back, so a chat
    text the STARFACE app overwrote is re-applied while the category still asks for it.
 
-Ownership rules (issue 5, design.md invariants):
-- `clear` and "no text" remove only a DND / text we set. A DND found on that we did not set is manual:
-  never cleared, never claimed - unless the tenant lets Teams lead (then Teams wins both ways).
-- `leave` never changes DND.
-- A user who switches DND off by hand while the category asks for it keeps it off until the Teams
-  category changes (we do not fight the user); with "Teams leads" it is switched on again.
+Ownership rules (issue 11, design.md invariants), as in the STARFACE module:
+- Teams leads (default): when the user's Teams category changes, its rule decides the STARFACE DND, also
+  over a DND set by hand (`set` claims a manual DND as ours, `clear` clears it). Between Teams changes a
+  DND the user switched on or off by hand stays as the user left it: neither the poll nor drift repair
+  undoes it. Onboarding is no change: Teams leads from the first decision recorded for a user on, so a
+  first look (nothing applied yet) never clears a DND set by hand nor hands on a plan without writes.
+- "Respect a DND set by hand" (`respect_manual_dnd`): a DND found on that we did not set is manual: never
+  cleared, never claimed; a user who switches our DND off keeps it off until the category changes.
+- `clear` and "no text" otherwise remove only a DND / text we set; `leave` never changes DND.
 - Telephony is written only when it differs from what we last wrote (or, when read, from what STARFACE
   shows); AVAILABLE only undoes our ACTIVE. While the user is on a real STARFACE call, or the PBX shows
   RINGING / QUEUE_PAUSE / UNAVAILABLE, the telephony status belongs to the PBX and is left alone.
@@ -42,6 +45,7 @@ ECHO_WINDOW = timedelta(minutes=5)
 
 TELEPHONY_ACTIVE = "ACTIVE"
 TELEPHONY_AVAILABLE = "AVAILABLE"
+CHAT_SYMBOL_AVAILABLE = "AVAILABLE"
 # Shown telephony states we may write over; RINGING, QUEUE_PAUSE and UNAVAILABLE belong to the PBX.
 _TELEPHONY_WE_WRITE = frozenset({None, TELEPHONY_ACTIVE, TELEPHONY_AVAILABLE, "active", "available"})
 
@@ -60,6 +64,8 @@ class StarfacePlan:
     cause: str | None = None
     #: A release of everything of ours: also carried out for a tenant that was just disabled.
     release: bool = False
+    #: The chat presence symbol the category asks for (None: keep the user's; ours is reset).
+    chat_symbol: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Task-argument form (observed values only, no secrets)."""
@@ -72,6 +78,7 @@ class StarfacePlan:
             "observed_at": None if self.observed_at is None else self.observed_at.isoformat(),
             "cause": self.cause,
             "release": self.release,
+            "chat_symbol": self.chat_symbol,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class StarfacePlan:
             observed_at=None if observed is None else datetime.fromisoformat(observed),
             cause=data.get("cause"),
             release=bool(data.get("release", False)),
+            chat_symbol=data.get("chat_symbol"),
         )
 
 
@@ -98,10 +106,14 @@ class StarfaceWrites:
     chat_text: str | None = None  # text to set, "" to clear, None: no write
     telephony_state: str | None = None  # "ACTIVE" | "AVAILABLE" | None: no write
     stale: bool = False  # the plan was older than the applied state: dropped
+    #: Chat presence symbol to set, None: no write. Written with `chat_text` (setChatStatus always writes
+    #: the message), which then holds the text to keep showing.
+    chat_symbol: str | None = None
 
     @property
     def has_writes(self) -> bool:
-        return self.dnd is not None or self.chat_text is not None or self.telephony_state is not None
+        return (self.dnd is not None or self.chat_text is not None or self.telephony_state is not None
+                or self.chat_symbol is not None)
 
 
 def plan_starface(
@@ -135,7 +147,12 @@ def plan_starface(
     plan = _plan_for(
         policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
     )
-    return plan if _decide(policy, plan, _UNREAD, applied_starface).has_writes else None
+    if _decide(policy, plan, _UNREAD, applied_starface).has_writes:
+        return plan
+    # Teams leads over a manual DND the applied state may not know of (no bridge events): the update task
+    # reads the DND before deciding, so a changed category that asks for set/clear is always handed on.
+    leads = teams_leads_now(policy, plan, applied_starface)
+    return plan if leads and plan.dnd is not DndAction.LEAVE else None
 
 
 def finalize_starface(
@@ -163,7 +180,7 @@ def repair_starface(
     """Drift repair: learn ownership from a read-back and re-apply what the applied category still asks.
 
     Re-applies an overwritten chat text of ours, and (given `applied_teams`, and no STARFACE call in
-    progress) a telephony status the PBX reset. DND is re-applied only when Teams leads: otherwise an
+    progress) a telephony status the PBX reset. DND is never re-applied here: between Teams changes an
     unexpected DND state is the user's doing and is recorded, not undone.
     """
     call_active = True if applied_teams is None else applied_teams.call_active
@@ -188,6 +205,20 @@ def is_own_echo(observation: TeamsObservation, applied_teams: TeamsApplied) -> b
     )
 
 
+def teams_leads_now(policy: TenantPolicy, plan: StarfacePlan, applied: StarfaceApplied) -> bool:
+    """True when this plan's rule decides the DND also over a manual one: Teams leads (the tenant does not
+    respect a manual DND), DND output is on, and the plan is a Teams category change (not a release, not
+    the first look at a user)."""
+    return (
+        not policy.respect_manual_dnd
+        and policy.set_dnd
+        and plan.category is not None
+        and not plan.release
+        and applied.observed_at is not None
+        and plan.category != applied.category
+    )
+
+
 _UNREAD = StarfaceReading()
 
 
@@ -203,10 +234,12 @@ def _plan_for(
     rule = policy.rules[category]
     if not call_active:
         telephony = policy.set_telephony and category in CALL_CATEGORIES
+    symbol = rule.chat_symbol.value if policy.set_chat_text and rule.chat_symbol is not None else None
     return StarfacePlan(
         category=category,
         dnd=rule.dnd if policy.set_dnd else DndAction.CLEAR,  # switched off: release ours only
         chat_text=rule.chat_text if policy.set_chat_text else None,
+        chat_symbol=symbol,
         telephony_active=telephony,
         sequence_number=sequence_number,
         observed_at=observed_at,
@@ -228,18 +261,19 @@ def _decide(
     if plan.category != applied.category:
         user_off = False
     # 2. DND.
-    leads = policy.teams_leads and policy.set_dnd
+    leads = teams_leads_now(policy, plan, applied)
     dnd_write: bool | None = None
     if plan.dnd is DndAction.SET:
         if dnd_on:
             if leads and manual:
                 ours, manual = True, False  # Teams leads: the DND now follows Teams
-        elif leads or not user_off:
+        elif not user_off:
             dnd_write, ours, user_off = True, True, False
     elif plan.dnd is DndAction.CLEAR and dnd_on and (ours or (leads and manual)):
         dnd_write, ours, manual = False, False, False
     # 3. Chat text and telephony: only reachable through the bridge.
     chat, chat_write = applied.chat_text, None
+    symbol, symbol_write = applied.chat_symbol, None
     telephony, telephony_write = applied.telephony_active, None
     if policy.has_bridge:
         shown = reading.chat_text if reading.chat_text is not None else (applied.chat_text or "")
@@ -251,6 +285,17 @@ def _decide(
             if chat is not None and shown == chat:
                 chat_write = ""
             chat = None  # gone, or replaced by someone else's text: no longer ours either way
+        shown_symbol = reading.chat_symbol if reading.chat_symbol is not None else applied.chat_symbol
+        if plan.chat_symbol is not None:
+            if shown_symbol != plan.chat_symbol:
+                symbol_write = plan.chat_symbol
+            symbol = plan.chat_symbol
+        else:
+            if symbol is not None and shown_symbol == symbol:
+                symbol_write = CHAT_SYMBOL_AVAILABLE  # only ever undo our own symbol
+            symbol = None
+        if symbol_write is not None and chat_write is None:
+            chat_write = shown  # setChatStatus always writes the message: keep the text that is shown
         shown_state = reading.telephony_state
         if plan.telephony_active is not None and shown_state in _TELEPHONY_WE_WRITE:
             shown_active = telephony if shown_state is None else shown_state.upper() == TELEPHONY_ACTIVE
@@ -269,5 +314,7 @@ def _decide(
         sequence_number=plan.sequence_number,
         observed_at=plan.observed_at,
         dnd_event_at=applied.dnd_event_at,
+        chat_symbol=symbol,
     )
-    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write)
+    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write,
+                          chat_symbol=symbol_write)

@@ -58,6 +58,8 @@ def owned_fields(applied: StarfaceApplied) -> list[str]:
         owned.append("dnd")
     if applied.chat_text:
         owned.append("chat_text")
+    if applied.chat_symbol:
+        owned.append("chat_symbol")
     if applied.telephony_active:
         owned.append("telephony")
     return owned
@@ -69,6 +71,8 @@ def _written(writes: StarfaceWrites) -> dict[str, Any]:
         after["dnd"] = writes.dnd
     if writes.chat_text is not None:
         after["chat_text"] = writes.chat_text
+    if writes.chat_symbol is not None:
+        after["chat_symbol"] = writes.chat_symbol
     if writes.telephony_state is not None:
         after["telephony"] = writes.telephony_state
     return after
@@ -80,8 +84,11 @@ def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClien
     if writes.dnd is not None:
         rest.set_dnd(account, writes.dnd)
     if bridge is not None:
-        if writes.chat_text is not None:
-            bridge.set_chat_status(account, "", writes.chat_text)
+        if writes.chat_text is not None or writes.chat_symbol is not None:
+            # setChatStatus: presence "" keeps the symbol; the message is always written (the engine
+            # passes the text shown when only the symbol changes).
+            message = writes.chat_text if writes.chat_text is not None else (writes.applied.chat_text or "")
+            bridge.set_chat_status(account, writes.chat_symbol or "", message)
         if writes.telephony_state is not None:
             bridge.set_telephony_status(account, writes.telephony_state)
 
@@ -141,6 +148,12 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
 
     try:
         reading = StarfaceReading(dnd=rest.get_dnd(account) if policy.set_dnd else None)
+        if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol):
+            # A symbol is written with the message: read what is shown so a text of someone else's stays.
+            shown = next(iter(bridge.get_states([account])), None)
+            if shown is not None:
+                reading = replace(reading, chat_text=shown.chat_presence_message,
+                                  chat_symbol=str(shown.chat_presence))
         if previous_intent and reading.dnd and not applied.dnd_manual \
                 and previous_intent.get("dnd") == DndAction.SET.value:
             # A dead worker switched this DND on for the same intent: it is ours, not the user's.

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from connectors.starface import StarfaceGroup, StarfaceNotFound
 from models import Tenant, UserLink
 from models.db import transaction
 from presence.linking import (
@@ -29,6 +30,7 @@ from presence.linking import (
 from sync.ports import TaskQueue
 from sync.release import queue_releases
 from sync.runtime import Runtime
+from tenants.groups import matching
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,11 @@ def sync_directory(runtime: Runtime, tenant: Tenant, queue: TaskQueue) -> dict[s
     ]
     mode = SelectionMode(tenant.selection_mode)
     members: list[int] = []
-    if mode is SelectionMode.GROUP_PLUS_LISTED and tenant.starface_group_id is not None:
-        members = rest.group_member_ids(tenant.starface_group_id)
-    selection = select_users(people, mode, tenant.login_ids or [], members, tenant.starface_group_id)
+    group_id = tenant.starface_group_id
+    if mode is SelectionMode.GROUP_PLUS_LISTED and group_id is not None:
+        group_id = resolve_group(runtime, tenant, rest.list_groups())
+        members = rest.group_member_ids(group_id)
+    selection = select_users(people, mode, tenant.login_ids or [], members, group_id)
     resolved_raw = runtime.graph(tenant).find_users_by_email(emails_to_resolve(selection.selected))
     resolved = {
         email: [EntraCandidate(user.id, user.display_name) for user in users]
@@ -63,6 +67,34 @@ def sync_directory(runtime: Runtime, tenant: Tenant, queue: TaskQueue) -> dict[s
         log.warning("tenant %s: listed login ids not found in STARFACE: %s", tenant.id,
                     ", ".join(selection.unknown_login_ids))
     return counts
+
+
+def resolve_group(runtime: Runtime, tenant: Tenant, groups: list[StarfaceGroup]) -> int:
+    """The selection group's id as the PBX has it now, by id or else by its last known name (a group
+    deleted and created again gets a new id); stores a new id or a renamed group's name.
+
+    Raises StarfaceNotFound naming the fix when the group is gone (syncing without it would release
+    every user of the group)."""
+    by_id = {group.id: group for group in groups}
+    name = tenant.starface_group_name
+    group = by_id.get(tenant.starface_group_id) if tenant.starface_group_id is not None else None
+    if group is None and name:
+        found = matching(groups, name)
+        group = found[0] if len(found) == 1 else None
+    if group is None:
+        known = f"{name!r} (id {tenant.starface_group_id})" if name else f"id {tenant.starface_group_id}"
+        raise StarfaceNotFound(
+            f"the STARFACE group {known} of tenant {tenant.slug}'s user selection no longer exists; set "
+            f"selection.starface_group to an existing group (`teamsconnect tenant set {tenant.slug} "
+            "selection.starface_group=NAME`)"
+        )
+    if (group.id, group.name) != (tenant.starface_group_id, name):
+        with transaction(runtime.sessions) as session:
+            session.execute(update(Tenant).where(Tenant.id == tenant.id)
+                            .values(starface_group_id=group.id, starface_group_name=group.name))
+        log.info("tenant %s: selection group is now %r (id %s)", tenant.id, group.name, group.id)
+        tenant.starface_group_id, tenant.starface_group_name = group.id, group.name
+    return group.id
 
 
 def store_links(runtime: Runtime, tenant_id: int, decisions: list[LinkDecision]) -> list[int]:

@@ -96,7 +96,7 @@ def _chat_text_changed(
     starface_row = rows.get((link.id, Target.STARFACE.value))
     if starface_row is None or is_claimed(starface_row, utcnow()):
         return {"ignored": "nothing of ours applied, or an update is in flight"}
-    reading = StarfaceReading(chat_text=event.chat_text or "")
+    reading = StarfaceReading(chat_text=event.chat_text or "", chat_symbol=event.chat_presence or None)
     teams_row = rows.get((link.id, Target.TEAMS.value))
     wrote = repair_user(runtime, tenant, link, starface_row, reading, teams_row,
                         cause="starface:chat text overwritten")

@@ -106,7 +106,8 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
         states = bridge.get_states([link.starface_account_id for link in links])
         return {
             s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
-                                       telephony_state=str(s.telephony_state))
+                                       telephony_state=str(s.telephony_state),
+                                       chat_symbol=str(s.chat_presence))
             for s in states
         }
     rest = runtime.starface(tenant)
@@ -185,7 +186,7 @@ def run_secret_expiry(runtime: Runtime, now: datetime | None = None) -> dict[str
             else:
                 warning = secret_expiry_warning(tenant.ms_secret_expires_at, now)
             if warning:  # the same text `teamsconnect tenant show` prints, with the tenant's name in the fix
-                warning = warning.replace("NAME", tenant.name)
+                warning = warning.replace("NAME", tenant.slug)
             warned += warning is not None
             session.execute(update(TenantHealth).where(TenantHealth.tenant_id == tenant.id)
                             .values(secret_expiry_warning=warning))

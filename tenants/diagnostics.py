@@ -7,7 +7,7 @@ Read-only: nothing is written to Microsoft, the PBX or the database.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,7 +43,8 @@ def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResul
 
 
 def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
-               timeout: float, provider: ProviderApp | None = None) -> list[CheckResult]:
+               timeout: float, provider: ProviderApp | None = None,
+               egress_ips: list[str] | None = None) -> list[CheckResult]:
     """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
     and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database.
     ``provider`` is the deployment's multi-tenant app, for a tenant that signs in with it."""
@@ -66,8 +67,9 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
                         login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
                         verify=verify, timeout=timeout)
     try:
-        results.append(_check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
-                              + (", ".join(graph.check_access()) or "(none)"), hidden))
+        signin = _check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
+                        + (", ".join(graph.check_access()) or "(none)"), hidden)
+        results.append(replace(signin, detail=with_egress(signin.detail, egress_ips or [])))
         linked = session.scalars(select(UserLink.entra_object_id).where(
             UserLink.tenant_id == tenant.id, UserLink.entra_object_id.is_not(None)).limit(1)).first()
         if results[-1].status != "OK":
@@ -111,3 +113,22 @@ def _starface_checks(tenant: Tenant, secrets: TenantSecrets, hidden: list[str], 
 
         results.append(_check("STARFACE bridge ping", ping, hidden))
     return results
+
+
+#: Said wherever the service's egress addresses are shown (tenant test/show, the AADSTS50076 fix).
+EGRESS_UNSET = ("not published by the operator (TEAMSCONNECT_EGRESS_IPS); ask your provider for the "
+                "addresses the service connects from")
+
+
+def egress_note(egress_ips: list[str]) -> str:
+    """The service's egress addresses for the customer's Conditional Access and PBX firewall."""
+    if not egress_ips:
+        return EGRESS_UNSET
+    return ", ".join(egress_ips)
+
+
+def with_egress(detail: str, egress_ips: list[str]) -> str:
+    """An AADSTS50076 explanation completed with the addresses to trust (the connector cannot know them)."""
+    if "AADSTS50076" not in detail:
+        return detail
+    return f"{detail} The service connects from: {egress_note(egress_ips)}."

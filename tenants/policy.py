@@ -7,14 +7,17 @@ from collections.abc import Mapping
 from models import Tenant
 from presence import Rule, TeamsPresenceMode, TenantPolicy
 from presence.categories import Category
-from presence.policy import DndAction, overlay_rules
+from presence.policy import ChatSymbol, DndAction, overlay_rules
 from tenants.schema import OPTION_FIELDS
 
 
 def rules_of(tenant: Tenant) -> Mapping[Category, Rule]:
     """The tenant's rule table: its stored rows over the defaults."""
-    return overlay_rules({Category(row.category): Rule(DndAction(row.dnd_action), row.chat_text)
-                          for row in tenant.rules})
+    return overlay_rules({
+        Category(row.category): Rule(DndAction(row.dnd_action), row.chat_text,
+                                     None if row.chat_symbol is None else ChatSymbol(row.chat_symbol))
+        for row in tenant.rules
+    })
 
 
 def policy_for(tenant: Tenant) -> TenantPolicy:

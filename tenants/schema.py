@@ -30,16 +30,18 @@ from models.tenant import (
     DEFAULT_LOGIN_BASE_URL,
     DEFAULT_POLL_INTERVAL_S,
 )
-from presence.categories import Category
+from presence.categories import Category, category_named, teams_name
 from presence.linking import SelectionMode
-from presence.policy import CHAT_TEXT_MAX, DndAction, TeamsPresenceMode
+from presence.policy import CHAT_TEXT_MAX, DEFAULT_RULES, ChatSymbol, DndAction, TeamsPresenceMode
+from tenants.naming import check_slug, clean_name
 
+#: A tenant's log levels, as in the STARFACE module (most to least severe); TRACE is below DEBUG.
+LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
 SECRET_FIELDS = ("microsoft.client_secret", "starface.password", "starface.bridge.secret")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _INSTANCE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 
 
@@ -102,10 +104,22 @@ class Options(_Strict):
     set_chat_text: bool = True
     set_telephony: bool = False
     set_teams_presence: bool = True
-    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.BUSY_IN_A_CALL
+    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.DND_PRESENTING
     ringing_counts_as_call: bool = False
-    teams_leads: bool = False
+    respect_manual_dnd: bool = False
     manual_dnd_to_teams: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teams_leads_renamed(cls, value: Any) -> Any:
+        """`teams_leads` (before issue 11) is `respect_manual_dnd` inverted; a file may still carry it."""
+        if isinstance(value, Mapping) and "teams_leads" in value:
+            value = dict(value)
+            leads = value.pop("teams_leads")
+            if not isinstance(leads, bool):
+                raise ValueError("teams_leads: must be true or false (now respect_manual_dnd, inverted)")
+            value.setdefault("respect_manual_dnd", not leads)
+        return value
 
 
 OPTION_FIELDS: tuple[str, ...] = tuple(Options.model_fields)
@@ -115,8 +129,25 @@ class Selection(_Strict):
     """Which STARFACE users are synced, as in the STARFACE module."""
 
     mode: SelectionMode = SelectionMode.ALL_EXCEPT_LISTED
+    #: The group by its name (as under Admin > Groups) or id; a name is resolved on the PBX when saved.
+    starface_group: str | None = Field(default=None, max_length=100)
+    #: The resolved id (stored); may also be given directly, as before issue 11.
     starface_group_id: int | None = Field(default=None, ge=1)
     login_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("starface_group", mode="before")
+    @classmethod
+    def _name_or_id(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value  # rejected as not a string
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str):
+            value = " ".join(value.split())
+            if value.isdigit() and int(value) < 1:
+                raise ValueError("a group id is a positive number; or give the group's name")
+            return value or None
+        return value
 
     @field_validator("login_ids", mode="before")
     @classmethod
@@ -132,10 +163,11 @@ class Selection(_Strict):
 
     @model_validator(mode="after")
     def _group_mode_needs_group(self) -> Selection:
-        if self.mode is SelectionMode.GROUP_PLUS_LISTED and self.starface_group_id is None:
+        if self.mode is SelectionMode.GROUP_PLUS_LISTED and self.starface_group is None \
+                and self.starface_group_id is None:
             raise ValueError(
-                "starface_group_id is required in mode group_plus_listed: give the id of the STARFACE group "
-                "whose members are synced (or use mode all_except_listed)"
+                "starface_group is required in mode group_plus_listed: give the name (as under Admin > "
+                "Groups) or id of the STARFACE group whose members are synced (or use mode all_except_listed)"
             )
         return self
 
@@ -256,11 +288,40 @@ class StarfaceConfig(_Strict):
         return _secret(value, "STARFACE service account password")
 
 
+#: A rule row's chat symbol that leaves the user's symbol as it is.
+KEEP_SYMBOL = "keep"
+#: A rule row given without `chat_symbol` gets its category's default symbol.
+DEFAULT_SYMBOL = "default"
+
+
 class RuleOverride(_Strict):
-    """One row of the rule table: what a Teams status does to STARFACE DND, and the chat text."""
+    """One row of the rule table: what a Teams status does to STARFACE DND, the chat text and the chat
+    symbol (AVAILABLE, AWAY, DO_NOT_DISTURB, EXTENDED_AWAY or keep; left out: the category's default)."""
 
     dnd: DndAction
     chat_text: str | None = None
+    chat_symbol: str = DEFAULT_SYMBOL
+
+    @field_validator("chat_symbol", mode="before")
+    @classmethod
+    def _symbol(cls, value: Any) -> Any:
+        if value is None:
+            return KEEP_SYMBOL
+        if not isinstance(value, str):
+            return value
+        key = value.strip().upper().replace(" ", "_").replace("-", "_")
+        if key in (KEEP_SYMBOL.upper(), DEFAULT_SYMBOL.upper()):
+            return key.lower()
+        if key not in ChatSymbol.__members__:
+            allowed = ", ".join(member.value for member in ChatSymbol)
+            raise ValueError(f"must be one of {allowed} or keep (leave the user's symbol), got {value!r}")
+        return ChatSymbol[key].value
+
+    def symbol_for(self, category: Category) -> ChatSymbol | None:
+        """The symbol this row sets (None: keep), the category's default when none was given."""
+        if self.chat_symbol == DEFAULT_SYMBOL:
+            return DEFAULT_RULES[category].chat_symbol
+        return None if self.chat_symbol == KEEP_SYMBOL else ChatSymbol(self.chat_symbol)
 
     @field_validator("chat_text")
     @classmethod
@@ -273,16 +334,17 @@ class RuleOverride(_Strict):
 
 
 def _category_error(name: object) -> str:
-    return f"unknown category {name!r}; use one of {', '.join(c.value for c in Category)}"
+    known = "; ".join(f"{c.value} ({teams_name(c)})" for c in Category)
+    return f"unknown Teams status {name!r}; use a status name as Teams shows it, or a category: {known}"
 
 
 def _find_category(name: object) -> Category | None:
-    wanted = str(name).replace("_", "").replace("-", "").lower()
-    return next((c for c in Category if c.value.lower() == wanted), None)
+    return category_named(str(name))
 
 
 def parse_category(name: str) -> Category:
-    """A rule-table category by name, case-insensitively ("inacall", "InACall", "in_a_call")."""
+    """A rule-table category by name, case-insensitively ("inacall", "InACall", "in_a_call"), or by the
+    name Teams users see, English or German ("Busy - In a call", "Beschäftigt - Am Telefon")."""
     category = _find_category(name)
     if category is None:
         raise TenantConfigError([("rules", _category_error(name))])
@@ -293,9 +355,11 @@ class TenantConfig(_Strict):
     """A whole tenant definition (see the module docstring)."""
 
     name: str
+    #: Derived from the name when left out (tenants/naming.py); stays when the name changes.
+    slug: str | None = None
     description: str = ""
     enabled: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] = "INFO"
     options: Options = Field(default_factory=Options)
     selection: Selection = Field(default_factory=Selection)
     poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, ge=1, le=3600)
@@ -305,18 +369,26 @@ class TenantConfig(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _cli_friendly(cls, value: str) -> str:
-        if not _NAME.match(value) or value.isdigit():
-            raise ValueError(
-                "must be 1..100 letters, digits, '.', '_' or '-', start with a letter or digit and not be "
-                "all digits (a number means a tenant id on the command line), e.g. contoso-pbx1"
-            )
-        return value
+    def _instance_name(cls, value: str) -> str:
+        return clean_name(value)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else check_slug(value)
 
     @field_validator("log_level", mode="before")
     @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
+    def _module_level(cls, value: Any) -> Any:
+        """The STARFACE module's levels; WARNING (Python's name) is accepted as WARN."""
+        if not isinstance(value, str):
+            return value
+        level = value.strip().upper()
+        level = "WARN" if level == "WARNING" else level
+        if level not in LOG_LEVELS:
+            allowed = ", ".join(LOG_LEVELS)
+            raise ValueError(f"must be one of {allowed} (as in the STARFACE module), got {value!r}")
+        return level
 
     @field_validator("rules", mode="before")
     @classmethod

@@ -8,20 +8,26 @@ and validates the whole result before touching the row, so a bad change leaves n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from connectors.starface import StarfaceGroup
 from models import AppliedState, StatusRule, Tenant, TenantHealth
 from models.crypto import SecretBox
-from models.secrets import set_secrets
+from models.secrets import read_secrets, set_secrets
 from presence import Rule
 from presence.categories import Category
 from presence.policy import DndAction, overlay_rules
 from tenants.changes import KEEP_SECRET, changed_paths, deep_merge, given, nest, plain
+from tenants.groups import GroupLister, rest_groups
+from tenants.groups import resolve as resolve_group
+from tenants.naming import slugify, unique_slug
 from tenants.schema import (
+    DEFAULT_SYMBOL,
+    KEEP_SYMBOL,
     OPTION_FIELDS,
     SECRET_FIELDS,
     RuleOverride,
@@ -36,11 +42,12 @@ from tenants.schema import (
 class TenantInUse(ValueError):
     """Deleting would leave a DND, chat text or Teams session of ours set; `holding` counts them."""
 
-    def __init__(self, name: str, holding: int) -> None:
+    def __init__(self, name: str, holding: int, ref: str | None = None) -> None:
         self.holding = holding
+        ref = ref or name
         super().__init__(
             f"tenant {name} still holds a DND, chat text or Teams session of ours for {holding} user "
-            f"state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant set {name} "
+            f"state(s); deleting now would leave them set. Disable it first (`teamsconnect tenant set {ref} "
             "enabled=false`): drift repair releases them within 5 minutes. Or delete anyway with --force."
         )
 
@@ -49,11 +56,15 @@ class TenantInUse(ValueError):
 
 
 def find_tenant(session: Session, name_or_id: str) -> Tenant | None:
-    """A tenant by name, or by id when the argument is a number (names are never all digits)."""
-    key = name_or_id.strip()
+    """A tenant by id (a number), slug or name (names compared regardless of case)."""
+    key = " ".join(name_or_id.split())
     if key.isdigit():
-        return session.scalars(select(Tenant).where(or_(Tenant.id == int(key), Tenant.name == key))).first()
-    return session.scalars(select(Tenant).where(Tenant.name == key)).first()
+        return session.get(Tenant, int(key))
+    found = session.scalars(select(Tenant).where(or_(Tenant.slug == key, Tenant.name == key))).first()
+    if found is not None:
+        return found
+    wanted = key.casefold()
+    return next((t for t in session.scalars(select(Tenant)) if t.name.casefold() == wanted), None)
 
 
 def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False) -> Tenant | None:
@@ -65,9 +76,24 @@ def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False
 
 
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
-    other = session.scalars(select(Tenant.id).where(Tenant.name == name)).first()
-    if other is not None and other != own_id:
-        raise TenantConfigError([("name", f"a tenant named {name!r} exists already; choose another name")])
+    """Names are unique per deployment regardless of case, as the module's instance names."""
+    wanted = name.casefold()
+    for other_id, other in session.execute(select(Tenant.id, Tenant.name)):
+        if other.casefold() == wanted and other_id != own_id:
+            raise TenantConfigError([("name", f"a tenant named {other!r} exists already; choose another "
+                                              "name")])
+
+
+def _slug_for(session: Session, config: TenantConfig, own_id: int | None = None) -> str:
+    """The given slug (must be free), else one derived from the name and made unique."""
+    rows = session.execute(select(Tenant.id, Tenant.slug))
+    taken = {slug for tenant_id, slug in rows if tenant_id != own_id}
+    if config.slug is not None:
+        if config.slug in taken:
+            raise TenantConfigError([("slug", f"another tenant has the slug {config.slug!r}; choose another "
+                                              "or leave slug out to derive one from the name")])
+        return config.slug
+    return unique_slug(slugify(config.name), taken)
 
 
 # --- storing ---------------------------------------------------------------------------------------------
@@ -82,7 +108,6 @@ def _apply(tenant: Tenant, config: TenantConfig) -> None:
         value = getattr(config.options, name)
         setattr(tenant, name, getattr(value, "value", value))
     tenant.selection_mode = selection.mode.value
-    tenant.starface_group_id = selection.starface_group_id
     tenant.login_ids = list(selection.login_ids)
     tenant.poll_interval_s = config.poll_interval_s
     tenant.ms_app, tenant.ms_directory_id = ms.app, ms.directory_id
@@ -96,27 +121,49 @@ def _apply(tenant: Tenant, config: TenantConfig) -> None:
 
 def _rule_rows(tenant: Tenant, overrides: Mapping[Category, RuleOverride]) -> None:
     """Makes the tenant's rule rows equal the defaults overlaid with `overrides`, one row per category."""
-    table = overlay_rules({category: Rule(row.dnd, row.chat_text) for category, row in overrides.items()})
+    table = overlay_rules({category: Rule(row.dnd, row.chat_text, row.symbol_for(category))
+                           for category, row in overrides.items()})
     rows = {row.category: row for row in tenant.rules}
     for category, rule in table.items():
         row = rows.get(category.value)
         if row is None:
-            tenant.rules.append(StatusRule(category=category.value, dnd_action=rule.dnd.value,
-                                           chat_text=rule.chat_text))
-        else:
-            row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+            row = StatusRule(category=category.value)
+            tenant.rules.append(row)
+        row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+        row.chat_symbol = None if rule.chat_symbol is None else rule.chat_symbol.value
 
 
-def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any]) -> Tenant:
+def _default_groups(config: TenantConfig, password: str) -> Sequence[StarfaceGroup]:
+    """The PBX's groups over its REST API (the CLI's CA bundle setting applies, as for `tenant test`)."""
+    from config import get_settings  # read only when a group name has to be looked up
+
+    return rest_groups(verify=get_settings().ca_bundle or True)(config, password)
+
+
+def _set_group(tenant: Tenant, config: TenantConfig, password: Callable[[], str],
+               groups: GroupLister | None) -> None:
+    """Resolves the selection's group (name or id) and stores its id and last known name."""
+    before = (tenant.starface_group_id, tenant.starface_group_name)
+    lister = groups or _default_groups
+    other_pbx = tenant.starface_base_url is not None and tenant.starface_base_url != config.starface.base_url
+    tenant.starface_group_id, tenant.starface_group_name = resolve_group(
+        config, lambda: lister(config, password()), before, other_pbx=other_pbx)
+
+
+def create_tenant(session: Session, box: SecretBox, config: TenantConfig | Mapping[str, Any],
+                  groups: GroupLister | None = None) -> Tenant:
     """Stores a new tenant: row, encrypted secrets, a rule row per category and an empty health row.
 
-    ``config`` may be a validated `TenantConfig` or the plain definition (validated here).
+    ``config`` may be a validated `TenantConfig` or the plain definition (validated here). A group given by
+    name is looked up on the PBX with ``groups`` (default: the PBX's REST API).
     """
     if not isinstance(config, TenantConfig):
         config = validate_config(config)
     _check_name_free(session, config.name)
     tenant = Tenant()
     _apply(tenant, config)
+    _set_group(tenant, config, lambda: config.starface.password.get_secret_value(), groups)
+    tenant.slug = _slug_for(session, config)
     bridge = config.starface.bridge
     client_secret = config.microsoft.client_secret
     set_secrets(
@@ -140,12 +187,15 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
         bridge = {"instance": tenant.bridge_instance, "secret": secret(tenant.bridge_secret_encrypted)}
     return {
         "name": tenant.name,
+        "slug": tenant.slug,
         "description": tenant.description,
         "enabled": tenant.enabled,
         "log_level": tenant.log_level,
         "options": {name: getattr(tenant, name) for name in OPTION_FIELDS},
         "selection": {
             "mode": tenant.selection_mode,
+            "starface_group": tenant.starface_group_name or (
+                None if tenant.starface_group_id is None else str(tenant.starface_group_id)),
             "starface_group_id": tenant.starface_group_id,
             "login_ids": list(tenant.login_ids or []),
         },
@@ -165,11 +215,13 @@ def stored_config(tenant: Tenant, secret: Callable[[str | None], str]) -> dict[s
             "password": secret(tenant.starface_password_encrypted),
             "bridge": bridge,
         },
-        "rules": {row.category: {"dnd": row.dnd_action, "chat_text": row.chat_text} for row in tenant.rules},
+        "rules": {row.category: {"dnd": row.dnd_action, "chat_text": row.chat_text,
+                                 "chat_symbol": row.chat_symbol or KEEP_SYMBOL} for row in tenant.rules},
     }
 
 
-def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Mapping[str, Any]) -> list[str]:
+def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Mapping[str, Any],
+                  groups: GroupLister | None = None) -> list[str]:
     """Applies a partial change (nested or dotted keys); returns the names of the changed settings.
 
     The stored tenant and the change are merged and validated as a whole first, so an invalid change
@@ -181,8 +233,15 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     config = validate_config(deep_merge(before, nested))
     if config.name != tenant.name:
         _check_name_free(session, config.name, tenant.id)
+    new_slug = _slug_for(session, config, tenant.id) if config.slug != tenant.slug else tenant.slug
     changed = set(changed_paths(plain(before), plain(config)))
     changed |= {path for path in SECRET_FIELDS if given(nested, path)}
+    new_password = _new(config.starface.password.get_secret_value())
+    _set_group(tenant, config, lambda: new_password or read_secrets(tenant, box).starface_password, groups)
+    tenant.slug = new_slug  # after every check that can refuse the change
+    if "selection.starface_group" in changed and tenant.starface_group_id != before["selection"][
+            "starface_group_id"]:
+        changed.add("selection.starface_group_id")
     _apply(tenant, config)
     bridge = config.starface.bridge
     bridge_secret = _new(bridge.secret.get_secret_value()) if bridge else None
@@ -200,22 +259,40 @@ def update_tenant(session: Session, box: SecretBox, tenant: Tenant, changes: Map
     return sorted(changed)
 
 
+#: Changed settings that change which users are synced or how they are matched by e-mail: a directory
+#: sync should follow at once (issue 11), not within 15 minutes.
+DIRECTORY_SETTINGS = ("selection.", "microsoft.directory_id", "microsoft.graph_base_url", "starface.base_url",
+                      "enabled")
+
+
+def needs_directory_sync(changed: list[str]) -> bool:
+    """True when a change (names as `update_tenant` returns them) affects the user links."""
+    return any(path.startswith(DIRECTORY_SETTINGS) for path in changed)
+
+
 def _new(secret: str) -> str | None:
     """None (= keep the stored secret) for the stand-in, else the new secret."""
     return None if secret == KEEP_SECRET else secret
 
 
 def set_rule(
-    session: Session, tenant: Tenant, category: Category | str, dnd: DndAction | str, chat_text: str | None
+    session: Session, tenant: Tenant, category: Category | str, dnd: DndAction | str, chat_text: str | None,
+    chat_symbol: str | None = None,
 ) -> StatusRule:
-    """Sets one row of the tenant's rule table (validated like the config's `rules`)."""
+    """Sets one row of the tenant's rule table (validated like the config's `rules`); `chat_symbol` None
+    keeps the row's symbol, "keep" leaves the user's."""
     cat = category if isinstance(category, Category) else parse_category(category)
-    rule = validate(RuleOverride, {"dnd": dnd, "chat_text": chat_text}, f"rules.{cat.value}")
     row = next((r for r in tenant.rules if r.category == cat.value), None)
+    if chat_symbol is None:
+        chat_symbol = (row.chat_symbol or KEEP_SYMBOL) if row is not None else DEFAULT_SYMBOL
+    rule = validate(RuleOverride, {"dnd": dnd, "chat_text": chat_text, "chat_symbol": chat_symbol},
+                    f"rules.{cat.value}")
     if row is None:  # a tenant stored before this category existed
         row = StatusRule(category=cat.value)
         tenant.rules.append(row)
     row.dnd_action, row.chat_text = rule.dnd.value, rule.chat_text
+    symbol = rule.symbol_for(cat)
+    row.chat_symbol = None if symbol is None else symbol.value
     session.flush()
     return row
 
@@ -231,6 +308,6 @@ def delete_tenant(session: Session, tenant: Tenant, force: bool = False) -> None
     outputs are still set, unless ``force``."""
     holding = holding_count(session, tenant)
     if holding and not force:
-        raise TenantInUse(tenant.name, holding)
+        raise TenantInUse(tenant.name, holding, tenant.slug)
     session.delete(tenant)
     session.flush()

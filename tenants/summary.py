@@ -53,6 +53,30 @@ def consent_status(tenant: Tenant) -> str:
     if consent.status == "granted":
         return f"given for directory {consent.directory_id}"
     return f"{consent.status} ({consent.error_code}): {consent.error_description}"
+#: Entra issues client secrets for at most 24 months (the module's doc: "max. 2 Jahre gültig").
+SECRET_MAX_LIFETIME = timedelta(days=731)
+
+
+def implausible_secret_expiry(expires_at: datetime | None, now: datetime | None = None) -> str | None:
+    """A warning when an expiry date entered for a secret cannot be right: more than two years ahead
+    (Entra's maximum), or already past when the date is entered; else None."""
+    if expires_at is None:
+        return None
+    now = now or datetime.now(UTC)
+    when = expires_at.date().isoformat()
+    if expires_at - now > SECRET_MAX_LIFETIME:
+        return (
+            f"microsoft.secret_expires_at: {when} is more than two years ahead, but Entra issues client "
+            "secrets for at most 24 months: copy the date from App registrations > Certificates & secrets > "
+            "Client secrets > Expires (a wrong date hides the expiry warning)"
+        )
+    if expires_at <= now:
+        return (
+            f"microsoft.secret_expires_at: {when} is in the past, so this secret has expired and sign-ins "
+            "will fail (AADSTS7000222): create a new secret under App registrations > Certificates & "
+            "secrets and set it with `teamsconnect tenant set NAME microsoft.client_secret`"
+        )
+    return None
 
 
 def tenant_summary(tenant: Tenant) -> dict[str, Any]:

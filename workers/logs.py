@@ -4,6 +4,9 @@ our own modules are kept, so one customer can be debugged without drowning the o
 Our package loggers pass every record on; a filter on the root handlers keeps a record if its level is
 at least the current tenant's level (set by ``tenant_log_level`` around the tenant's work), or, outside a
 tenant's work, the process's level (``TEAMSCONNECT_LOG_LEVEL``). Other libraries' records are untouched.
+
+Tenant levels are the STARFACE module's: ERROR, WARN, INFO, DEBUG, TRACE. TRACE (number 5, below DEBUG)
+is for request/response summaries without secrets: log them with ``log.log(TRACE, ...)``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,21 @@ from contextvars import ContextVar
 OUR_PACKAGES = ("workers", "scheduler", "sync", "tenants", "connectors", "presence", "models", "web", "cli",
                 "embedded", "demo")
 
+#: Below DEBUG, as in the STARFACE module: request/response summaries (never secrets).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+_NAMED = {"TRACE": TRACE, "WARN": logging.WARNING}
+
 _tenant_level: ContextVar[int | None] = ContextVar("tenant_log_level", default=None)
 
 
 def level_number(name: str) -> int:
-    """``"DEBUG"`` -> 10; unknown names fall back to INFO rather than failing a task."""
-    level = logging.getLevelName(name.upper())
+    """``"DEBUG"`` -> 10, ``"WARN"`` -> 30, ``"TRACE"`` -> 5; unknown names fall back to INFO rather than
+    failing a task."""
+    key = name.strip().upper()
+    if key in _NAMED:
+        return _NAMED[key]
+    level = logging.getLevelName(key)
     return level if isinstance(level, int) else logging.INFO
 
 
@@ -50,10 +62,11 @@ def tenant_log_level(level_name: str) -> Iterator[None]:
 
 
 def install(process_level: str, handlers: list[logging.Handler] | None = None) -> TenantLevelFilter:
-    """Lets our loggers pass every record and puts the tenant filter on the given (default: root) handlers."""
+    """Lets our loggers pass every record (down to TRACE) and puts the tenant filter on the given (default:
+    root) handlers."""
     level_filter = TenantLevelFilter(process_level)
     for package in OUR_PACKAGES:
-        logging.getLogger(package).setLevel(logging.DEBUG)
+        logging.getLogger(package).setLevel(TRACE)
     for handler in handlers if handlers is not None else logging.getLogger().handlers:
         if not any(isinstance(f, TenantLevelFilter) for f in handler.filters):
             handler.addFilter(level_filter)

@@ -61,8 +61,16 @@ class CeleryTaskQueue:
 
     @staticmethod
     def _maintenance(task_name: str, tenant_id: int) -> None:
-        celery_app.send_task(task_name, kwargs={"tenant_id": tenant_id}, queue=queues.QUEUE_MAINTENANCE,
-                             expires=MAINTENANCE_EXPIRES_S)
+        """Raises QueueUnavailable when the broker cannot take it (the periodic entry comes again)."""
+        try:
+            celery_app.send_task(task_name, kwargs={"tenant_id": tenant_id}, queue=queues.QUEUE_MAINTENANCE,
+                                 expires=MAINTENANCE_EXPIRES_S, retry_policy=_QUICK_RETRY)
+        except (BrokerError, OSError) as exc:
+            raise QueueUnavailable(type(exc).__name__) from exc
+
+
+#: A maintenance task is requested by a person or a periodic entry: fail fast rather than hang.
+_QUICK_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 #: The queue every production entry point uses.

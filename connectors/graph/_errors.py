@@ -142,9 +142,16 @@ AADSTS_HELP: dict[int, tuple[str, str]] = {
         "Check the directory id: Entra admin center > Overview > Tenant ID (or the tenant's domain).",
     ),
     50076: (
-        "A Conditional Access / multi-factor authentication policy blocks the app's sign-in.",
-        "Exclude the app's service principal from the policy, or use a workload-identity policy that "
-        "allows it.",
+        "A Conditional Access policy asks for multi-factor authentication, which the service (an app "
+        "signing in with its own credentials, a workload identity) cannot perform.",
+        "In the Microsoft Entra admin center > Protection > Conditional Access > Policies, open the policy "
+        "that requires MFA, and under Assignments > Users or workload identities > What does this policy "
+        "apply to? > Workload identities > Exclude > Select service principals, exclude this app (Workload "
+        "Identities Premium is needed to edit such policies). Or add the service's egress IP addresses as "
+        "a trusted location (Protection > Conditional Access > Named locations > + IP ranges location > "
+        "Mark as trusted location) and exclude that location from the policy. Unlike the STARFACE module, "
+        "the hosted service does not sign in from your PBX's address, so the module's 'trusted IPs' "
+        "setting for the PBX does not apply.",
     ),
     53003: (
         "A Conditional Access policy blocks the app's sign-in.",

@@ -1,7 +1,7 @@
 """provider app and admin consent
 
 Revision ID: 0200
-Revises: 0001
+Revises: 0006
 Create Date: 2026-12-01 22:13:19.506867
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import models.types
 
 revision: str = '0200'
-down_revision: str | None = '0001'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

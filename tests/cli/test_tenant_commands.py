@@ -32,7 +32,7 @@ def test_it_adds_a_tenant_from_a_file_and_stores_secrets_encrypted(
     cli_box: SecretBox,
 ) -> None:
     result = _add(run, write_json, tenant_data)
-    assert "added tenant contoso (id 1, tier bridge)" in result.stdout
+    assert "added tenant contoso (slug contoso, id 1, tier bridge)" in result.stdout
     assert_no_secret(result.output)
     with db() as session:
         tenant = session.scalars(select(Tenant)).one()
@@ -80,7 +80,7 @@ def test_it_reports_every_bad_field_without_a_traceback_or_a_secret(
     errors = result.stderr
     assert "error: microsoft.client_id: must be the app's Application (client) ID" in errors
     assert "error: starface.base_url: must use https://" in errors
-    assert "error: selection: starface_group_id is required in mode group_plus_listed" in errors
+    assert "error: selection: starface_group is required in mode group_plus_listed" in errors
     assert "error: options.set_telefony: is not a known setting" in errors
     assert "error: poll_interval_s:" in errors
     assert "Traceback" not in result.output
@@ -194,7 +194,7 @@ def test_it_shows_and_changes_the_rule_table(
     cleared = run("tenant", "rules", "contoso", "OutOfOffice", "--no-text")
     assert cleared.exit_code == 0, cleared.output
     bad = run("tenant", "rules", "contoso", "Sleeping", "--dnd", "set")
-    assert bad.exit_code == 2 and "unknown category 'Sleeping'" in bad.stderr
+    assert bad.exit_code == 2 and "unknown Teams status 'Sleeping'" in bad.stderr
     bad_dnd = run("tenant", "rules", "contoso", "Away", "--dnd", "maybe")
     assert bad_dnd.exit_code == 2 and "rules.Away.dnd:" in bad_dnd.stderr
     with db() as session:
@@ -223,7 +223,7 @@ def test_it_deletes_a_tenant_with_its_data_only_when_confirmed(
         assert session.scalars(select(ChangeLog)).first() is None
         assert len(session.scalars(select(StatusRule)).all()) == 10  # fabrikam's rules are untouched
     missing = run("tenant", "show", "contoso")
-    assert missing.exit_code == 2 and "no tenant named 'contoso'" in missing.stderr
+    assert missing.exit_code == 2 and "no tenant with the name, slug or id 'contoso'" in missing.stderr
 
 
 def test_it_says_to_run_db_upgrade_on_an_empty_database(

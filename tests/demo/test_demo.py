@@ -45,7 +45,7 @@ def test_it_plays_the_short_office_hour_and_exits_0_with_a_clean_summary(tmp_pat
                   "answers a call on the STARFACE phone", "goes out of office", "Graph throttles",
                   "joins a Teams meeting", "a calendar meeting begins"):
         assert event in output, event
-    assert "(their manual DND survives the call)" in output
+    assert "(Teams leads, as in the STARFACE module: the status change decides)" in output  # issue 11
     assert "no Graph presence request before Retry-After during the burst" in output
     assert "FAIL" not in output
     # Embedded defaults: the SQLite file (and the key) live in the data dir, with the audit trail in it.

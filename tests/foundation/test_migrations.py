@@ -37,3 +37,45 @@ def test_it_upgrades_checks_and_downgrades_on_postgresql() -> None:
         assert not set(Base.metadata.tables) & _tables(url)
     finally:
         drop_postgres_database(url)
+
+
+_OLD_TENANT = """
+INSERT INTO tenant (name, description, enabled, log_level, set_dnd, set_chat_text, set_telephony,
+  set_teams_presence, teams_presence_mode, ringing_counts_as_call, teams_leads, manual_dnd_to_teams,
+  selection_mode, starface_group_id, login_ids, poll_interval_s, next_poll_at, ms_directory_id, ms_client_id,
+  ms_client_secret_encrypted, login_base_url, graph_base_url, starface_base_url, starface_login_id,
+  starface_password_encrypted, created_at, updated_at)
+VALUES (:name, '', true, :log_level, true, true, false, true, 'busy_in_a_call', false, :leads, false,
+  'all_except_listed', NULL, '[]', 2.0, '2026-01-01T00:00:00+00:00', 'contoso.onmicrosoft.com',
+  '11111111-2222-3333-4444-555555555555', 'x', 'https://login', 'https://graph', 'https://pbx', '1000', 'x',
+  '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')
+"""
+
+
+def test_it_keeps_existing_tenants_behaving_as_before_issue_11() -> None:
+    """0001 rows: teams_leads=false (STARFACE wins) becomes respect_manual_dnd=true; the stored Teams
+    presence mode stays; only new rows get the module's defaults."""
+    from sqlalchemy import text
+
+    url = create_postgres_database("tc_migrate_data")
+    try:
+        migrate.upgrade(url, "0001")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                for name, leads, level in (("old-default", False, "INFO"), ("leading", True, "WARNING"),
+                                           ("Büro", False, "CRITICAL")):
+                    conn.execute(text(_OLD_TENANT), {"name": name, "leads": leads, "log_level": level})
+            migrate.upgrade(url)
+            with engine.connect() as conn:
+                rows = {row.name: row for row in conn.execute(text("SELECT * FROM tenant"))}
+        finally:
+            engine.dispose()
+        assert rows["old-default"].respect_manual_dnd is True
+        assert rows["leading"].respect_manual_dnd is False
+        assert rows["old-default"].teams_presence_mode == "busy_in_a_call"
+        assert (rows["leading"].log_level, rows["Büro"].log_level) == ("WARN", "ERROR")
+        assert (rows["old-default"].slug, rows["Büro"].slug) == ("old-default", "buero")
+        migrate.downgrade(url, "0001")
+    finally:
+        drop_postgres_database(url)

@@ -34,6 +34,14 @@ def test_it_names_a_bad_log_level() -> None:
         load_settings({"TEAMSCONNECT_LOG_LEVEL": "LOUD"})
 
 
+def test_it_reads_the_egress_ips_customers_are_told_to_trust() -> None:
+    settings = load_settings({"TEAMSCONNECT_EGRESS_IPS": " 203.0.113.10 , 198.51.100.0/28,2001:db8::1 "})
+    assert settings.egress_ip_list == ["203.0.113.10", "198.51.100.0/28", "2001:db8::1"]
+    assert load_settings({}).egress_ip_list == []
+    with pytest.raises(SettingsError, match=r"TEAMSCONNECT_EGRESS_IPS: 'pbx.example' is not an IP address"):
+        load_settings({"TEAMSCONNECT_EGRESS_IPS": "203.0.113.10,pbx.example"})
+
+
 def test_it_uses_psycopg3_for_plain_postgresql_urls() -> None:
     settings = load_settings({"TEAMSCONNECT_DATABASE_URL": "postgresql://u@h/db"})
     assert settings.effective_database_url == "postgresql+psycopg://u@h/db"

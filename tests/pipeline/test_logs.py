@@ -60,3 +60,23 @@ def test_it_reads_every_tenants_level_in_one_query(
                       engine=postgres_engine, sessions=pg_sessions, box=box, coordination=LocalCoordination())
     assert (runtime.log_level_of(loud), runtime.log_level_of(quiet), runtime.log_level_of(999)) == (
         "DEBUG", "INFO", "WARNING")
+
+
+def test_it_keeps_trace_records_only_for_a_tenant_at_trace() -> None:
+    """The module's TRACE (5) is below DEBUG; WARN is WARNING."""
+    handler = Collect()
+    logs.install("INFO", handlers=[handler])
+    ours = logging.getLogger("sync.test_trace")
+    ours.addHandler(handler)
+    try:
+        with logs.tenant_log_level("TRACE"):
+            ours.log(logs.TRACE, "GET /rest/users -> 200 (3 users)")
+        with logs.tenant_log_level("DEBUG"):
+            ours.log(logs.TRACE, "dropped at DEBUG")
+        with logs.tenant_log_level("WARN"):
+            ours.info("dropped at WARN")
+            ours.warning("kept at WARN")
+    finally:
+        ours.removeHandler(handler)
+    assert handler.messages == ["GET /rest/users -> 200 (3 users)", "kept at WARN"]
+    assert logging.getLevelName(logs.TRACE) == "TRACE"

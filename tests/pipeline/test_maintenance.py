@@ -76,7 +76,9 @@ def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_wa
     stack.start_worker("w1")
     stack.teams(1, "sign_in")
     stack.teams(1, "call_start")
-    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    # Recorded, not just written: the update task also reads the chat status before writing (issue 11).
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+                and stack.changes("starface"), what="call text written and recorded")
     stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
     assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
     assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 1
@@ -92,7 +94,7 @@ def test_it_refreshes_a_held_teams_session_before_it_lapses(stack: Stack) -> Non
     stack.teams(2, "sign_in")
     stack.pbx.ring(stack.seeds.login(2))
     stack.pbx.answer(stack.seeds.login(2))
-    stack.until(lambda: stack.presence(2)["availability"] == "Busy", what="Teams busy")
+    stack.until(lambda: stack.presence(2)["availability"] == "DoNotDisturb", what="Teams DND")
     sets = stack.ms.count("setPresence")
     assert run_keep_alive(stack.runtime, stack.tenant_id)["refreshed"] == 0  # just set: not due yet
     later = datetime.now(UTC) + timedelta(minutes=6)
@@ -168,13 +170,17 @@ def test_it_reapplies_an_overwritten_chat_text_as_soon_as_the_event_arrives(stac
     stack.start_worker("w1")
     stack.teams(1, "sign_in")
     stack.teams(1, "call_start")
-    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    # Recorded, not just written: the update task also reads the chat status before writing (issue 11).
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+                and stack.changes("starface"), what="call text written and recorded")
     stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
     stack.until(lambda: stack.changes("starface")[-1].cause == "starface:chat text overwritten",
                 what="the event-driven repair")
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
     stack.teams(1, "call_end")
-    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "", what="text cleared after the call")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == ""
+                and stack.changes("starface")[-1].cause == "teams:Available",
+                what="text cleared after the call, and recorded")
     changes = len(stack.changes())
     # After the call the text is not asked for any more: a later overwrite is the user's to keep.
     event = {"event_id": "e-2", "type": "presence", "account": stack.seeds.account(1), "login": "1101",
@@ -193,7 +199,7 @@ def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) 
     stack.pbx.toggle_dnd_by_hand(stack.seeds.login(1), True)  # the user's own DND: never ours to clear
     stack.pbx.ring(stack.seeds.login(2))
     stack.pbx.answer(stack.seeds.login(2))
-    stack.until(lambda: stack.user(0)["dnd"] and stack.presence(2)["availability"] == "Busy",
+    stack.until(lambda: stack.user(0)["dnd"] and stack.presence(2)["availability"] == "DoNotDisturb",
                 what="our DND and our Teams session")
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)

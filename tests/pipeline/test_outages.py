@@ -103,5 +103,5 @@ def test_it_never_lets_one_tenants_event_reach_another_tenants_user(small_stack:
              "dnd": None, "chat_presence": None, "chat_presence_message": None}
     assert run_event(stack.runtime, first, event) == {"ignored": "user not synced"}
     assert stack.ms.count("setPresence") == 0
-    assert run_event(stack.runtime, second, event) == {"action": "set", "session": "Busy/InACall"}
+    assert run_event(stack.runtime, second, event) == {"action": "set", "session": "DoNotDisturb/Presenting"}
     assert stack.ms.count("setPresence") == 1

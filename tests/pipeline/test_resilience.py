@@ -127,7 +127,7 @@ def test_it_does_not_decide_for_a_user_whose_teams_session_is_changing(stack: St
     """The poll may read our new session from Graph before its row records it: that user waits a cycle."""
     tenant_id = stack.add_tenant()
     stack.teams(0, "sign_in")
-    stack.teams(0, "call_start")  # Busy/InACall, as our session for a STARFACE call would look
+    stack.teams(0, "call_start")  # Busy/InACall, as our session looks in mode busy_in_a_call
     with transaction(stack.runtime.sessions) as session:
         link = session.scalars(select(UserLink).where(UserLink.login_id == stack.seeds.login(0))).one()
         ensure_row(session, tenant_id=tenant_id, user_link_id=link.id, target="teams")

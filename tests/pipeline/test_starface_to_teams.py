@@ -28,12 +28,13 @@ def test_it_holds_a_teams_session_while_a_starface_call_lasts(stack: Stack) -> N
     login = stack.seeds.login(3)
     stack.pbx.ring(login)
     stack.pbx.answer(login)
-    stack.until(lambda: _availability(stack, 3) == ("Busy", "InACall"), what="Teams busy for the PBX call")
+    # Issue 11: the module's default, DoNotDisturb/Presenting ("Nicht stören"; only DND stops Teams calls).
+    stack.until(lambda: _availability(stack, 3) == ("DoNotDisturb", "Presenting"), what="Teams DND")
     stack.pbx.hang_up(login)
     stack.until(lambda: _availability(stack, 3) == ("Available", "Available"), what="the session cleared")
     stack.settle()
     sessions = [c.after["session"] for c in stack.changes("teams")]
-    assert sessions == ["Busy/InACall", None]
+    assert sessions == ["DoNotDisturb/Presenting", None]
     assert stack.ms.count("setPresence") == 1 and stack.ms.count("clearPresence") == 1
 
 
@@ -44,10 +45,10 @@ def test_it_does_not_echo_our_teams_session_back_as_a_starface_dnd(stack: Stack)
     login = stack.seeds.login(0)
     stack.pbx.ring(login)
     stack.pbx.answer(login)
-    stack.until(lambda: _availability(stack, 0) == ("Busy", "InACall"), what="Teams busy for the PBX call")
+    stack.until(lambda: _availability(stack, 0) == ("DoNotDisturb", "Presenting"), what="Teams DND")
     polls = stack.ms.count("getPresencesByUserId")
     stack.until(lambda: stack.ms.count("getPresencesByUserId") >= polls + 3, what="three more polls")
-    assert stack.user(0)["dnd"] is False  # our own Busy/InACall is not a Teams call
+    assert stack.user(0)["dnd"] is False  # our own DoNotDisturb/Presenting is not a Teams presentation
     assert stack.changes("starface") == []
     stack.pbx.hang_up(login)
     stack.until(lambda: _availability(stack, 0) == ("Available", "Available"), what="the session cleared")

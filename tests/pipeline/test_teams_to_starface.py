@@ -50,8 +50,28 @@ def test_it_sets_and_clears_dnd_alone_for_a_tenant_without_a_bridge(rest_only_st
     assert [c.after for c in stack.changes("starface")] == [{"dnd": True}, {"dnd": False}]
 
 
-def test_it_never_clears_a_dnd_the_user_switched_on_by_hand(stack: Stack) -> None:
+def test_it_lets_teams_lead_over_a_dnd_switched_on_by_hand_by_default(stack: Stack) -> None:
+    """Issue 11: as in the STARFACE module, the next Teams status change decides the DND, also over a DND
+    the user switched on by hand; until then the user's DND stays."""
     stack.add_tenant()
+    stack.start_worker("w1")
+    stack.teams(2, "sign_in")
+    stack.teams(2, "call_start")
+    stack.until(lambda: stack.user(2)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    stack.teams(2, "call_end")
+    stack.until(lambda: stack.user(2)["dnd"] is False, what="our DND cleared")
+    stack.pbx.toggle_dnd_by_hand(stack.seeds.login(2), True)
+    stack.tick()
+    stack.settle()
+    assert stack.user(2)["dnd"] is True  # no Teams change: the user's DND stays
+    stack.teams(2, "call_start")
+    stack.until(lambda: stack.user(2)["chatPresenceMessage"] == "On a call in MS Teams", what="call text")
+    stack.teams(2, "call_end")
+    stack.until(lambda: stack.user(2)["dnd"] is False, what="Teams leads: the DND follows Teams")
+
+
+def test_it_never_clears_a_dnd_the_user_switched_on_by_hand_when_respected(stack: Stack) -> None:
+    stack.add_tenant(options={"respect_manual_dnd": True})  # the behaviour before issue 11
     stack.start_worker("w1")
     stack.teams(2, "sign_in")
     stack.until(lambda: any(c.cause == "teams:Available" for c in stack.changes()) or stack.user(2),

@@ -10,8 +10,9 @@ shown, and the bridge events each change emits (`origin` user or integration, st
 A tier-1 tenant (no bridge) gets no events and no chat/telephony reads.
 
 `World` plays the service: poll -> plan -> read -> finalize -> write -> record, event -> decide -> Graph,
-keep-alive and drift repair, exactly as the workers will. Every write is logged, and clearing a
-manual DND (outside "Teams leads") is recorded as a violation.
+keep-alive and drift repair, exactly as the workers will. Every write is logged, and overriding a DND the
+user set by hand (clearing one switched on, or switching on one switched off) is recorded as a violation
+unless the tenant lets Teams lead and the write comes from a Teams status change (issue 11).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from presence import (
     plan_starface,
     repair_starface,
     repair_teams_session,
+    teams_leads_now,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -104,7 +106,9 @@ class StarfaceModel:
     has_bridge: bool
     dnd: bool = False
     dnd_by_hand: bool = False
+    dnd_off_by_hand: bool = False  # the user switched the DND off (the last DND change was the user's)
     chat_text: str = ""
+    chat_symbol: str = "AVAILABLE"  # the chat presence symbol shown
     telephony: str = "AVAILABLE"  # what the STARFACE app shows
     real_call: str = "AVAILABLE"  # the PBX's own telephony state for real calls
     events: list[StarfaceEvent] = field(default_factory=list)
@@ -116,7 +120,8 @@ class StarfaceModel:
     def reading(self) -> StarfaceReading:
         if not self.has_bridge:
             return StarfaceReading(dnd=self.dnd)  # tier 1: phoneconfig only
-        return StarfaceReading(dnd=self.dnd, chat_text=self.chat_text, telephony_state=self.telephony)
+        return StarfaceReading(dnd=self.dnd, chat_text=self.chat_text, telephony_state=self.telephony,
+                               chat_symbol=self.chat_symbol)
 
 
 @dataclass
@@ -164,6 +169,7 @@ class World:
         if self.starface.dnd == on:
             return
         self.starface.dnd = self.starface.dnd_by_hand = on
+        self.starface.dnd_off_by_hand = not on
         event = self._event(EventKind.DND, Origin.USER, dnd=on)
         if self.policy.has_bridge:
             self.deliver_event(event)
@@ -172,8 +178,10 @@ class World:
         self.advance(1)
 
     def ucc_overwrites_chat(self, text: str) -> None:
-        self.starface.chat_text = text
-        self.starface.emit(self._event(EventKind.PRESENCE, Origin.USER, chat_text=text))
+        """The STARFACE app writes its own chat status: text and symbol (AVAILABLE)."""
+        self.starface.chat_text, self.starface.chat_symbol = text, "AVAILABLE"
+        self.starface.emit(
+            self._event(EventKind.PRESENCE, Origin.USER, chat_text=text, chat_presence="AVAILABLE"))
         self.advance(1)
 
     # --- the service ------------------------------------------------------------------------------
@@ -187,12 +195,14 @@ class World:
         plan = plan_starface(self.policy, observation, self.applied_starface, self.applied_teams, self.now)
         if plan is None:
             return 0
+        leads = teams_leads_now(self.policy, plan, self.applied_starface)
+        changed = plan.category is not None and plan.category != self.applied_starface.category
         writes = finalize_starface(plan, self.starface.reading(), self.applied_starface, self.policy)
         if observation.sequence_number in self.teams.echo_sequences and (
             writes.dnd or writes.chat_text or writes.telephony_state == "ACTIVE"
         ):
             self.violations.append(f"our own Teams session came back as STARFACE state {writes}")
-        return self._write_starface(writes)
+        return self._write_starface(writes, teams_leads=leads, category_changed=changed)
 
     def deliver_event(self, event: StarfaceEvent) -> SessionActionKind:
         self.delivered_events.append(event)
@@ -226,26 +236,39 @@ class World:
         return written
 
     # --- writing ----------------------------------------------------------------------------------
-    def _write_starface(self, writes: StarfaceWrites) -> int:
+    def _write_starface(self, writes: StarfaceWrites, teams_leads: bool = False,
+                        category_changed: bool = False) -> int:
+        """`teams_leads`: the writes come from a Teams status change that may override a manual DND;
+        `category_changed`: from a Teams status change (which may ask again for a DND switched off)."""
         sf = self.starface
         count = 0
         if writes.dnd is not None:
-            if not writes.dnd and sf.dnd_by_hand and not self.policy.teams_leads:
+            if not writes.dnd and sf.dnd_by_hand and not teams_leads:
                 self.violations.append(f"cleared a manual DND at {self.now}")
-            sf.dnd, sf.dnd_by_hand = writes.dnd, False
+            if writes.dnd and sf.dnd_off_by_hand and not category_changed:
+                self.violations.append(f"switched on a DND the user had switched off at {self.now}")
+            if teams_leads and self.policy.respect_manual_dnd:
+                self.violations.append("Teams led although the tenant respects a manual DND")
+            sf.dnd, sf.dnd_by_hand, sf.dnd_off_by_hand = writes.dnd, False, False
             sf.emit(self._event(EventKind.DND, Origin.INTEGRATION, dnd=writes.dnd))
             count += 1
-        if writes.chat_text is not None:
+        if writes.chat_text is not None or writes.chat_symbol is not None:
+            assert writes.chat_text is not None, "setChatStatus always writes the message"
+            if writes.chat_text != sf.chat_text:
+                count += 1
             sf.chat_text = writes.chat_text
-            sf.emit(self._event(EventKind.PRESENCE, Origin.INTEGRATION, chat_text=writes.chat_text))
-            count += 1
+            if writes.chat_symbol is not None:
+                sf.chat_symbol = writes.chat_symbol
+                count += 1
+            sf.emit(self._event(EventKind.PRESENCE, Origin.INTEGRATION, chat_text=writes.chat_text,
+                                chat_presence=writes.chat_symbol))
         if writes.telephony_state is not None:
             sf.telephony = writes.telephony_state
             sf.emit(
                 self._event(EventKind.TELEPHONY, Origin.INTEGRATION, telephony_state=writes.telephony_state)
             )
             count += 1
-        for name in ("dnd", "chat_text", "telephony_state"):
+        for name in ("dnd", "chat_text", "telephony_state", "chat_symbol"):
             if getattr(writes, name) is not None:
                 self.writes.append((name, getattr(writes, name)))
         self.applied_starface = writes.applied

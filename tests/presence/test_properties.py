@@ -3,7 +3,8 @@ and reordered observations and events, run through the model in `model.py` with 
 
 Shown for every run:
 1. deciding twice on the same inputs writes once (observations and events);
-2. a manual STARFACE DND is never cleared outside "Teams leads";
+2. a DND set by hand in STARFACE is overridden only by a Teams status change, and only while Teams leads
+   (the default); with "respect a DND set by hand" never (issue 11);
 3. no loop, no stuck state: once all calls have ended and the user is Available in Teams, a bounded
    number of sync cycles leaves no DND, text, ACTIVE telephony or Teams session of ours (a Teams DND
    session remains exactly when a manual STARFACE DND is mirrored by the tenant's choice);
@@ -13,12 +14,13 @@ Shown for every run:
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from presence import (
     CALL_CATEGORIES,
     DND_PRESENTING,
+    ECHO_WINDOW,
     DndAction,
     SessionActionKind,
     TeamsPresenceMode,
@@ -36,7 +38,7 @@ policies = st.builds(
     set_teams_presence=st.booleans(),
     teams_presence_mode=st.sampled_from(TeamsPresenceMode),
     ringing_counts_as_call=st.booleans(),
-    teams_leads=st.booleans(),
+    respect_manual_dnd=st.booleans(),
     manual_dnd_to_teams=st.booleans(),
     has_bridge=st.booleans(),
 )
@@ -123,6 +125,7 @@ def assert_nothing_of_ours_remains(world: World) -> None:
     our_texts = {rule.chat_text for rule in policy.rules.values() if rule.chat_text}
     assert sf.chat_text not in our_texts, f"our chat text {sf.chat_text!r} is left"
     assert sf.telephony != "ACTIVE", "our telephony ACTIVE is left"
+    assert sf.chat_symbol == "AVAILABLE", f"our chat symbol {sf.chat_symbol} is left"
     mirrored_dnd = policy.teams_session_enabled and policy.manual_dnd_to_teams and sf.dnd and sf.dnd_by_hand
     expected = DND_PRESENTING if mirrored_dnd else None
     assert world.teams.app_session == expected, "a Teams session of ours is left (or missing)"
@@ -203,7 +206,62 @@ def test_it_converges_to_what_the_rules_ask(policy, steps, client, out_of_office
     hidden = world.teams.app_session is not None
     if policy.chat_enabled and rule.chat_text and not hidden:
         assert world.starface.chat_text == rule.chat_text
+    if policy.chat_enabled and not hidden:  # issue 11: the symbol the row asks for, else the user's
+        assert world.starface.chat_symbol == (rule.chat_symbol or "AVAILABLE")
     if policy.telephony_enabled and not hidden:
         category = categorize(*CLIENT_STATES[client], out_of_office)
         assert (world.starface.telephony == "ACTIVE") == (category in CALL_CATEGORIES)
+    assert not world.violations, world.violations
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    policy=policies,
+    steps=st.lists(actions, max_size=30),
+    manual_dnd=st.booleans(),
+    client=st.sampled_from(sorted(CLIENT_STATES)),
+)
+def test_a_teams_change_decides_the_dnd_over_a_manual_one_only_while_teams_leads(
+    policy, steps, manual_dnd, client
+) -> None:
+    """Issue 11, both modes: after any history, the user sets (or clears) DND by hand; the next Teams status
+    change applies its rule over it when Teams leads, and never overrides it with "respect a DND set by
+    hand"; polls and drift repair in between leave the user's choice alone (the model flags any write
+    that overrides a manual DND outside a Teams change as a violation)."""
+    world = World(policy)
+    run(world, steps)
+    if world.starface.real_call != "AVAILABLE":
+        world.starface_call("AVAILABLE")
+    world.teams_preferred(None)
+    world.teams_out_of_office(False)
+    for _ in range(SETTLE_CYCLES):
+        world.advance(120)
+        world.sync()
+        world.drift_repair()
+    # The engine knows the user's current status (a status whose rule changed nothing may be unrecorded;
+    # its first decision then counts as a change).
+    assume(world.applied_starface.category == categorize(*CLIENT_STATES[world.teams.client]))
+    world.starface_user_dnd(not manual_dnd)
+    world.starface_user_dnd(manual_dnd)
+    for _ in range(2):  # no Teams change: the user's choice stays
+        world.advance(120)
+        world.sync()
+        world.drift_repair()
+    assume(world.teams.app_session is None)  # a mirrored manual DND hides Teams: nothing to decide
+    assert world.starface.dnd == manual_dnd
+    before = world.applied_starface.category
+    world.advance(ECHO_WINDOW.total_seconds())  # a mirrored DND's session is gone for good, not an echo
+    world.teams_client(client)
+    world.sync()
+    category = categorize(*CLIENT_STATES[client])
+    assume(category != before and world.teams.app_session is None)
+    action = policy.rules[category].dnd if policy.set_dnd else DndAction.CLEAR
+    if not policy.set_dnd or action is DndAction.LEAVE or policy.respect_manual_dnd:
+        expected = manual_dnd
+        if policy.respect_manual_dnd and policy.set_dnd and action is DndAction.SET:
+            expected = True  # our own DND for the new status (the user's "off" is asked again)
+        assert world.starface.dnd == expected
+    else:
+        assert world.starface.dnd == (action is DndAction.SET)  # Teams leads over the manual DND
     assert not world.violations, world.violations

@@ -10,10 +10,13 @@ The test column drops the `test_it_` prefix.
 | manual Teams DND                                      | mirrors_a_manual_teams_dnd                         |
 | Busy leaves DND alone                                 | leaves_dnd_alone_for_busy                          |
 | out of office                                         | shows_out_of_office_without_touching_dnd           |
-| manual STARFACE DND survives Teams Available          | never_clears_a_manual_starface_dnd                 |
+| "respect a DND set by hand": survives Teams Available | never_clears_a_manual_starface_dnd_when_respected  |
 | manual DND found in the read before writing           | finds_a_manual_dnd_in_the_read_before_writing      |
-| "Teams leads"                                         | lets_teams_win_when_teams_leads                    |
-| user toggles DND by hand during a Teams call          | respects_dnd_toggled_by_hand_during_a_call         |
+| Teams leads (default) over a manual DND               | lets_teams_lead_over_a_manual_dnd_by_default       |
+| Teams leads also without the bridge (read in apply)   | lets_teams_lead_over_a_manual_dnd_without_a_bridge |
+| onboarding (first look) clears no manual DND          | keeps_a_manual_dnd_at_the_first_look               |
+| manual DND stays until the next Teams change          | keeps_a_manual_dnd_until_the_next_teams_change     |
+| user toggles DND by hand during a Teams call          | respects_dnd_toggled_by_hand_when_respected        |
 | user switches our DND off during a Teams call         | does_not_fight_the_user_switching_dnd_off          |
 | UCC overwrites the chat text                          | reapplies_chat_text_the_ucc_overwrote              |
 | UCC text after the category moved on stays            | leaves_a_foreign_text_when_no_text_is_wanted       |
@@ -21,6 +24,7 @@ The test column drops the `test_it_` prefix.
 | switching an output off releases what we own          | releases_our_dnd_when_dnd_output_is_switched_off   |
 | REST-only tenant                                      | writes_only_dnd_without_a_bridge                   |
 | telephony follows Teams calls, written on change      | writes_telephony_only_when_it_changes              |
+| chat symbol per row; keep leaves the user's symbol    | sets_the_rows_chat_symbol_and_keeps_the_users      |
 | STARFACE call -> Teams session -> cleared             | holds_a_teams_session_during_a_starface_call       |
 | call ends while Teams still reports our session       | ignores_the_echo_after_a_starface_call_ends        |
 | STARFACE call while a Teams meeting runs              | keeps_meeting_dnd_during_a_starface_call           |
@@ -39,7 +43,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from presence import (
-    BUSY_IN_A_CALL,
     DND_PRESENTING,
     SESSION_EXPIRY,
     SessionActionKind,
@@ -57,12 +60,13 @@ def world(**options: object) -> World:
 def test_it_sets_dnd_and_text_for_a_teams_call_then_clears() -> None:
     w = world()
     w.teams_client("call")
-    assert w.sync() == 3
-    expected = (True, "On a call in MS Teams", "ACTIVE")
-    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == expected
+    assert w.sync() == 4  # DND, text, telephony and (issue 11) the chat symbol
+    expected = (True, "On a call in MS Teams", "ACTIVE", "DO_NOT_DISTURB")
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony, w.starface.chat_symbol) == expected
     w.teams_client("available")
     w.sync()
-    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony) == (False, "", "AVAILABLE")
+    assert (w.starface.dnd, w.starface.chat_text, w.starface.telephony, w.starface.chat_symbol) == (
+        False, "", "AVAILABLE", "AVAILABLE")
     assert w.teams.app_session is None  # our own DND/telephony echoes did not start a Teams session
 
 
@@ -121,8 +125,8 @@ def test_it_shows_out_of_office_without_touching_dnd() -> None:
     assert w.starface.dnd and w.starface.chat_text == "On a call in MS Teams"
 
 
-def test_it_never_clears_a_manual_starface_dnd() -> None:
-    w = world()
+def test_it_never_clears_a_manual_starface_dnd_when_respected() -> None:
+    w = world(respect_manual_dnd=True)
     w.starface_user_dnd(True)
     w.teams_client("call")
     w.sync()
@@ -133,7 +137,7 @@ def test_it_never_clears_a_manual_starface_dnd() -> None:
 
 
 def test_it_finds_a_manual_dnd_in_the_read_before_writing() -> None:
-    w = World(TenantPolicy(has_bridge=False))
+    w = World(TenantPolicy(has_bridge=False, respect_manual_dnd=True))
     w.starface.dnd = w.starface.dnd_by_hand = True  # switched on before we ever looked
     w.teams_client("call")
     w.sync()
@@ -143,18 +147,65 @@ def test_it_finds_a_manual_dnd_in_the_read_before_writing() -> None:
     assert w.starface.dnd and not w.violations
 
 
-def test_it_lets_teams_win_when_teams_leads() -> None:
-    w = world(teams_leads=True)
+def test_it_lets_teams_lead_over_a_manual_dnd_by_default() -> None:
+    w = world()
+    w.teams_client("busy")  # a status whose text is written: a decision is recorded for the user
+    w.sync()
     w.starface_user_dnd(True)
     w.teams_client("call")
     w.sync()
+    assert w.applied_starface.dnd_ours and not w.applied_starface.dnd_manual  # claimed: now follows Teams
     w.teams_client("available")
     w.sync()
-    assert not w.starface.dnd  # Teams leads: the manual DND follows Teams
+    assert not w.starface.dnd and not w.violations  # Teams leads: the manual DND follows Teams
 
 
-def test_it_respects_dnd_toggled_by_hand_during_a_call() -> None:
+def test_it_lets_teams_lead_over_a_manual_dnd_without_a_bridge() -> None:
+    w = World(TenantPolicy(has_bridge=False))
+    w.teams_client("call")
+    w.sync()
+    w.teams_client("busy")
+    w.sync()
+    w.starface.dnd = w.starface.dnd_by_hand = True  # no event without the bridge: nobody told us
+    w.teams_client("available")  # a Teams change asking to clear: the update task reads and clears it
+    w.sync()
+    assert not w.starface.dnd and not w.violations
+    assert w.sync() == 0
+
+
+def test_it_keeps_a_manual_dnd_at_the_first_look() -> None:
+    for policy in (TenantPolicy(has_bridge=False), TenantPolicy(has_bridge=True), TenantPolicy(
+            respect_manual_dnd=True)):
+        w = World(policy)
+        w.starface.dnd = w.starface.dnd_by_hand = True  # switched on before the tenant was added
+        w.teams_client("available")
+        w.sync()
+        assert w.starface.dnd and not w.violations
+
+
+def test_it_keeps_a_manual_dnd_until_the_next_teams_change() -> None:
     w = world()
+    w.teams_client("busy")  # a `leave` rule
+    w.sync()
+    w.starface_user_dnd(True)
+    for _ in range(3):
+        w.advance(120)
+        w.sync()
+        w.drift_repair()
+    assert w.starface.dnd and w.starface.dnd_by_hand  # no Teams change: the user's DND stays
+    w.teams_client("call")
+    w.sync()
+    w.starface_user_dnd(False)  # switched off by hand during the call: stays off while the call lasts
+    w.sync()
+    w.drift_repair()
+    assert not w.starface.dnd
+    w.teams_client("available")
+    w.sync()
+    assert not w.starface.dnd and not w.violations
+
+
+def test_it_respects_dnd_toggled_by_hand_when_respected() -> None:
+    w = world(respect_manual_dnd=True)
     w.teams_client("call")
     w.sync()
     w.starface_user_dnd(False)
@@ -241,7 +292,7 @@ def test_it_holds_a_teams_session_during_a_starface_call() -> None:
     w = world()
     w.starface_call("ACTIVE")
     w.sync()
-    assert w.teams.app_session == BUSY_IN_A_CALL
+    assert w.teams.app_session == DND_PRESENTING
     assert not w.starface.dnd  # the Teams echo of our session is not a Teams call
     w.starface_call("AVAILABLE")
     w.sync()
@@ -255,7 +306,7 @@ def test_it_ignores_the_echo_after_a_starface_call_ends() -> None:
     w.starface_call("AVAILABLE")
     w.deliver_pending_events()
     # Teams still reports our session for a few minutes (clients poll).
-    w.teams.app_session, w.teams.app_expires_at = BUSY_IN_A_CALL, w.now + timedelta(minutes=3)
+    w.teams.app_session, w.teams.app_expires_at = DND_PRESENTING, w.now + timedelta(minutes=3)
     assert w.poll() == 0
     assert not w.starface.dnd and w.starface.chat_text == ""
 
@@ -266,7 +317,7 @@ def test_it_keeps_meeting_dnd_during_a_starface_call() -> None:
     w.sync()
     w.starface_call("ACTIVE")
     w.sync()
-    assert w.teams.app_session == BUSY_IN_A_CALL
+    assert w.teams.app_session == DND_PRESENTING
     assert w.starface.dnd and w.starface.chat_text == "In a Teams meeting"
     assert w.starface.telephony == "ACTIVE"  # the real call's status, not ours
     w.starface_call("AVAILABLE")
@@ -288,7 +339,7 @@ def test_it_counts_ringing_only_when_enabled() -> None:
     for w in (off, on):
         w.starface_call("RINGING")
         w.sync()
-    assert off.teams.app_session is None and on.teams.app_session == BUSY_IN_A_CALL
+    assert off.teams.app_session is None and on.teams.app_session == DND_PRESENTING
 
 
 def test_it_uses_dnd_presenting_when_configured() -> None:
@@ -394,3 +445,20 @@ def test_it_recognises_a_late_read_of_a_session_pair_it_has_replaced_as_its_own_
                 ("redeliver_observation", 0)])
     assert world.starface.chat_text == ""
     assert not world.violations
+
+
+def test_it_sets_the_rows_chat_symbol_and_keeps_the_users() -> None:
+    w = world()
+    w.teams_client("away")  # keep: the user's own symbol is left alone
+    w.starface.chat_symbol = "EXTENDED_AWAY"
+    w.sync()
+    assert w.starface.chat_symbol == "EXTENDED_AWAY"
+    w.teams_client("presenting")
+    w.sync()
+    assert (w.starface.chat_symbol, w.starface.chat_text) == ("DO_NOT_DISTURB", "Presenting in MS Teams")
+    w.ucc_overwrites_chat("")  # the STARFACE app resets text and symbol: drift repair puts ours back
+    assert w.drift_repair() == 2 and w.starface.chat_symbol == "DO_NOT_DISTURB"
+    w.teams_client("meeting")  # keep again: only our own symbol is undone, the text follows the row
+    w.sync()
+    assert (w.starface.chat_symbol, w.starface.chat_text) == ("AVAILABLE", "In a Teams meeting")
+    assert w.sync() == 0
