@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.runtime import get_runtime
-from web import admin, hooks
+from web import admin, api_write, hooks
+from web.console import routes as console
 from web.metrics import WebMetrics
 from web.settings import WebSettings
 
@@ -56,6 +57,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.include_router(hooks.router)
     app.include_router(admin.router)
+    app.include_router(api_write.router)
+    app.include_router(console.router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
 
     def metrics_endpoint() -> Response:
