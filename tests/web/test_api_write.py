@@ -52,7 +52,8 @@ def test_creating_a_tenant_stores_it_records_it_and_never_returns_a_secret(
     assert response.json()["tenant"]["config"]["microsoft"]["client_secret_set"] is True
     (record,) = _records(pg_sessions)
     assert record.actor == "api" and record.action == "tenant created"
-    assert CLIENT_SECRET not in str(record.details) and record.details["after"]["microsoft.client_secret"] == "replaced"
+    assert CLIENT_SECRET not in str(record.details)
+    assert record.details["after"]["microsoft.client_secret"] == "replaced"
 
 
 def test_bad_input_names_the_field_and_the_fix_and_stores_nothing(
@@ -76,7 +77,8 @@ def test_update_rules_selection_and_enable_go_through_the_service_and_are_record
     api: TestClient, pg_sessions: sessionmaker[Session]
 ) -> None:
     tenant_id = _create(api)
-    patched = api.patch(f"/api/tenants/{tenant_id}", json={"options.set_chat_text": False, "poll_interval_s": 5})
+    patched = api.patch(f"/api/tenants/{tenant_id}",
+                        json={"options.set_chat_text": False, "poll_interval_s": 5})
     assert patched.json()["changed"] == ["options.set_chat_text", "poll_interval_s"]
     rule = api.put(f"/api/tenants/{tenant_id}/rules/inacall", json={"dnd": "leave", "chat_text": "Im Anruf"})
     assert rule.status_code == 200
@@ -84,7 +86,8 @@ def test_update_rules_selection_and_enable_go_through_the_service_and_are_record
     assert rules["InACall"] == {"category": "InACall", "dnd_action": "leave", "chat_text": "Im Anruf"}
     selection = api.put(f"/api/tenants/{tenant_id}/selection",
                         json={"mode": "group_plus_listed", "starface_group_id": 3, "login_ids": ["1001"]})
-    assert selection.json()["changed"] == ["selection.login_ids", "selection.mode", "selection.starface_group_id"]
+    assert selection.json()["changed"] == ["selection.login_ids", "selection.mode",
+                                           "selection.starface_group_id"]
     assert api.post(f"/api/tenants/{tenant_id}/disable").json()["changed"] == ["enabled"]
     actions = [r.action for r in _records(pg_sessions)]
     assert actions == ["tenant created", "settings changed", "status table changed", "user selection changed",
@@ -93,7 +96,9 @@ def test_update_rules_selection_and_enable_go_through_the_service_and_are_record
     assert audit["total"] == 5 and audit["changes"][0]["action"] == "tenant disabled"
 
 
-def test_refusals_of_rules_and_selection_save_nothing(api: TestClient, pg_sessions: sessionmaker[Session]) -> None:
+def test_refusals_of_rules_and_selection_save_nothing(
+    api: TestClient, pg_sessions: sessionmaker[Session]
+) -> None:
     tenant_id = _create(api)
     unknown = api.put(f"/api/tenants/{tenant_id}/rules/lunch", json={"dnd": "set"})
     assert unknown.status_code == 400 and unknown.json()["error"]["field"] == "category"
