@@ -138,7 +138,9 @@ def test_onboarding_through_the_wizard_links_users_and_a_teams_call_sets_starfac
     context.close()
 
 
-def test_a_rule_changed_in_the_table_is_what_the_next_teams_change_writes(browser: Browser, stack: Stack) -> None:
+def test_a_rule_changed_in_the_table_is_what_the_next_teams_change_writes(
+    browser: Browser, stack: Stack
+) -> None:
     tenant_id = stack.add_tenant()
     stack.start_worker("w1")
     context = _context(browser, stack)
