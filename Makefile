@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	./scripts/services.sh
+	./scripts/browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ from cli import consent, demo, processes, sim_microsoft, sim_starface
 from cli.db import db_app
 from cli.errors import fail_on_bad_settings
 from cli.keys import keys_app
+from cli.operator import operator_app
 from cli.tenant import tenant_app
 
 app = typer.Typer(help="TeamsConnect Cloud: keeps Microsoft Teams presence and STARFACE in step.",
@@ -21,6 +22,7 @@ sim_app.command("microsoft")(sim_microsoft.microsoft)
 sim_app.command("starface")(sim_starface.starface)
 tenant_app.command("consent-link")(consent.consent_link_command)
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(operator_app, name="operator")
 app.add_typer(processes.healthcheck_app, name="healthcheck")
 for _name in ("worker", "beat", "web", "flower"):
     app.command(_name)(getattr(processes, _name))

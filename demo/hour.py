@@ -7,6 +7,7 @@ live (demo/view.py), and ends with a summary (demo/summary.py).
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from demo.script import office_hour
 from demo.stack import DemoStack
 from demo.summary import collect
 from demo.view import LiveView, PlainView, View, print_summary
+from embedded.stack import Stack
+from models.db import transaction
 from simulators.paired import paired_seeds
+from tenants.operators import add_operator, find_operator, set_password
 
 #: The tenant polls Teams every second; the tick runs four times as often (a compressed hour).
 POLL_INTERVAL_S = 1.0
@@ -65,6 +69,8 @@ def run_demo(users: int, seed: int, hour_seconds: float, data_dir: Path | None) 
                       f"{stack.web_url}, Microsoft simulator at {stack.microsoft.base_url}, "
                       f"STARFACE simulator at {stack.starface.base_url}",
                       markup=False, highlight=False)
+        console.print(f"Admin console: {stack.web_url}/console/ - sign in as demo / {_console_login(stack)} "
+                      "(a password for this run only)", markup=False, highlight=False)
         view: View = LiveView(console, seed, users) if console.is_terminal else PlainView(console)
         notes.attach(view)
         try:
@@ -81,3 +87,14 @@ def run_demo(users: int, seed: int, hour_seconds: float, data_dir: Path | None) 
     seen_after_s = [o.took_s for o in result.outcomes if o.took_s is not None]
     print_summary(console, summary, result.held, result.failures, time.monotonic() - started, seen_after_s)
     return not result.failures
+
+
+def _console_login(stack: Stack) -> str:
+    """A one-time admin password for the console: a fresh one each run (the data dir may be kept)."""
+    password = secrets.token_urlsafe(12)
+    with transaction(stack.runtime.sessions) as session:
+        if find_operator(session, "demo") is None:
+            add_operator(session, "demo", password, "admin")
+        else:
+            set_password(session, "demo", password)
+    return password

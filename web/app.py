@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.runtime import get_runtime
-from web import admin, consent, hooks
+from web import admin, api_write, consent, hooks
+from web.console import routes as console
 from web.metrics import WebMetrics
 from web.settings import WebSettings
 
@@ -57,6 +58,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(admin.router)
     app.include_router(consent.router)
+    app.include_router(api_write.router)
+    app.include_router(console.router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
 
     def metrics_endpoint() -> Response:

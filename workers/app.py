@@ -117,6 +117,7 @@ def _fresh_runtime_in_child(**_: object) -> None:
 @after_setup_logger.connect
 def _tenant_log_levels(logger: object = None, loglevel: object = None, **_: object) -> None:
     """After Celery set up its log handlers: per-tenant levels for our modules (workers/logs.py)."""
-    from workers import logs
+    from workers import logs, tenant_log
 
+    tenant_log.install(get_settings())  # each tenant's own lines for the console (before the filter)
     logs.install(get_settings().log_level)
