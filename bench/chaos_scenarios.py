@@ -464,7 +464,8 @@ def run_scenario(scenario: Scenario, params: Params, redis_server: RedisProcess,
             outage = recovered_at - fault_at
             progress(f"{scenario.name}: recovered after {outage:.1f} s; waiting for convergence")
             bound = (baseline_s or 0.0) + outage + 2 * params.cadence_s
-            converge_limit = min(params.max_converge_s, max(120.0, 4 * bound))
+            converge_limit = (params.max_converge_s if baseline_s is None  # the baseline sets the bound
+                              else min(params.max_converge_s, max(120.0, 4 * bound)))
             converged_at: float | None = None
             deadline = time.monotonic() + converge_limit
             while time.monotonic() < deadline:
