@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["bound_s"] = baseline_s + 2 * args.cadence
                 result["converged_within_bound"] = True
             results.append(result)
+            # Written after every scenario, so an interrupted run keeps what it measured.
+            (args.results_dir / "chaos.partial.json").write_text(json.dumps(results, indent=2) + "\n")
             progress(f"{name}: " + json.dumps({k: result.get(k) for k in (
                 "changes_applied", "changes_lost", "duplicate_writes", "events_lost", "events_stale_session",
                 "seconds_to_converge_after_recovery", "converged", "converged_within_bound",
