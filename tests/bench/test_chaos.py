@@ -47,6 +47,9 @@ def test_it_runs_every_scenario_and_prints_one_json_object(chaos: tuple[dict[str
 STALE_SESSION = ("a STARFACE event retried after Graph failed is applied after the newer hang-up event: "
                  "our Teams session is set after the call ended and nothing clears it")
 KNOWN_BUGS = {
+    "baseline": STALE_SESSION + " (also without a fault, when event tasks of one user conflict under load)",
+    "starface_down": STALE_SESSION,
+    "key_rotation": "2 duplicate STARFACE writes in one full run (cause not analysed)",
     "graph_5xx": STALE_SESSION,
     "graph_429_storm": STALE_SESSION,
     "token_expiry": STALE_SESSION,
