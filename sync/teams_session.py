@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,6 @@ from models.store import (
     ensure_row,
     is_claimed,
     record_change,
-    release_claim,
 )
 from presence import (
     SESSION_EXPIRY,
@@ -91,6 +91,7 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
                      expected_version=teams_row.version, claim_id=claim_id,
                      claim_fields={"action": action.kind.value}, expires_at=now + CLAIM_LEASE, now=now):
             raise SessionConflict(f"user {link.id}: Teams applied state changed meanwhile")
+        teams_row_observed_at = teams_row.observed_at
         before = {"session": None if applied_teams.held is None else
                   f"{applied_teams.held.availability}/{applied_teams.held.activity}"}
 
@@ -103,8 +104,15 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
             assert action.pair is not None
             graph.set_presence(entra_id, action.pair.availability, action.pair.activity, SESSION_EXPIRY)
     except GraphError as exc:
+        # The session was not changed, but what the event told us (the user is on a call since t, or no
+        # longer) is recorded: keep-alive sets a wanted session that is still missing, and an older event
+        # retried after a newer one is recognised as older (design.md, level-triggered convergence).
+        facts = replace(applied_teams, call_active=action.teams.call_active,
+                        telephony_event_at=action.teams.telephony_event_at)
         with transaction(runtime.sessions) as session:
-            release_claim(session, user_link_id=link.id, target=Target.TEAMS.value, claim_id=claim_id)
+            complete_claim(session, user_link_id=link.id, target=Target.TEAMS.value, claim_id=claim_id,
+                           fields=facts.to_json(), owned=["session"] if facts.held else [],
+                           observed_at=teams_row_observed_at, observed_seq=None, now=utcnow())
             health.record_error(session, tenant.id, type(exc).__name__, exc.message, poll=False)
         raise
 

@@ -72,7 +72,10 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         config["redbeat_redis_url"] = redis_url or broker_url
         config["redbeat_redis_options"] = {"health_check_interval": 30}
         config["redbeat_key_prefix"] = "teamsconnect:redbeat"
-        config["redbeat_lock_timeout"] = 30
+        # A standby beat looks for the lock every few seconds (Celery's default loop of 300 s let a killed
+        # active beat stop polling for five minutes); the active one renews it every tick.
+        config["beat_max_loop_interval"] = 2
+        config["redbeat_lock_timeout"] = 10
     return config
 
 

@@ -14,7 +14,10 @@ from workers.base import TenantTask
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 20
+#: Another worker holds the user's Teams row (its Graph call may be slow or failing): wait, never give up
+#: before that claim's lease has surely ended - a lost hang-up event would leave a Teams session set.
+CONFLICT_RETRIES = 120
+MAX_CONFLICT_WAIT_S = 2.0
 GRAPH_RETRIES = 5
 
 
@@ -25,7 +28,8 @@ def handle_starface_event(self: TenantTask, tenant_id: int, event: dict[str, Any
     try:
         return run_event(self.runtime, tenant_id, event)
     except SessionConflict as exc:
-        raise self.retry(exc=exc, countdown=0.05 * (self.request.retries + 1)) from None
+        wait_s = min(MAX_CONFLICT_WAIT_S, 0.05 * (self.request.retries + 1))
+        raise self.retry(exc=exc, countdown=wait_s) from None
     except GraphError as exc:
         if exc.permanent or self.request.retries >= GRAPH_RETRIES:
             log.error("tenant %s: Teams session change failed: %s", tenant_id, exc.message)

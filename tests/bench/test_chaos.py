@@ -16,7 +16,7 @@ import pytest
 from bench.chaos import NAMES, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.timeout(2400)  # the two-beats scenario alone waits ~5 min (see README)
+pytestmark = pytest.mark.timeout(2400)
 
 
 @pytest.fixture(scope="module")

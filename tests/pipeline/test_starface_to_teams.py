@@ -4,11 +4,16 @@ a worker sets our Teams presence session, and ending the call clears it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
+from connectors.graph import GraphError
 from embedded.stack import Stack, StackFactory
+from models.base import utcnow
 from simulators.paired import paired_seeds
+from sync.events import run_event
+from sync.maintenance import run_keep_alive
 
 
 @pytest.fixture
@@ -61,3 +66,30 @@ def test_it_uses_dnd_presenting_when_the_tenant_asks_for_it(stack: Stack) -> Non
     stack.pbx.ring(stack.seeds.login(1))
     stack.pbx.answer(stack.seeds.login(1))
     stack.until(lambda: _availability(stack, 1) == ("DoNotDisturb", "Presenting"), what="Teams DND")
+
+
+def _telephony(stack: Stack, index: int, state: str, at: datetime) -> dict[str, object]:
+    return {"event_id": f"e-{index}-{state}", "type": "telephony", "account": stack.seeds.account(index),
+            "login": stack.seeds.login(index), "occurred_at": at.isoformat(), "origin": "user",
+            "telephony_state": state, "dnd": None, "chat_presence": None, "chat_presence_message": None}
+
+
+def test_a_call_event_whose_teams_session_failed_is_not_forgotten(stack: Stack) -> None:
+    """Graph refuses the session for a STARFACE call: the call is still recorded, so keep-alive sets the
+    session once Graph answers, and the call's start retried after its end changes nothing (chaos suite:
+    such a retry used to set a session after the hang-up that nothing cleared)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(2, "sign_in")
+    started = utcnow()
+    stack.ms.add_fault("setPresence", 503, count=10)
+    with pytest.raises(GraphError):
+        run_event(stack.runtime, tenant_id, _telephony(stack, 2, "ACTIVE", started))
+    stack.ms.clear_faults()
+    assert run_keep_alive(stack.runtime, tenant_id)["refreshed"] == 1  # the call is known: session set
+    assert _availability(stack, 2) == ("DoNotDisturb", "Presenting")
+    ended = started + timedelta(seconds=5)
+    assert run_event(stack.runtime, tenant_id, _telephony(stack, 2, "AVAILABLE", ended))["action"] == "clear"
+    # The start event, redelivered late (a retry after Graph failed), is older than the end: nothing set.
+    late = run_event(stack.runtime, tenant_id, _telephony(stack, 2, "ACTIVE", started))
+    assert late == {"action": "unchanged"}
+    assert _availability(stack, 2) == ("Available", "Available")
