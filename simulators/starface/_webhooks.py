@@ -139,7 +139,9 @@ class WebhookDispatcher:
             return None, "", type(exc).__name__
         return response.status_code, response.text[:300], ""
 
-    def _log(self, event: dict[str, Any], attempt: int, status: int | None, error: str, duplicate: bool) -> None:
+    def _log(
+        self, event: dict[str, Any], attempt: int, status: int | None, error: str, duplicate: bool
+    ) -> None:
         with self._cond:
             self.attempts.append(
                 {
