@@ -54,11 +54,16 @@ def wait_test_event(coordination: Coordination, tenant_id: int, nonce: str,
 
 
 def mark_verifying(coordination: Coordination, tenant_id: int, on: bool) -> None:
-    if on:
-        coordination.note(tenant_id, _VERIFYING, "1", VERIFY_MARK_TTL_S)
-    else:
-        coordination.drop_note(tenant_id, _VERIFYING)
+    """Marks a check as running; at its end the mark keeps the end time a while, because the events of
+    its round trips are processed after it (asynchronously)."""
+    coordination.note(tenant_id, _VERIFYING, "running" if on else repr(time.time()), VERIFY_MARK_TTL_S)
 
 
-def is_verifying(coordination: Coordination, tenant_id: int) -> bool:
-    return coordination.read_note(tenant_id, _VERIFYING) is not None
+def is_verifying(coordination: Coordination, tenant_id: int, occurred_at: float | None = None) -> bool:
+    """True while a check runs, or for a change that occurred (PBX clock) before it ended (+0.5 s)."""
+    mark = coordination.read_note(tenant_id, _VERIFYING)
+    if mark is None:
+        return False
+    if mark == "running" or occurred_at is None:
+        return True
+    return occurred_at <= float(mark) + 0.5
