@@ -8,9 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from click.testing import Result
 
-from embedded.stack import Stack
+from connectors.starface import StarfaceBridgeClient
+from embedded.stack import BROKER_URL, Stack
+from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_LOGIN, STARFACE_ADMIN_PASSWORD
+from sync.bridge_probe import wait_test_event
 from tests.bridge.conftest import assert_no_secret
 
 CLAUSES = ["ping and versions", "getStates (all users)", "getStates (a list)", "getStates (unknown account)",
@@ -130,3 +134,22 @@ def test_an_unknown_tenant_is_an_input_error(stack: Stack, cli: Callable[..., Re
     result = cli("bridge", "verify", "nobody")
     assert result.exit_code == 2 and "no tenant named 'nobody'" in result.stderr
 
+
+
+def test_a_test_event_is_noted_for_the_tenant_and_no_work_is_queued(stack: Stack) -> None:
+    stack.add_tenant()
+    broker = redis.Redis.from_url(BROKER_URL)
+    try:
+        queued = broker.llen("events")
+        with StarfaceBridgeClient(stack.starface.base_url, STARFACE_ADMIN_LOGIN, STARFACE_ADMIN_PASSWORD,
+                                  secret=BRIDGE_SECRET) as bridge:
+            sent = bridge.send_test_event("nonce-1")
+        assert (sent.sent, sent.status) == (True, 202) and '"test"' in sent.answer
+        arrival = wait_test_event(stack.runtime.coordination, stack.tenant_id, "nonce-1", 5.0)
+        assert arrival is not None and arrival["eventId"] in sent.answer
+        assert wait_test_event(stack.runtime.coordination, stack.tenant_id, "other-nonce", 0.0) is None
+        other_tenant = stack.tenant_id + 1  # noted per tenant: another tenant never sees it
+        assert wait_test_event(stack.runtime.coordination, other_tenant, "nonce-1", 0.0) is None
+        assert broker.llen("events") == queued
+    finally:
+        broker.close()
