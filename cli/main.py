@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import consent, demo, processes, sim_microsoft, sim_starface
+from cli.bridge import bridge_app
 from cli.db import db_app
 from cli.errors import fail_on_bad_settings
 from cli.keys import keys_app
@@ -18,6 +19,7 @@ sim_app = typer.Typer(help="Run a simulator of Microsoft (login + Graph) or of a
 app.add_typer(sim_app, name="sim")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(bridge_app, name="bridge")
 sim_app.command("microsoft")(sim_microsoft.microsoft)
 sim_app.command("starface")(sim_starface.starface)
 tenant_app.command("consent-link")(consent.consent_link_command)

@@ -29,6 +29,7 @@ from connectors.starface import StarfaceError
 from models import Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory, transaction
+from models.findings import finding_list
 from presence.categories import Category, teams_name
 from presence.linking import LinkState
 from presence.policy import DEFAULT_RULES
@@ -325,10 +326,12 @@ def show(
         warning = secret_expiry_warning(tenant.ms_secret_expires_at)
         warnings = [warning] if warning else []
         egress = get_settings().egress_ip_list
+        findings = finding_list(session, tenant.id)
         if as_json:
             typer.echo(json.dumps({**summary, "health": health, "user_links": links,
                                    "missing_features": missing, "warnings": warnings,
-                                   "service_egress_ips": egress}, indent=2))
+                                   "service_egress_ips": egress, "findings": findings}, indent=2,
+                                  default=_when))
             return
         rules = summary.pop("rules")
         typer.secho(f"Tenant {tenant.name} (slug {tenant.slug}, id {tenant.id}): "
@@ -351,6 +354,10 @@ def show(
                 typer.echo(f"  - {feature}")
         for warning in warnings:
             typer.secho(f"warning: {warning.replace('NAME', tenant.slug)}", fg=typer.colors.YELLOW)
+        for f in findings:
+            typer.secho(f"finding {f['kind']}: {f['evidence']} ({f['count']}x, first "
+                        f"{_when(f['first_seen'])}, last {_when(f['last_seen'])})\n  fix: {f['fix']}",
+                        fg=typer.colors.YELLOW)
 
 
 # --- set / rules ------------------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ class Coordination(Protocol):
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
+    def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
+    def read_note(self, tenant_id: int, name: str) -> str | None: ...
+    def drop_note(self, tenant_id: int, name: str) -> None: ...
 
 
 _TAKE_SCRIPT = """
@@ -130,6 +133,17 @@ class RedisCoordination:
         """The user's update has run: the next change may queue a new one."""
         self._redis.delete(self._key(tenant_id, f"pending:{user_link_id}"))
 
+    def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None:
+        """A short-lived fact about the tenant shared between processes (e.g. a bridge test event arrived)."""
+        self._redis.set(self._key(tenant_id, f"note:{name}"), value, px=max(1, math.ceil(ttl_s * 1000)))
+
+    def read_note(self, tenant_id: int, name: str) -> str | None:
+        value = self._redis.get(self._key(tenant_id, f"note:{name}"))
+        return None if value is None else value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    def drop_note(self, tenant_id: int, name: str) -> None:
+        self._redis.delete(self._key(tenant_id, f"note:{name}"))
+
 
 class LocalCoordination:
     """The same contract in one process (embedded mode, demo); not shared between processes."""
@@ -142,6 +156,7 @@ class LocalCoordination:
         self._buckets: dict[int, tuple[float, float]] = {}
         self._event_ids: dict[tuple[int, str], float] = {}
         self._pending: dict[tuple[int, int], float] = {}
+        self._notes: dict[tuple[int, str], tuple[str, float]] = {}
 
     def block(self, tenant_id: int, seconds: float) -> None:
         with self._lock:
@@ -188,6 +203,22 @@ class LocalCoordination:
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
         with self._lock:
             self._pending.pop((tenant_id, user_link_id), None)
+
+    def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None:
+        with self._lock:
+            self._notes[(tenant_id, name)] = (value, self._clock() + ttl_s)
+
+    def read_note(self, tenant_id: int, name: str) -> str | None:
+        with self._lock:
+            entry = self._notes.get((tenant_id, name))
+            if entry is None or entry[1] <= self._clock():
+                self._notes.pop((tenant_id, name), None)
+                return None
+            return entry[0]
+
+    def drop_note(self, tenant_id: int, name: str) -> None:
+        with self._lock:
+            self._notes.pop((tenant_id, name), None)
 
 
 class TenantEventIds:

@@ -29,6 +29,7 @@ from presence.linking import (
 )
 from sync.ports import TaskQueue
 from sync.release import queue_releases
+from sync.rivals import check_shared
 from sync.runtime import Runtime
 from tenants.groups import matching
 
@@ -56,6 +57,7 @@ def sync_directory(runtime: Runtime, tenant: Tenant, queue: TaskQueue) -> dict[s
     }
     decisions = link_users(selection.selected, resolved) + selection.excluded
     unlinked = store_links(runtime, tenant.id, decisions)
+    check_shared(runtime, tenant.id)  # another tenant on this PBX or with these Entra users
     released = queue_releases(runtime, queue, tenant.id, unlinked, "released: user no longer synced")
     counts: dict[str, Any] = {}
     for decision in decisions:

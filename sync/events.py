@@ -21,6 +21,7 @@ from models.db import transaction
 from models.store import is_claimed, load_applied_states
 from presence import EventKind, Origin, StarfaceEvent, StarfaceReading, decide_teams_session
 from presence.linking import LinkState
+from sync import rivals
 from sync.apply import repair_user
 from sync.runtime import Runtime
 from sync.teams_session import reconcile_session
@@ -72,6 +73,7 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
         ).one_or_none()
     if link is None or link.state != LinkState.LINKED.value or not link.entra_object_id:
         return {"ignored": "user not synced"}
+    rivals.observe_event(runtime, tenant, link, event_args)  # evidence of another sync on the PBX
     if event.kind is EventKind.PRESENCE:
         return _chat_text_changed(runtime, tenant, link, event)
     policy = policy_for(tenant)

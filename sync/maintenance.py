@@ -30,7 +30,7 @@ from presence import (
     repair_teams_session,
 )
 from presence.linking import LinkState
-from sync import health
+from sync import health, rivals
 from sync.apply import repair_user
 from sync.directory import sync_directory
 from sync.ports import TaskQueue
@@ -141,6 +141,7 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
                 and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
                                 cause="drift-repair"):
             counts["repaired"] += 1
+            rivals.observe_repair(runtime, tenant, link, starface_row, reading)
         if Target.TEAMS.value in rows and policy.teams_session_enabled:
             now = utcnow()
             try:
@@ -152,6 +153,8 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
                 counts["sessions"] += result["action"] != "unchanged"
             except (SessionConflict, GraphError) as exc:
                 log.info("tenant %s user %s: session repair deferred: %s", tenant_id, link.id, exc)
+    if policy.teams_session_enabled:
+        rivals.observe_teams(runtime, tenant)  # another application's Teams sessions
     return counts
 
 

@@ -32,6 +32,7 @@ from connectors.starface import (
 )
 from models import Tenant
 from models.secrets import read_secrets
+from sync.bridge_probe import note_test_event
 from sync.coordination import TenantEventIds
 from sync.ports import QueueUnavailable, TaskQueue
 from sync.runtime import Runtime
@@ -121,6 +122,8 @@ def receive_event(
                      tenant.id, type(exc).__name__)
         return _unavailable("the event-id store")
 
+    if event.type == "test":  # contract 1.1 sendTestEvent: note the arrival for `bridge verify`, no work
+        return Receipt(202, note_test_event(runtime.coordination, tenant.id, event, received_at), "ignored")
     if not tenant.enabled:
         logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
         return Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ChangeLog, Tenant, TenantHealth, UserLink
+from models.findings import finding_list
 from presence.linking import LinkState
 from tenants.schema import OPTION_FIELDS
 
@@ -158,6 +159,7 @@ def tenant_detail(session: Session, tenant: Tenant, public_url: str, now: dateti
         "config": settings_of(tenant, public_url),
         "health": {**health_summary(tenant, health, now), **counters(health)},
         "links": link_report(session, tenant.id),
+        "findings": _masked(finding_list(session, tenant.id, now)),  # e.g. a rival sync (sync/rivals.py)
     }
 
 

@@ -61,8 +61,25 @@ class AccessCheck:
 
 @dataclass(frozen=True)
 class BridgeInfo:
+    """`ping`: the contract version the bridge speaks ("1" or "1.1"), the PBX version and (1.1) the PBX
+    clock in ms since the epoch; `sent_at`/`received_at` bracket the call on our clock (for clock skew)."""
+
     version: str
     pbx_version: str
+    pbx_time_ms: int | None = None
+    sent_at: float | None = None
+    received_at: float | None = None
+
+
+@dataclass(frozen=True)
+class BridgeTestSend:
+    """`sendTestEvent` (contract 1.1): the bridge's report of the one signed test event it POSTed: our
+    HTTP status (0: no answer), the start of our answer (or the network error) and the URL it posted to."""
+
+    sent: bool
+    status: int
+    answer: str
+    webhook_url: str
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ class StarfaceEvent:
     """A verified bridge webhook event. Exactly the fields of its `type` are set; the others are None."""
 
     event_id: str
-    type: str  # "telephony" | "dnd" | "presence"
+    type: str  # "telephony" | "dnd" | "presence" | "test" (contract 1.1: sendTestEvent, never processed)
     account: int
     login: str
     occurred_at: datetime  # UTC, from the PBX clock
@@ -96,6 +113,7 @@ class StarfaceEvent:
     dnd: bool | None = None
     chat_presence: ChatPresence | None = None
     chat_presence_message: str | None = None
+    nonce: str | None = None  # type "test" only: the nonce the service passed to sendTestEvent
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ appears in a message, and `_redact` keeps it out of httpx's request log line.
 from __future__ import annotations
 
 import ssl
+import time
 import xmlrpc.client
 from collections.abc import Iterable
 from typing import Any
@@ -30,12 +31,15 @@ from connectors.starface._errors import (
 from connectors.starface._models import (
     BridgeChatStatus,
     BridgeInfo,
+    BridgeTestSend,
     BridgeUserState,
     ChatPresence,
     TelephonyState,
 )
 
 CONTRACT_VERSION = "1"
+#: Versions the service talks to: 1.1 adds `sendTestEvent` and the PBX clock in `ping` (both optional).
+SUPPORTED_VERSIONS = ("1", "1.1")
 _redact.install()
 
 
@@ -86,15 +90,37 @@ class StarfaceBridgeClient:
     # --- entry points ---
 
     def ping(self) -> BridgeInfo:
-        """Proves the module instance exists, the secret matches and it speaks contract version 1."""
+        """Proves the module instance exists, the secret matches and it speaks contract version 1 or 1.1."""
+        sent_at = time.time()
         result = self._call("ping", {})
+        received_at = time.time()
         version, pbx_version = result.get("version"), result.get("pbxVersion", "")
-        if version != CONTRACT_VERSION:
+        if version not in SUPPORTED_VERSIONS:
             raise StarfaceProtocolError(
                 f"the bridge '{self._instance}' speaks contract version {version!r}, the service needs "
-                f"{CONTRACT_VERSION!r}; update the bridge module as docs/starface-bridge.md describes"
+                f"one of {', '.join(SUPPORTED_VERSIONS)}; update the bridge module as "
+                "docs/starface-bridge.md describes"
             )
-        return BridgeInfo(version=str(version), pbx_version=str(pbx_version))
+        pbx_time = result.get("time")
+        pbx_time_ms = None
+        if isinstance(pbx_time, str) and pbx_time.isascii() and pbx_time.isdigit():
+            pbx_time_ms = int(pbx_time)  # XML-RPC i4 cannot hold epoch milliseconds: 1.1 sends a string
+        return BridgeInfo(version=str(version), pbx_version=str(pbx_version), pbx_time_ms=pbx_time_ms,
+                          sent_at=sent_at, received_at=received_at)
+
+    def send_test_event(self, nonce: str) -> BridgeTestSend:
+        """Contract 1.1: asks the bridge to POST one signed event of type "test" carrying `nonce` to its
+        configured webhook URL, and returns what the bridge says our service answered."""
+        result = self._call("sendTestEvent", {"nonce": nonce})
+        try:
+            return BridgeTestSend(
+                sent=bool(result["sent"]),
+                status=int(result.get("status", 0)),
+                answer=str(result.get("answer", ""))[:300],
+                webhook_url=str(result.get("webhookUrl", "")),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise self._bad_answer("sendTestEvent", f"unexpected result {sorted(result)}") from exc
 
     def get_states(self, accounts: Iterable[int] = ()) -> list[BridgeUserState]:
         """States of the given accounts, or of all users when `accounts` is empty."""

@@ -8,6 +8,7 @@ Faults travel in HTTP 200 `methodResponse` bodies, as XML-RPC prescribes.
 
 from __future__ import annotations
 
+import uuid
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from simulators.starface._http import Request, Response
 from simulators.starface._pbx import Pbx, UserRec
 from simulators.starface.seed import CHAT_PRESENCES
 
-BRIDGE_CONTRACT_VERSION = "1"
+BRIDGE_CONTRACT_VERSION = "1.1"  # the default; a seed or /__sim/bridge can make the module speak "1"
 FAULT_UNKNOWN_METHOD = 0
 FAULT_ILLEGAL_ACCESS = 0
 FAULT_BAD_INPUT = 400  # not in the contract's list; see docs/starface-bridge.md "Bad input"
@@ -62,6 +63,8 @@ def handle(pbx: Pbx, req: Request) -> Response:
     bridge = pbx.bridge
     prefix = f"{bridge.instance}." if bridge else None
     entry = _ENTRY_POINTS.get(method.removeprefix(prefix)) if prefix and method.startswith(prefix) else None
+    if entry is _send_test_event and bridge is not None and bridge.contract_version == "1":
+        entry = None  # a v1.0 module has no sendTestEvent
     if bridge is None or entry is None:
         return fault_response(FAULT_UNKNOWN_METHOD, f"No such handler: {method}")
     try:
@@ -142,7 +145,24 @@ def _set_telephony_status(pbx: Pbx, args: dict[str, Any]) -> dict[str, Any]:
 
 def _ping(pbx: Pbx, args: dict[str, Any]) -> dict[str, Any]:
     assert pbx.bridge is not None
-    return {"version": BRIDGE_CONTRACT_VERSION, "pbxVersion": pbx.bridge.pbx_version}
+    if pbx.bridge.contract_version == "1":
+        return {"version": "1", "pbxVersion": pbx.bridge.pbx_version}
+    # 1.1: the PBX clock as a decimal string (XML-RPC's i4 cannot hold epoch milliseconds)
+    return {"version": pbx.bridge.contract_version, "pbxVersion": pbx.bridge.pbx_version,
+            "time": str(pbx.now_ms())}
+
+
+def _send_test_event(pbx: Pbx, args: dict[str, Any]) -> dict[str, Any]:
+    """Contract 1.1: POST one signed event of type "test" to the webhook now (no retry) and report the
+    service's answer."""
+    nonce = _string(args, "nonce")
+    if not nonce or len(nonce) > 100:
+        raise _Fault(FAULT_BAD_INPUT, "nonce must be a string of 1 to 100 characters")
+    if pbx.send_test is None:
+        raise _Fault(FAULT_PBX_ERROR, "the module has no webhook sender")
+    event = {"eventId": str(uuid.uuid4()), "type": "test", "nonce": nonce, "occurredAt": pbx.now_ms(),
+             "origin": "integration"}
+    return pbx.send_test(event)
 
 
 _ENTRY_POINTS: dict[str, Callable[[Pbx, dict[str, Any]], dict[str, Any]]] = {
@@ -150,4 +170,5 @@ _ENTRY_POINTS: dict[str, Callable[[Pbx, dict[str, Any]], dict[str, Any]]] = {
     "setChatStatus": _set_chat_status,
     "setTelephonyStatus": _set_telephony_status,
     "ping": _ping,
+    "sendTestEvent": _send_test_event,
 }

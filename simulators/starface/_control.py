@@ -90,6 +90,44 @@ class RequestLog:
             self._entries.clear()
 
 
+class RivalSyncs:
+    """Another sync on the same PBX (STARFACE's own Microsoft Presence Sync, a second TeamsConnect): it
+    writes DND and chat text through the module API, so its changes raise events with origin
+    "integration", like ours. One flip per control call, or periodic flips in a thread until stopped."""
+
+    def __init__(self, pbx: Any) -> None:
+        self._pbx = pbx
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def flip(self, user: Any, dnd: bool | None, presence: str | None, message: str | None) -> None:
+        if dnd is None and message is None:
+            dnd = not user.dnd  # a bare flip toggles DND
+        if dnd is not None:
+            self._pbx.set_dnd(user, dnd, origin="integration")
+        if message is not None:
+            self._pbx.set_chat(user, presence, message, origin="integration")
+
+    def start(self, user: Any, every_s: float, count: int, message: str | None) -> None:
+        def run() -> None:
+            done = 0
+            while (count < 0 or done < count) and not self._stop.wait(every_s):  # the rival's own period
+                texts = (message, "") if message is not None else (None, None)
+                self.flip(user, None if message is not None else not user.dnd, None, texts[done % 2])
+                done += 1
+
+        thread = threading.Thread(target=run, name=f"rival-sync-{user.login}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self._stop = threading.Event()
+
+
 Handler = Callable[["StarfaceSimulator", Request, "re.Match[str]"], Response]
 _ROUTES: dict[tuple[str, re.Pattern[str]], Handler] = {}
 
@@ -267,4 +305,77 @@ def _config(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
         sim.pbx.login_type = body["loginType"]
     if "tokenLifetimeS" in body:
         sim.pbx.token_lifetime_s = float(body["tokenLifetimeS"])
+    return Response(204)
+
+
+@_route("POST", r"/users/([^/]+)/rival")
+def _rival(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    """A rival sync writes to the user, origin "integration": `{"dnd"?, "presence"?, "message"?}` once
+    (nothing given: DND toggles), or `{"everyMs", "count"? (-1 = until DELETE /__sim/rivals), "message"?}`
+    periodically (DND toggles, or the text alternates between `message` and "")."""
+    body = _body(req)
+    user = _user(sim, m.group(1))
+    dnd, presence, message = body.get("dnd"), body.get("presence") or None, body.get("message")
+    if dnd is not None and not isinstance(dnd, bool):
+        raise ValueError("dnd must be a boolean")
+    if presence is not None and presence not in CHAT_PRESENCES:
+        raise ValueError(f"presence must be one of {', '.join(CHAT_PRESENCES)}")
+    if message is not None and not isinstance(message, str):
+        raise ValueError("message must be a string")
+    if "everyMs" in body:
+        every_s = float(body["everyMs"]) / 1000
+        if every_s <= 0:
+            raise ValueError("everyMs must be positive")
+        sim.rivals.start(user, every_s, int(body.get("count", -1)), message)
+        return json_response(202, {"periodic": True})
+    sim.rivals.flip(user, dnd, presence, message)
+    return json_response(200, sim.pbx.user_state(user))
+
+
+@_route("DELETE", "/rivals")
+def _stop_rivals(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    sim.rivals.stop()
+    return Response(204)
+
+
+@_route("GET", "/bridge")
+def _get_bridge(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    bridge, hooks = sim.pbx.bridge, sim.webhooks
+    if bridge is None or hooks is None:
+        return json_response(200, {"installed": False})
+    return json_response(200, {
+        "installed": True, "instance": bridge.instance, "contractVersion": bridge.contract_version,
+        "signEvents": hooks.sign_events, "signingSecretDiffers": hooks.signing_secret is not None,
+        "timestampOffsetS": hooks.timestamp_offset_s, "clockSkewS": sim.pbx.clock_skew_s,
+    })
+
+
+@_route("PUT", "/bridge")
+def _put_bridge(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    """Breaks (or mends) the module instance for conformance tests: `{"instance"?, "secret"? (the
+    module's secret: entry points and signatures), "signingSecret"? (only signatures; null = the
+    module's), "signEvents"?, "timestampOffsetS"?, "clockSkewS"?, "contractVersion"? ("1" | "1.1")}`."""
+    bridge, hooks = sim.pbx.bridge, sim.webhooks
+    if bridge is None or hooks is None:
+        return error_response(409, "CONFLICT", "this PBX has no bridge module (seed without 'bridge')")
+    body = _body(req)
+    if "instance" in body:
+        bridge.instance = str(body["instance"])
+    if "secret" in body:
+        bridge.secret = str(body["secret"])
+        hooks.set_secret(bridge.secret)
+    if "signingSecret" in body:
+        hooks.signing_secret = None if body["signingSecret"] is None else str(body["signingSecret"])
+    if "signEvents" in body:
+        if not isinstance(body["signEvents"], bool):
+            raise ValueError("signEvents must be a boolean")
+        hooks.sign_events = body["signEvents"]
+    if "timestampOffsetS" in body:
+        hooks.timestamp_offset_s = float(body["timestampOffsetS"])
+    if "clockSkewS" in body:
+        sim.pbx.clock_skew_s = hooks.clock_skew_s = float(body["clockSkewS"])
+    if "contractVersion" in body:
+        if body["contractVersion"] not in ("1", "1.1"):
+            raise ValueError("contractVersion must be 1 or 1.1")
+        bridge.contract_version = body["contractVersion"]
     return Response(204)

@@ -89,6 +89,11 @@ class BridgeConfig:
     instance: str
     secret: str
     pbx_version: str
+    contract_version: str = "1.1"
+
+
+#: Sends one signed test event now (contract 1.1 sendTestEvent): event -> {sent, status, answer, webhookUrl}.
+TestSender = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass
@@ -136,10 +141,13 @@ class Pbx:
             for g in seed.groups
         }
         self.bridge = (
-            BridgeConfig(seed.bridge.instance, seed.bridge.secret, seed.bridge.pbxVersion)
+            BridgeConfig(seed.bridge.instance, seed.bridge.secret, seed.bridge.pbxVersion,
+                         seed.bridge.contractVersion)
             if seed.bridge
             else None
         )
+        self.clock_skew_s = 0.0  # a PBX clock that is off (no NTP): occurredAt, ping time, webhook stamps
+        self.send_test: TestSender | None = None
         self._tokens: dict[str, _Token] = {}
         self._nonces: dict[str, float] = {}
 
@@ -295,11 +303,15 @@ class Pbx:
             "type": kind,
             "account": user.id,
             "login": user.login,
-            "occurredAt": int(time.time() * 1000),
+            "occurredAt": self.now_ms(),
             **fields,
             "origin": origin,
         }
         self._events(event)
+
+    def now_ms(self) -> int:
+        """The PBX clock in ms since the epoch (skewed when a test says the PBX clock is off)."""
+        return int((time.time() + self.clock_skew_s) * 1000)
 
     def user_state(self, user: UserRec) -> dict[str, Any]:
         with self.lock:

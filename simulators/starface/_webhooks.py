@@ -5,6 +5,10 @@ exponential backoff until `retry_window_s` (the contract: 10 minutes) has passed
 After a 2xx, the same event is sent once more with probability `duplicate_rate`, which is how
 at-least-once delivery looks to the receiver. Each attempt is signed afresh with the current timestamp.
 Ordering between events is not guaranteed once a retry happens; receivers order by `occurredAt`.
+
+A deliberately broken bridge, for conformance tests (`PUT /__sim/bridge`): `sign_events=False` sends no
+signature header, `signing_secret` signs with another secret than the module's, `timestamp_offset_s`
+stamps every request that far off, and `clock_skew_s` is the PBX clock's offset (it moves the timestamp too).
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class WebhookDispatcher:
         self._in_flight = 0
         self._stopping = False
         self.attempts: list[dict[str, Any]] = []  # delivery log, read by the control API
+        self.sign_events = True
+        self.signing_secret: str | None = None  # None: the module's secret
+        self.timestamp_offset_s = 0.0
+        self.clock_skew_s = 0.0
         self._thread = threading.Thread(target=self._run, name="starface-sim-webhooks", daemon=True)
 
     def start(self) -> None:
@@ -115,36 +123,58 @@ class WebhookDispatcher:
                     self._in_flight -= 1
                     self._cond.notify_all()
 
+    def set_secret(self, secret: str) -> None:
+        self._secret = secret
+
+    def _post(self, url: str, event: dict[str, Any]) -> tuple[int | None, str, str]:
+        """One signed POST (as configured, broken or not): (status or None, answer text, error name)."""
+        body = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(time.time() + self.clock_skew_s + self.timestamp_offset_s))
+        headers = {"Content-Type": "application/json", "X-TeamsConnect-Timestamp": timestamp}
+        if self.sign_events:
+            headers["X-TeamsConnect-Signature"] = sign(self.signing_secret or self._secret, timestamp, body)
+        try:
+            response = self._http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, "", type(exc).__name__
+        return response.status_code, response.text[:300], ""
+
+    def _log(
+        self, event: dict[str, Any], attempt: int, status: int | None, error: str, duplicate: bool
+    ) -> None:
+        with self._cond:
+            self.attempts.append(
+                {
+                    "eventId": event["eventId"],
+                    "type": event["type"],
+                    "attempt": attempt,
+                    "status": status,
+                    "error": error,
+                    "duplicate": duplicate,
+                }
+            )
+
+    def send_now(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Contract 1.1 sendTestEvent: one POST now, no retry; what the service answered."""
+        if not self.url:
+            self._log(event, 1, None, "no webhook URL configured", False)
+            return {"sent": False, "status": 0, "answer": "no webhook URL configured in the module instance",
+                    "webhookUrl": ""}
+        status, answer, error = self._post(self.url, event)
+        self._log(event, 1, status, error, False)
+        return {"sent": status is not None, "status": status or 0, "answer": answer or error,
+                "webhookUrl": self.url}
+
     def _attempt(self, delivery: _Delivery) -> None:
         delivery.attempt += 1
         url = self.url
         status: int | None = None
         error = ""
         if url:
-            body = json.dumps(delivery.event, separators=(",", ":")).encode("utf-8")
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-TeamsConnect-Timestamp": timestamp,
-                "X-TeamsConnect-Signature": sign(self._secret, timestamp, body),
-            }
-            try:
-                status = self._http.post(url, content=body, headers=headers).status_code
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
+            status, _, error = self._post(url, delivery.event)
         else:
             error = "no webhook URL configured"
-        with self._cond:
-            self.attempts.append(
-                {
-                    "eventId": delivery.event["eventId"],
-                    "type": delivery.event["type"],
-                    "attempt": delivery.attempt,
-                    "status": status,
-                    "error": error,
-                    "duplicate": delivery.duplicate,
-                }
-            )
+        self._log(delivery.event, delivery.attempt, status, error, delivery.duplicate)
         now = time.monotonic()
         if not url:  # a bridge without a configured URL has nowhere to send to; the event is lost
             return

@@ -44,6 +44,23 @@ class StarfaceSimControl:
     def app_overwrites_chat(self, login: str, presence: str | None, message: str = "") -> dict[str, Any]:
         return self._call("POST", f"/users/{login}/chat", {"presence": presence, "message": message})
 
+    def rival_flip(self, login: str, *, dnd: bool | None = None, presence: str | None = None,
+                   message: str | None = None) -> dict[str, Any]:
+        """Another sync on the PBX writes (origin "integration"); nothing given: DND toggles."""
+        body: dict[str, Any] = {"dnd": dnd, "presence": presence}
+        if message is not None:
+            body["message"] = message
+        return self._call("POST", f"/users/{login}/rival", body)
+
+    def rival_periodic(self, login: str, every_s: float, count: int = -1, message: str | None = None) -> None:
+        body: dict[str, Any] = {"everyMs": every_s * 1000, "count": count}
+        if message is not None:
+            body["message"] = message
+        self._call("POST", f"/users/{login}/rival", body)
+
+    def stop_rivals(self) -> None:
+        self._call("DELETE", "/rivals")
+
     def user_state(self, login: str) -> dict[str, Any]:
         """{id, login, dnd, chatPresence, chatPresenceMessage, telephonyState, phoneConfig}."""
         return self._call("GET", f"/users/{login}")
@@ -93,6 +110,15 @@ class StarfaceSimControl:
 
     def clear_request_log(self) -> None:
         self._call("DELETE", "/log")
+
+    # the bridge module instance, deliberately broken for conformance tests
+    def break_bridge(self, **settings: Any) -> None:
+        """`instance`, `secret`, `signingSecret`, `signEvents`, `timestampOffsetS`, `clockSkewS`,
+        `contractVersion` (see PUT /__sim/bridge)."""
+        self._call("PUT", "/bridge", settings)
+
+    def bridge(self) -> dict[str, Any]:
+        return self._call("GET", "/bridge")
 
     # webhooks
     def set_webhook(self, url: str | None = None, *, duplicate_rate: float | None = None) -> None:

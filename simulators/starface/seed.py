@@ -57,6 +57,7 @@ class SeedBridge(_Strict):
     secret: str = Field(min_length=1)
     webhook: str | None = None
     pbxVersion: str = "9.0.0.9"
+    contractVersion: Literal["1", "1.1"] = "1.1"
     duplicateRate: float = Field(default=0.0, ge=0.0, le=1.0)
 
 

@@ -58,6 +58,9 @@ class StarfaceSimulator:
                 rng_seed=rng_seed,
             )
         self.pbx = Pbx(parsed, token_lifetime_s=token_lifetime_s, events=self._on_event)
+        if self.webhooks is not None:
+            self.pbx.send_test = self.webhooks.send_now
+        self.rivals = _control.RivalSyncs(self.pbx)
         self.faults = FaultInjector()
         self.request_log = RequestLog(request_log_limit)
         self._host, self._port, self._tls = host, port, tls
@@ -104,6 +107,7 @@ class StarfaceSimulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.rivals.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
         if self._tmp is not None:

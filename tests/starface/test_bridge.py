@@ -24,7 +24,8 @@ from tests.starface.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, ALICE, BOB, BRI
 
 def test_it_pings_the_bridge(bridge: StarfaceBridgeClient) -> None:
     info = bridge.ping()
-    assert (info.version, info.pbx_version) == ("1", "9.0.0.9")
+    assert (info.version, info.pbx_version) == ("1.1", "9.0.0.9")
+    assert info.pbx_time_ms is not None  # contract 1.1: the PBX clock
 
 
 def test_it_reads_the_states_of_all_or_some_users(
