@@ -94,14 +94,25 @@ class Stack:
 
     # --- processes ----------------------------------------------------------------------------------
     def start_worker(self, name: str, concurrency: int = 2, queues: str = "poll,apply,events,maintenance",
-                     pool: str = "prefork") -> subprocess.Popen[bytes]:
+                     pool: str = "prefork", reserve_events: bool = True) -> subprocess.Popen[bytes]:
+        """Starts a Celery worker on ``queues``. With the events queue among others and
+        ``reserve_events``, the events get a reserved slot: a one-process worker of their own beside it
+        (``{name}-events``, as compose's ``worker-events`` service), so a STARFACE call never waits
+        behind polls or a burst of updates. Returns the main worker."""
+        names = queues.split(",")
+        if reserve_events and "events" in names and len(names) > 1:
+            self._start_celery(f"{name}-events", 1, "events", pool)
+            queues = ",".join(q for q in names if q != "events")
+        return self._start_celery(name, concurrency, queues, pool)
+
+    def _start_celery(self, name: str, concurrency: int, queues: str, pool: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues,
                    "-c", str(concurrency), "--pool", pool, "-n", f"{name}@%h", "--loglevel", "WARNING",
                    "--without-gossip", "--without-mingle"]
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
         self.workers.append(process)
-        wait_until(lambda: any(name in reply for r in celery_app.control.ping(timeout=0.5) for reply in r),
-                   timeout=30, what=f"worker {name} to answer a ping")
+        wait_until(lambda: any(f"{name}@" in reply for r in celery_app.control.ping(timeout=0.5)
+                               for reply in r), timeout=30, what=f"worker {name} to answer a ping")
         return process
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
