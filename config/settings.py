@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca_bundle: str = Field(default="", description="Extra CA bundle for outgoing HTTPS (simulators).")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the web app.")
+    starface_max_in_flight: int = Field(
+        default=4, ge=1, description="Requests in flight to one STARFACE at most, over all workers."
+    )
+    starface_max_per_s: float = Field(
+        default=20.0, gt=0, description="Requests per second to one STARFACE at most, over all workers."
+    )
 
     @field_validator("log_level")
     @classmethod
