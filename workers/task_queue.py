@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from connectors.starface import StarfaceEvent
 from sync.events import event_to_args
-from sync.ports import APPLY_EXPIRES_S, Batch, QueueUnavailable
+from sync.ports import APPLY_EXPIRES_S, ApplyItem, Batch, QueueUnavailable
 from workers import queues
 from workers.app import celery_app
 
@@ -31,11 +31,20 @@ class CeleryTaskQueue:
         )
 
     def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
-              expires_s: float = APPLY_EXPIRES_S) -> None:
+              expires_s: float = APPLY_EXPIRES_S, countdown_s: float = 0.0) -> None:
         celery_app.send_task(
             queues.TASK_APPLY_STARFACE,
             kwargs={"tenant_id": tenant_id, "user_link_id": user_link_id, "plan": plan,
                     "expected_version": expected_version},
+            queue=queues.QUEUE_APPLY,
+            expires=expires_s + countdown_s,
+            countdown=countdown_s or None,
+        )
+
+    def apply_batch(self, tenant_id: int, items: list[ApplyItem], expires_s: float = APPLY_EXPIRES_S) -> None:
+        celery_app.send_task(
+            queues.TASK_APPLY_STARFACE_BATCH,
+            kwargs={"tenant_id": tenant_id, "items": [list(item) for item in items]},
             queue=queues.QUEUE_APPLY,
             expires=expires_s,
         )
