@@ -14,6 +14,10 @@ from sync.ports import APPLY_EXPIRES_S, ApplyItem, Batch, QueueUnavailable
 from workers import queues
 from workers.app import celery_app
 
+#: Priorities within the events queue (kombu's Redis transport serves lower numbers first).
+CALL_EVENT_PRIORITY = 0
+OTHER_EVENT_PRIORITY = 9
+
 #: A per-tenant maintenance task not started within this time is dropped (its periodic entry comes again).
 MAINTENANCE_EXPIRES_S = 600.0
 
@@ -58,6 +62,9 @@ class CeleryTaskQueue:
                         "received_at": received_at.isoformat()},
                 queue=queues.QUEUE_EVENTS,
                 expires=600,
+                # Calls first: the DND and chat-status events that our own STARFACE writes raise (hundreds
+                # during a burst of updates) must not hold up a ringing phone (Redis: 0 is served first).
+                priority=CALL_EVENT_PRIORITY if event.type == "telephony" else OTHER_EVENT_PRIORITY,
             )
         except (BrokerError, OSError) as exc:
             raise QueueUnavailable(type(exc).__name__) from exc
