@@ -48,12 +48,13 @@ from bench.report import plot_latency, targets_met, write_json  # noqa: E402
 from bench.steady import measure_steady, measure_steady_workers, profile_steady, warm_up  # noqa: E402
 from embedded.stack import BROKER_URL, COORDINATION_URL, StackFactory  # noqa: E402
 from models.crypto import generate_key  # noqa: E402
+from models.tenant import DEFAULT_POLL_INTERVAL_S  # noqa: E402
 from scheduler.tick import GRAPH_BATCH_SIZE, effective_interval_s  # noqa: E402
 from sync.coordination import BudgetShape  # noqa: E402
 from workers.task_queue import CELERY_QUEUE  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CADENCE_S = 2.0  # the tenants' configured poll interval (the product default)
+CADENCE_S = DEFAULT_POLL_INTERVAL_S  # the tenants' poll interval floor (the product default, 1 s)
 TICK_PERIOD_S = 1.0  # beat's tick entry
 
 
