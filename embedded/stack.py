@@ -130,6 +130,13 @@ class Stack:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
+    def stop_workers(self) -> None:
+        """Stops every worker started so far (a benchmark then starts others)."""
+        for process in self.workers:
+            _stop(process)
+        self.workers.clear()
+        self.events_workers.clear()
+
     def stop(self) -> None:
         for process in self.workers:
             if process.poll() is None:
@@ -283,10 +290,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+#: Microsoft simulator, STARFACE simulator, web app URL, the product's env, the web app's process.
+Started = tuple[RemoteSimulator, RemoteSimulator, str, dict[str, str], subprocess.Popen[bytes]]
+
+
 @contextmanager
 def _separate_processes(seeds: PairedSeeds, scratch: Path, env_for: Callable[[str], dict[str, str]],
-                        ) -> Iterator[tuple[RemoteSimulator, RemoteSimulator, str, dict[str, str],
-                                            subprocess.Popen[bytes]]]:
+                        microsoft_args: list[str]) -> Iterator[Started]:
     """Both simulators and the web app, each its own process; yields them and the product's env."""
     (scratch / "microsoft.json").write_text(json.dumps(seeds.microsoft))
     (scratch / "starface.json").write_text(json.dumps(seeds.starface))
@@ -296,7 +306,7 @@ def _separate_processes(seeds: PairedSeeds, scratch: Path, env_for: Callable[[st
         ms_port, pbx_port, web_port = _free_port(), _free_port(), _free_port()
         tls_dir = scratch / "microsoft-tls"
         processes.append(_spawn(["sim", "microsoft", "--seed", str(scratch / "microsoft.json"), "--port",
-                                 str(ms_port), "--tls-dir", str(tls_dir)], base_env, ms_port,
+                                 str(ms_port), "--tls-dir", str(tls_dir), *microsoft_args], base_env, ms_port,
                                 "the Microsoft simulator"))
         microsoft = RemoteSimulator(f"https://127.0.0.1:{ms_port}", processes[-1], str(tls_dir / "ca.pem"))
         processes.append(_spawn(["sim", "starface", "--seed", str(scratch / "starface.json"), "--port",
@@ -316,9 +326,9 @@ class StackFactory:
     database_url: str
     encryption_key: str
 
-    def _build_processes(self, seeds: PairedSeeds) -> Iterator[Stack]:
+    def _build_processes(self, seeds: PairedSeeds, microsoft_args: list[str] | None) -> Iterator[Stack]:
         with tempfile.TemporaryDirectory(prefix="tc-stack-") as scratch, \
-                _separate_processes(seeds, Path(scratch), self.env) as started:
+                _separate_processes(seeds, Path(scratch), self.env, microsoft_args or []) as started:
             microsoft, starface, web_url, env, web = started
             settings = load_settings({k: v for k, v in env.items() if k.startswith("TEAMSCONNECT_")})
             runtime = build_runtime(settings)
@@ -348,16 +358,17 @@ class StackFactory:
         return env
 
     def build(self, seeds: PairedSeeds, *, web: bool = True, processes: bool = False,
-              **microsoft_options: Any) -> Iterator[Stack]:
+              microsoft_args: list[str] | None = None, **microsoft_options: Any) -> Iterator[Stack]:
         """The stack on these seeds. ``processes``: both simulators and the web app as their own processes
         (`teamsconnect sim microsoft|starface`, `teamsconnect web`), as in production; the benchmark
-        uses it so that their CPU is not the worker's or the harness's."""
+        uses it so that their CPU is not the worker's or the harness's (``microsoft_args``: options of
+        `teamsconnect sim microsoft`)."""
         for url in (BROKER_URL, COORDINATION_URL):
             client = redis.Redis.from_url(url)
             client.flushdb()
             client.close()
         if processes:
-            yield from self._build_processes(seeds)
+            yield from self._build_processes(seeds, microsoft_args)
             return
         with MicrosoftSimulator(seeds.microsoft, **microsoft_options) as microsoft, \
                 StarfaceSimulator(seeds.starface, webhook_retry_base_s=0.05) as starface:

@@ -8,7 +8,8 @@ Algorithm (one tick, run every second by beat; any number of beats or ticks may 
 3. The next poll time keeps the tenant's phase (``seen + interval``) unless it fell behind, and the
    interval is stretched only as far as the Graph budget needs for the tenant's number of batches.
 4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
-5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after one interval.
+5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after two intervals;
+   small tenants (<= SMALL_TENANT_USERS users) share one task, up to 650 users and PACK_TENANTS tenants.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,9 +32,17 @@ from sync.coordination import BudgetShape, Coordination
 from sync.ports import Batch, TaskQueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GRAPH_BATCH_SIZE = 650
 CLAIM_CHUNK = 500
+#: A tenant with at most this many linked users is polled in one task together with other small ones:
+#: for 25 users a task's own cost (broker round trip, Celery bookkeeping) would outweigh the poll.
+SMALL_TENANT_USERS = 100
+#: The most users (and tenants) in one task of small tenants: a task stays about as long as one full
+#: batch, so a poll never waits long behind another tenant's.
+PACK_USERS = GRAPH_BATCH_SIZE
+PACK_TENANTS = 40
 
 
 
@@ -46,6 +56,25 @@ class TickResult:
 def batches_of(pairs: Sequence[tuple[int, str]], size: int = GRAPH_BATCH_SIZE) -> list[Batch]:
     """Splits users into consecutive batches of at most ``size`` (Graph getPresencesByUserId's limit)."""
     return [list(pairs[start:start + size]) for start in range(0, len(pairs), size)]
+
+
+def pack_small_tenants(small: Sequence[T], users_of=lambda entry: len(entry[2]),  # type: ignore[no-untyped-def]
+                       max_users: int = PACK_USERS, max_tenants: int = PACK_TENANTS) -> list[list[T]]:
+    """Packs small tenants, in order, into groups of at most ``max_users`` users and ``max_tenants``
+    tenants (one poll task each)."""
+    groups: list[list[T]] = []
+    current: list[T] = []
+    count = 0
+    for entry in small:
+        size = users_of(entry)
+        if current and (count + size > max_users or len(current) >= max_tenants):
+            groups.append(current)
+            current, count = [], 0
+        current.append(entry)
+        count += size
+    if current:
+        groups.append(current)
+    return groups
 
 
 def effective_interval_s(configured_s: float, linked_users: int, shape: BudgetShape) -> float:
@@ -111,10 +140,22 @@ def run_tick(
                 continue
             claimed.append((tenant_id, interval_s, users.get(tenant_id, [])))
     batch_count = 0
+    small: list[tuple[int, float, list[tuple[int, str]]]] = []
     for tenant_id, interval_s, users in claimed:
+        if 0 < len(users) <= SMALL_TENANT_USERS:
+            small.append((tenant_id, interval_s, users))
+            continue
         for batch in batches_of(users):
             queue.poll(tenant_id, batch, now, interval_s)
             batch_count += 1
+    for group in pack_small_tenants(small):
+        if len(group) == 1:
+            tenant_id, interval_s, users = group[0]
+            queue.poll(tenant_id, users, now, interval_s)
+        else:
+            queue.poll_many([(tenant_id, users) for tenant_id, _, users in group], now,
+                            min(interval_s for _, interval_s, _ in group))
+        batch_count += len(group)
     if blocked:
         log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)
     return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count)

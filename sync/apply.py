@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -267,6 +268,10 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
 #: Delay before a user whose write failed transiently in a batch is tried again on its own (the single
 #: update task then backs off further, 1, 2, 4, 8, 16 s).
 BATCH_RETRY_DELAY_S = 1.0
+#: A batch starts no user's requests after this long (a PBX slowed down or penalized): the rest is
+#: released untouched and queued as a new batch, so no task comes near its time limit with writes done
+#: but not recorded.
+BATCH_TIME_BUDGET_S = 20.0
 
 
 def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
@@ -282,7 +287,8 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
     3. ONE transaction records every written user (one statement), their audit rows and the health
        counter; claims of users whose write failed are released in the same transaction.
     4. A user whose write failed transiently gets its own update task (retries per user, with backoff);
-       its "update queued" mark stays until that one has run. Returns the summary with ``retrying``.
+       users not started within BATCH_TIME_BUDGET_S go on in a new batch; the "update queued" marks of
+       both stay until that task has run. Returns the summary with ``retrying`` (those users).
     """
     plans: dict[int, tuple[StarfacePlan, dict[str, Any], int | None]] = {}
     for link_id, plan_json, version in items:
@@ -320,7 +326,11 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         bridge = runtime.bridge(tenant) if (policy.chat_enabled or policy.telephony_enabled) else None
         gate = pbx_gate(runtime, tenant)
 
-    def one(link_id: int) -> tuple[StarfaceReading, StarfaceWrites] | StarfaceError:
+    started = time.monotonic()
+
+    def one(link_id: int) -> tuple[StarfaceReading, StarfaceWrites] | StarfaceError | None:
+        if time.monotonic() - started > BATCH_TIME_BUDGET_S:
+            return None  # not started: handed on to a new batch, so the task ends well within its limit
         account, applied, previous_intent = work[link_id]
         try:
             return read_and_write(plans[link_id][0], account, applied, previous_intent, policy, rest, bridge,
@@ -332,8 +342,9 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                             thread_name_prefix="starface") as pool:
         outcomes = dict(zip(work, pool.map(one, work), strict=True))
 
-    done = {i: o for i, o in outcomes.items() if not isinstance(o, StarfaceError)}
+    done = {i: o for i, o in outcomes.items() if isinstance(o, tuple)}
     failed = {i: o for i, o in outcomes.items() if isinstance(o, StarfaceError)}
+    deferred = [i for i, o in outcomes.items() if o is None]
     applied_at = utcnow()
     with transaction(runtime.sessions) as session:
         completions = [(link_id, writes.applied.to_json(), owned_fields(writes.applied),
@@ -353,7 +364,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         if changed:
             health.record_changes(session, tenant_id, changed)
         next_versions = release_claims(session, target=Target.STARFACE.value, claim_id=claim_id,
-                                       user_link_ids=list(failed))
+                                       user_link_ids=[*failed, *deferred])
         permanent = [exc for exc in failed.values() if exc.permanent]
         if permanent:
             health.record_error(session, tenant_id, type(permanent[0]).__name__, str(permanent[0]),
@@ -369,5 +380,11 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
             queue.apply(tenant_id, link_id, plans[link_id][1], next_versions[link_id],
                         countdown_s=BATCH_RETRY_DELAY_S)
             retrying.append(link_id)
+    later = [(link_id, plans[link_id][1], next_versions[link_id]) for link_id in deferred
+             if next_versions.get(link_id) is not None]
+    if later:
+        queue.apply_batch(tenant_id, later)
+        retrying.extend(link_id for link_id, _, _ in later)
     return {"users": len(plans), "claimed": len(work), "written": changed, "failed": len(failed),
+            "deferred": len(later),
             "retrying": retrying, "pbx_wait_s": round(gate.waited_s, 3)}

@@ -95,3 +95,17 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
         queue.apply_batch(tenant_id, queued[start:start + APPLY_BATCH_MAX])
     return {"users": len(batch), "presences": len(presences), "updates": len(queued),
             "already_queued": len(updates) - len(queued)}
+
+
+def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQueue,
+                  now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
+    """Polls the whole batches of several small tenants in one task (the scheduler packs them), one
+    tenant after another, each exactly as ``run_poll``; a tenant's failure does not stop the others."""
+    results: dict[str, Any] = {}
+    for tenant_id, batch in polls:
+        try:
+            results[str(tenant_id)] = run_poll(runtime, tenant_id, batch, queue, now)
+        except Exception as exc:  # noqa: BLE001 - the next cycle polls it again; the others go on
+            log.exception("tenant %s: poll failed", tenant_id)
+            results[str(tenant_id)] = {"failed": type(exc).__name__}
+    return {"tenants": len(polls), "results": results}

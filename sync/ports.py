@@ -18,7 +18,7 @@ ApplyItem = tuple[int, dict[str, Any], int | None]
 
 #: The most users in one batched update task: one poll's changes are split into tasks of this size, so a
 #: task stays short (its users' requests run under the PBX's limits) and several workers can share a burst.
-APPLY_BATCH_MAX = 100
+APPLY_BATCH_MAX = 50
 
 #: An update not started within this time is dropped (a newer poll decides again).
 APPLY_EXPIRES_S = 60.0
@@ -36,6 +36,10 @@ class TaskQueue(Protocol):
 
     def poll(self, tenant_id: int, batch: Batch, cycle_at: datetime, interval_s: float) -> None:
         """One poll task for one batch; it expires after two intervals (a newer cycle supersedes it)."""
+
+    def poll_many(self, polls: list[tuple[int, Batch]], cycle_at: datetime, interval_s: float) -> None:
+        """One task for the whole batches of several small tenants (at most GRAPH_BATCH_SIZE users in
+        all), polled one after another; it expires like a poll."""
 
     def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
               expires_s: float = APPLY_EXPIRES_S, countdown_s: float = 0.0) -> None:
@@ -61,6 +65,7 @@ class CollectingQueue:
 
     def __init__(self) -> None:
         self.polls: list[tuple[int, Batch, datetime, float]] = []
+        self.poll_tasks: list[list[tuple[int, Batch]]] = []
         self.applies: list[tuple[int, int, dict[str, Any], int | None]] = []
         self.apply_batches: list[tuple[int, list[ApplyItem]]] = []
         self.events: list[tuple[int, StarfaceEvent, datetime]] = []
@@ -68,6 +73,11 @@ class CollectingQueue:
 
     def poll(self, tenant_id: int, batch: Batch, cycle_at: datetime, interval_s: float) -> None:
         self.polls.append((tenant_id, batch, cycle_at, interval_s))
+
+    def poll_many(self, polls: list[tuple[int, Batch]], cycle_at: datetime, interval_s: float) -> None:
+        """Kept as one task in ``poll_tasks`` and, tenant by tenant, in ``polls``."""
+        self.poll_tasks.append(list(polls))
+        self.polls.extend((tenant_id, batch, cycle_at, interval_s) for tenant_id, batch in polls)
 
     def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
               expires_s: float = APPLY_EXPIRES_S, countdown_s: float = 0.0) -> None:

@@ -34,6 +34,15 @@ class CeleryTaskQueue:
             expires=max(2.0, interval_s * 2),
         )
 
+    def poll_many(self, polls: list[tuple[int, Batch]], cycle_at: datetime, interval_s: float) -> None:
+        celery_app.send_task(
+            queues.TASK_POLL_MANY,
+            kwargs={"polls": [[tenant_id, [list(pair) for pair in batch]] for tenant_id, batch in polls],
+                    "cycle_at": cycle_at.isoformat()},
+            queue=queues.QUEUE_POLL,
+            expires=max(2.0, interval_s * 2),
+        )
+
     def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
               expires_s: float = APPLY_EXPIRES_S, countdown_s: float = 0.0) -> None:
         celery_app.send_task(

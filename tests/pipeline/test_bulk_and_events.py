@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from embedded.stack import Stack, StackFactory
 from embedded.waiting import wait_until
+from models import ChangeLog
+from models.db import transaction
 from simulators.paired import paired_seeds
 from sync.coordination import LocalCoordination, PbxGate, PbxLimits
 from sync.poll import run_poll
@@ -115,3 +118,21 @@ def test_the_gate_penalizes_a_transient_failure_but_not_a_permanent_one() -> Non
     with pytest.raises(Transient), gate.request():
         raise Transient
     assert [coordination.pbx_acquire("pbx", limits, f"b{i}") == 0.0 for i in range(3)] == [True, True, False]
+
+
+def test_small_tenants_polled_in_one_task_get_their_changes(stack: Stack) -> None:
+    others = [stack.seeds.login(i) for i in range(20, USERS + 2)]
+    first = stack.add_tenant("first", selection={"mode": "all_except_listed", "login_ids": others})
+    mine = [stack.seeds.login(i) for i in range(20)]
+    second = stack.add_tenant("second", selection={"mode": "all_except_listed", "login_ids": mine})
+    for index in (3, 30):  # one user of each tenant
+        stack.teams(index, "sign_in")
+        stack.teams(index, "call_start")
+    stack.start_worker("w1", concurrency=1)
+    requests = stack.ms.count("getPresencesByUserId")
+    stack.until(lambda: stack.user(3)["dnd"] and stack.user(30)["dnd"], timeout=30, what="both DNDs on")
+    assert stack.ms.count("getPresencesByUserId") - requests >= 2  # a Graph request per tenant
+    stack.settle()
+    with transaction(stack.runtime.sessions) as session:
+        tenants = dict(session.execute(select(ChangeLog.user_link_id, ChangeLog.tenant_id)).all())
+    assert sorted(tenants.values()) == sorted([first, second])

@@ -37,3 +37,21 @@ def test_it_claims_each_due_tenant_once_and_batches_its_users(
     assert queries.count == 2 + 3
     again = run_tick(pg_sessions, coordination, queue, NOW)
     assert again.claimed == [] and len(queue.polls) == 3  # claimed until the next interval
+
+
+def test_it_polls_small_tenants_together_in_tasks_of_at_most_650_users(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    with pg_sessions.begin() as session:
+        for n in range(30):  # 30 tenants of 25 users: 750 users, so two tasks
+            tenant = make_tenant(session, box, name=f"small{n}", next_poll_at=NOW - timedelta(seconds=1))
+            make_user_links(session, tenant, 25, first_account=1000 * n)
+        big = make_tenant(session, box, name="big", next_poll_at=NOW - timedelta(seconds=1))
+        make_user_links(session, big, 700, first_account=900_000)
+    queue = CollectingQueue()
+    result = run_tick(pg_sessions, LocalCoordination(), queue, NOW)
+    assert len(result.claimed) == 31
+    assert [sum(len(batch) for _, batch in task) for task in queue.poll_tasks] == [650, 100]
+    polled = sorted(tenant_id for task in queue.poll_tasks for tenant_id, _ in task)
+    assert polled == sorted(set(result.claimed) - {big.id})  # every small tenant exactly once
+    assert sorted(len(batch) for tenant_id, batch, *_ in queue.polls if tenant_id == big.id) == [50, 650]
