@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     saved = os.dup(1)
     os.dup2(2, 1)  # worker banners and stray prints go to stderr; stdout carries only the JSON
     began = time.monotonic()
-    results = [run_config(args, tenants, users) for tenants, users in args.configs]
+    results = []
+    for tenants, users in args.configs:
+        results.append(run_config(args, tenants, users))
+        write_json({"configs": results, "partial": True}, args.results_dir / "scale.json")
     output = {
         "configs": results,
         "quick": args.quick,
