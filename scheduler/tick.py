@@ -3,8 +3,9 @@
 Algorithm (one tick, run every second by beat; any number of beats or ticks may run at once):
 
 1. Select enabled tenants whose ``next_poll_at`` is due (bounded chunk, oldest first).
-2. Claim each with a conditional UPDATE on the ``next_poll_at`` value read in step 1. Of two ticks that
-   read the same value exactly one updates the row; the other sees rowcount 0 and skips the tenant.
+2. Claim each with a conditional UPDATE on the ``next_poll_at`` value read in step 1 (one statement for
+   the whole chunk). Of two ticks that read the same value exactly one updates the row; the other does
+   not get the tenant back and skips it.
 3. The next poll time keeps the tenant's phase (``seen + interval``) unless it fell behind, and the
    interval is stretched only as far as the Graph budget needs for the tenant's number of batches.
 4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant, UserLink
@@ -36,6 +37,8 @@ T = TypeVar("T")
 
 GRAPH_BATCH_SIZE = 650
 CLAIM_CHUNK = 500
+#: A tick claims chunk after chunk while tenants are due, up to this many (10,000 tenants per tick).
+MAX_CHUNKS_PER_TICK = 20
 #: A tenant with at most this many linked users is polled in one task together with other small ones:
 #: for 25 users a task's own cost (broker round trip, Celery bookkeeping) would outweigh the poll.
 SMALL_TENANT_USERS = 100
@@ -104,6 +107,37 @@ def _linked_users(session: Session, tenant_ids: list[int]) -> dict[int, list[tup
     return users
 
 
+_CLAIM_TENANTS = text("""
+UPDATE tenant AS t SET next_poll_at = v.next_at, updated_at = :now
+  FROM (SELECT unnest(CAST(:ids AS integer[])) AS id, unnest(CAST(:seen AS timestamptz[])) AS seen,
+               unnest(CAST(:next_at AS timestamptz[])) AS next_at) AS v
+ WHERE t.id = v.id AND t.next_poll_at = v.seen
+RETURNING t.id
+""")
+
+
+def _claim(session: Session, claims: list[tuple[int, datetime, datetime]], now: datetime) -> set[int]:
+    """Claims tenants by a conditional UPDATE of ``next_poll_at`` from the value read (step 2): ONE
+    statement for the whole chunk on PostgreSQL; returns the ids this tick won."""
+    if not claims:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_CLAIM_TENANTS, {
+            "ids": [c[0] for c in claims], "seen": [c[1] for c in claims], "next_at": [c[2] for c in claims],
+            "now": now})
+        return {tenant_id for (tenant_id,) in rows}
+    won = set()
+    for tenant_id, seen, next_at in claims:
+        if session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id, Tenant.next_poll_at == seen)
+            .values(next_poll_at=next_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1:
+            won.add(tenant_id)
+    return won
+
+
 def run_tick(
     sessions: sessionmaker[Session],
     coordination: Coordination,
@@ -111,8 +145,25 @@ def run_tick(
     now: datetime,
     shape: BudgetShape | None = None,
 ) -> TickResult:
-    """One tick (see the module docstring). Enqueues only after the claims are committed."""
-    shape = shape or BudgetShape.for_limit()
+    """One tick (see the module docstring): chunks of CLAIM_CHUNK due tenants, each claimed and handed
+    out before the next, until none is due (at most MAX_CHUNKS_PER_TICK)."""
+    claimed: list[int] = []
+    blocked: list[int] = []
+    batches = 0
+    for _ in range(MAX_CHUNKS_PER_TICK):
+        chunk, due = _tick_chunk(sessions, coordination, queue, now, shape or BudgetShape.for_limit())
+        claimed += chunk.claimed
+        blocked += chunk.skipped_blocked
+        batches += chunk.batches
+        if due < CLAIM_CHUNK:
+            break
+    return TickResult(claimed=claimed, skipped_blocked=blocked, batches=batches)
+
+
+def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, queue: TaskQueue, now: datetime,
+                shape: BudgetShape) -> tuple[TickResult, int]:
+    """One chunk of due tenants; returns what it did and how many were due in it. Enqueues only after
+    the claims are committed."""
     claimed: list[tuple[int, float, list[tuple[int, str]]]] = []
     blocked: list[int] = []
     with transaction(sessions) as session:
@@ -123,17 +174,15 @@ def run_tick(
             .limit(CLAIM_CHUNK)
         ).all()
         users = _linked_users(session, [row.id for row in due]) if due else {}
+        wanted = []
         for tenant_id, seen, configured_s in due:
             interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
             blocked_s = coordination.blocked_for(tenant_id)
-            next_at = next_poll_time(seen, now, max(interval_s, blocked_s))
-            won = session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id, Tenant.next_poll_at == seen)
-                .values(next_poll_at=next_at)
-                .execution_options(synchronize_session=False)
-            ).rowcount == 1
-            if not won:
+            wanted.append((tenant_id, seen, next_poll_time(seen, now, max(interval_s, blocked_s)), interval_s,
+                           blocked_s))
+        won = _claim(session, [(tenant_id, seen, next_at) for tenant_id, seen, next_at, _, _ in wanted], now)
+        for tenant_id, _, _, interval_s, blocked_s in wanted:
+            if tenant_id not in won:
                 continue  # another tick claimed it first
             if blocked_s > 0:
                 blocked.append(tenant_id)
@@ -158,4 +207,4 @@ def run_tick(
         batch_count += len(group)
     if blocked:
         log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)
-    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count)
+    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count), len(due)
