@@ -133,8 +133,10 @@ def statements_per_tenant_cycle(stack: Stack, tenant_ids: list[int]) -> dict[str
         for tenant_id, batch, _at, _interval in collected.polls:
             if tenant_id not in packed:
                 run_poll(stack.runtime, tenant_id, batch, decided)
-    return {"poll_statements_per_tenant_cycle": round(counted.count / len(tenant_ids), 2),
-            "tick_statements_per_tenant_cycle": round(tick_counted.count / len(tenant_ids), 3),
+    polled = len({tenant_id for tenant_id, *_ in collected.polls}) or 1
+    return {"poll_statements_per_tenant_cycle": round(counted.count / polled, 2),
+            "tick_statements_per_tenant_cycle": round(tick_counted.count / polled, 3),
+            "tenants_in_the_counted_cycle": polled,
             "poll_tasks": len(collected.poll_tasks) + len([p for p in collected.polls if p[0] not in packed]),
             "updates_decided": len(decided.applies)}
 
