@@ -12,6 +12,7 @@ beyond the recorded changes are duplicate writes.
 
 from __future__ import annotations
 
+import threading
 import time
 import xmlrpc.client
 from collections import Counter
@@ -20,11 +21,14 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from bench.harness import TickDriver, make_due, progress, teams_action
-from embedded.stack import BROKER_URL, Stack
+from bench.harness import TickDriver, make_due, percentiles, progress, teams_action
+from bench.latency import session_latencies
+from bench.procstat import CpuMeter
+from embedded.stack import BROKER_URL, Stack, queued_tasks
 from embedded.waiting import wait_until
 from models import AppliedState, ChangeLog, UserLink
 from models.db import transaction
+from simulators.starface import StarfaceSimControl
 from workers.app import celery_app
 from workers.queues import QUEUE_APPLY
 
@@ -93,35 +97,86 @@ def duplicate_writes(stack: Stack, changes: list[ChangeLog], dnd: Counter[int], 
 
 
 def _apply_backlog(broker: redis.Redis) -> int:
-    return int(broker.llen(QUEUE_APPLY))
+    return queued_tasks(broker, QUEUE_APPLY)
+
+
+class CallsUnderLoad:
+    """STARFACE calls answered one after another while the burst is applied (a load generator paced at
+    ``every_s``): their STARFACE -> Teams latency under load."""
+
+    def __init__(self, stack: Stack, users: list[int], every_s: float = 0.25) -> None:
+        self._stack, self._users, self._every_s = stack, users, every_s
+        self.answered: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-calls-under-load", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        pbx = StarfaceSimControl(self._stack.starface.base_url)
+        try:
+            for index in self._users:
+                if self._stop.is_set():
+                    return
+                login = self._stack.seeds.login(index)
+                pbx.ring(login)
+                self.answered[index] = time.time()
+                pbx.answer(login)
+                self._stop.wait(self._every_s)  # pacing of the load generator
+        finally:
+            pbx.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 def measure_changes(stack: Stack, tenant_ids: list[int], users: list[int], driver: TickDriver,
-                    batches_per_cycle: int, timeout_s: float, settle_cycles: int = 3) -> dict[str, Any]:
+                    batches_per_cycle: int, timeout_s: float, settle_cycles: int = 3,
+                    meter: CpuMeter | None = None, pbx_users: list[int] | None = None) -> dict[str, Any]:
     """Runs the change load (see the module docstring); starts the tick driver and stops it at the end.
 
     Reports what it measured even when not every change landed within ``timeout_s`` ("complete": false).
     Afterwards beat stops and the queues are purged, so the duplicate count compares a quiet PBX log.
     """
     broker = redis.Redis.from_url(BROKER_URL)
+    # What the previous phase still applies is recorded before the baseline (a batch records its users
+    # together, after its last STARFACE write), so it is neither counted here nor taken for a duplicate.
+    wait_until(lambda: _claims_in_flight(stack, tenant_ids) == 0 and _apply_backlog(broker) == 0, timeout=60,
+               what="the previous phase's updates to be recorded")
     stack.pbx.clear_request_log()
     baseline = _max_change_id(stack)
     started = time.perf_counter()
     teams_action(stack, users, "call_start")
     progress(f"changes: {len(users)} Teams calls started in {time.perf_counter() - started:.1f} s; polling")
     make_due(stack, tenant_ids)
+    calls = CallsUnderLoad(stack, pbx_users or [])
+    stack.pbx.reset_concurrency()
+    if meter is not None:
+        meter.start()
     triggered = time.time()
     driver.start()
+    calls.start()
     expected = len(users)
+    accounts = {stack.seeds.account(i) for i in users}
+    with transaction(stack.runtime.sessions) as session:
+        links = {link_id for link_id, account in session.execute(
+            select(UserLink.id, UserLink.starface_account_id).where(UserLink.tenant_id.in_(tenant_ids)))
+            if account in accounts}
     peak_backlog = 0
     rows: list[ChangeLog] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        rows = [c for c in _changes_since(stack, baseline, tenant_ids) if c.cause == "teams:InACall"]
+        rows = [c for c in _changes_since(stack, baseline, tenant_ids)
+                if c.cause == "teams:InACall" and c.user_link_id in links]
         peak_backlog = max(peak_backlog, _apply_backlog(broker))
         if len(rows) >= expected:
             break
         time.sleep(0.25)  # sampling interval of the progress check
+    cpu = meter.read() if meter is not None else {}
+    calls.stop()
+    pbx_peak = stack.pbx.concurrency()["peak"]
     complete = len(rows) >= expected
     ended = max(c.applied_at for c in rows).timestamp() if complete and rows else time.time()
     first = min(c.applied_at for c in rows).timestamp() if rows else None
@@ -139,7 +194,14 @@ def measure_changes(stack: Stack, tenant_ids: list[int], users: list[int], drive
     dnd, chat, log_entries = count_writes(stack)
     all_changes = _changes_since(stack, baseline, tenant_ids)
     seconds = ended - triggered
+    under_load, missing = session_latencies(stack, calls.answered)
+    worker_cpu = cpu.get("workers")
     return {
+        "starface_to_teams_under_load_ms": {**percentiles(under_load), "missing": missing},
+        "worker_cpu_s": worker_cpu,
+        "worker_cpu_ms_per_change": round(1000 * worker_cpu / len(rows), 2) if worker_cpu and rows else None,
+        "cpu_s_by_process": cpu,
+        "pbx_peak_in_flight": pbx_peak,
         "changes": expected,
         "applied": len(rows),
         "complete": complete,
@@ -159,5 +221,10 @@ def measure_changes(stack: Stack, tenant_ids: list[int], users: list[int], drive
                    "length of the Redis 'apply' queue seen; duplicates = phoneconfig PUTs and "
                    "setChatStatus calls in the STARFACE simulator's request log beyond the ChangeLog rows "
                    "of the same account, "
-                   "after settle cycles, with beat stopped, the queues purged and no update in flight"),
+                   "after settle cycles, with beat stopped, the queues purged and no update in flight; "
+                   "starface_to_teams_under_load_ms = STARFACE calls answered every 0.25 s from the trigger "
+                   "until the burst is applied -> setPresence logged by the Microsoft simulator; "
+                   "worker_cpu_ms_per_change = CPU of the poll/apply worker processes (/proc, whole trees) "
+                   "from the trigger until the last change was applied (polls included) / changes applied; "
+                   "pbx_peak_in_flight = most requests the STARFACE simulator served at once"),
     }

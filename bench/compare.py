@@ -29,6 +29,13 @@ FIGURES = (
     ("changes", "duplicate_writes"),
     ("latency_ms", "teams_to_starface", "p95"),
     ("latency_ms", "starface_to_teams", "p95"),
+    ("latency_ms", "starface_to_teams_under_load", "p95"),
+    ("changes", "seconds_to_apply_all"),
+    ("changes", "worker_cpu_ms_per_change"),
+    ("changes", "pbx_peak_in_flight"),
+    ("steady", "records_per_cpu_s"),
+    ("steady_workers", "records_per_worker_cpu_s"),
+    ("steady_workers", "worker_cpu_ms_per_tenant_cycle"),
     ("setup", "directory_sync_s"),
 )
 

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
 from embedded.stack import Stack
 from models import Tenant, UserLink, migrate
 from models.base import utcnow
@@ -28,6 +30,8 @@ from models.db import transaction
 from presence.linking import LinkState, SelectionMode
 from simulators.microsoft import MicrosoftSimControl
 from simulators.paired import FIRST_ACCOUNT_ID, PairedSeeds, paired_seeds
+from sync.directory import sync_directory
+from sync.ports import CollectingQueue
 
 T = TypeVar("T")
 
@@ -35,6 +39,7 @@ BENCH_DATABASE_ENV = "TEAMSCONNECT_BENCH_DATABASE_URL"
 #: STARFACE group ids for the tenants' user selection; far above every account id of the seed.
 FIRST_GROUP_ID = 1_000_000
 CONTROL_THREADS = 16
+SYNC_ATTEMPTS = 3
 _started = time.monotonic()
 
 
@@ -90,7 +95,18 @@ def add_tenants(stack: Stack, tenants: int) -> list[int]:
     ids = []
     for k in range(tenants):
         selection = {"mode": SelectionMode.GROUP_PLUS_LISTED.value, "starface_group_id": FIRST_GROUP_ID + k}
-        ids.append(stack.add_tenant(f"bench-{run}-{k}", selection=selection))
+        tenant_id = stack.add_tenant(f"bench-{run}-{k}", selection=selection, sync=False)
+        with transaction(stack.runtime.sessions) as session:
+            tenant = session.get(Tenant, tenant_id)
+        for attempt in range(1, SYNC_ATTEMPTS + 1):
+            try:  # a loaded machine may time a simulator out, as an operator sees; they sync again
+                sync_directory(stack.runtime, tenant, CollectingQueue())
+                break
+            except (GraphError, StarfaceError) as exc:
+                progress(f"setup: directory sync of tenant {tenant_id} failed ({exc}); attempt {attempt}")
+                if attempt == SYNC_ATTEMPTS:
+                    raise
+        ids.append(tenant_id)
     return ids
 
 

@@ -53,6 +53,22 @@ def _at(start: float, offset: float, stop: threading.Event) -> bool:
     return not stop.wait(max(0.0, start + offset - time.monotonic()))
 
 
+def session_latencies(stack: Stack, answered: dict[int, float]) -> tuple[list[float], int]:
+    """STARFACE -> Teams samples: for each answered call (user index -> t0), the time until the Microsoft
+    simulator logged that user's first setPresence after t0; and how many never got one."""
+    first_set: dict[str, list[float]] = {}
+    for entry in stack.ms.requests("setPresence")["entries"]:
+        first_set.setdefault(entry["path"].split("/")[3].lower(), []).append(entry["time"])
+    latencies, missing = [], 0
+    for index, t0 in answered.items():
+        after = [at for at in first_set.get(stack.seeds.entra_id(index).lower(), []) if at >= t0]
+        if after:
+            latencies.append((min(after) - t0) * 1000)
+        else:
+            missing += 1
+    return latencies, missing
+
+
 def measure_latency(stack: Stack, teams_users: list[int], pbx_users: list[int], duration_s: float,
                     seed: int) -> tuple[dict[str, Any], dict[str, Any], Samples]:
     """Runs both directions for ``duration_s`` (see the module docstring); needs the tick driver running.
@@ -127,16 +143,7 @@ def measure_latency(stack: Stack, teams_users: list[int], pbx_users: list[int], 
                  what="a Teams session for every answered STARFACE call", interval=0.25)
     except TimeoutError as exc:
         progress(f"latency: {exc}")
-    first_set: dict[str, float] = {}
-    for entry in stack.ms.requests("setPresence")["entries"]:
-        user_id = entry["path"].split("/")[3].lower()
-        first_set.setdefault(user_id, entry["time"])
-    for index, t0 in answered.items():
-        at = first_set.get(stack.seeds.entra_id(index).lower())
-        if at is None or at < t0:
-            samples.missing_starface_to_teams += 1
-        else:
-            samples.starface_to_teams_ms.append((at - t0) * 1000)
+    samples.starface_to_teams_ms, samples.missing_starface_to_teams = session_latencies(stack, answered)
 
     result = {
         "teams_to_starface": {

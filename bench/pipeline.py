@@ -43,16 +43,18 @@ from bench.harness import (  # noqa: E402
     tenant_seeds,
 )
 from bench.latency import measure_latency  # noqa: E402
+from bench.procstat import CpuMeter, cpu_model, rss_mb  # noqa: E402
 from bench.report import plot_latency, targets_met, write_json  # noqa: E402
-from bench.steady import measure_steady, profile_steady, warm_up  # noqa: E402
+from bench.steady import measure_steady, measure_steady_workers, profile_steady, warm_up  # noqa: E402
 from embedded.stack import BROKER_URL, COORDINATION_URL, StackFactory  # noqa: E402
 from models.crypto import generate_key  # noqa: E402
+from models.tenant import DEFAULT_POLL_INTERVAL_S  # noqa: E402
 from scheduler.tick import GRAPH_BATCH_SIZE, effective_interval_s  # noqa: E402
 from sync.coordination import BudgetShape  # noqa: E402
 from workers.task_queue import CELERY_QUEUE  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CADENCE_S = 2.0  # the tenants' configured poll interval (the product default)
+CADENCE_S = DEFAULT_POLL_INTERVAL_S  # the tenants' poll interval floor (the product default, 1 s)
 TICK_PERIOD_S = 1.0  # beat's tick entry
 
 
@@ -72,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="longest wait for the change load to land (default 90 s, quick 60 s)")
     parser.add_argument("--cycles", type=int, default=None, help="steady-state cycles (default 10, quick 3)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the latency schedule")
+    parser.add_argument("--steady-seconds", type=float, default=None,
+                        help="window of the steady state in the worker processes (default 20, quick 6)")
+    parser.add_argument("--pbx-in-flight", type=int, default=None,
+                        help="STARFACE requests in flight per PBX (deployment setting; default 4)")
+    parser.add_argument("--pbx-per-s", type=float, default=None,
+                        help="STARFACE requests per second per PBX (deployment setting; default 20)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where last.json, latency.png and profile.txt go (default bench/results)")
     args = parser.parse_args(argv)
@@ -84,13 +92,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.latency_seconds = args.latency_seconds or (8.0 if args.quick else 40.0)
     args.cycles = args.cycles or (3 if args.quick else 10)
     args.change_timeout = args.change_timeout or (60.0 if args.quick else 90.0)
+    args.steady_seconds = args.steady_seconds or (6.0 if args.quick else 20.0)
     return args
 
 
 def assign_users(users: int, tenants: int, changes: int,
-                 samples: int) -> tuple[list[int], list[int], list[int]]:
-    """Disjoint users for the change load, Teams -> STARFACE and STARFACE -> Teams samples, spread over
-    the tenants; STARFACE -> Teams samples come from the last tenant, whose webhook the PBX calls."""
+                 samples: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Disjoint users for the change load, Teams -> STARFACE and STARFACE -> Teams samples (and the
+    STARFACE calls during the change load), spread over the tenants; STARFACE -> Teams samples come from
+    the last tenant, whose webhook the PBX calls."""
     step = 5
     if changes > users // step or samples > users // step:
         raise SystemExit(f"--changes and --samples must be at most users/{step} = {users // step}")
@@ -99,7 +109,8 @@ def assign_users(users: int, tenants: int, changes: int,
     last = [i for i in range(users) if i % step == 2 and tenant_of(i, users, tenants) == tenants - 1]
     if len(last) < samples:
         raise SystemExit(f"the last tenant has only {len(last)} users for {samples} STARFACE samples")
-    return change_users, teams_users, last[:samples]
+    under_load = [i for i in range(users) if i % step == 3 and tenant_of(i, users, tenants) == tenants - 1]
+    return change_users, teams_users, last[:samples], under_load[:samples]
 
 
 @contextmanager
@@ -129,10 +140,15 @@ def graph_cost(counts: dict[int, int], users: int) -> tuple[int, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
-    change_users, teams_users, pbx_users = assign_users(args.users, args.tenants, args.changes, args.samples)
+    change_users, teams_users, pbx_users, load_users = assign_users(args.users, args.tenants, args.changes,
+                                                                    args.samples)
+    for name, value in (("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", args.pbx_in_flight),
+                        ("TEAMSCONNECT_STARFACE_MAX_PER_S", args.pbx_per_s)):
+        if value is not None:
+            os.environ[name] = str(value)
     with bench_database() as (database_url, database), \
             contextmanager(StackFactory(database_url, generate_key()).build)(
-                tenant_seeds(args.users, args.tenants)) as stack:
+                tenant_seeds(args.users, args.tenants), processes=True) as stack:
         progress(f"setup: {args.users} users, {args.tenants} tenant(s); syncing directories")
         started = time.perf_counter()
         tenant_ids = add_tenants(stack, args.tenants)
@@ -146,6 +162,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress(f"setup: directory sync {sync_s:.1f} s, {len(signed_in)} Teams sign-ins "
                  f"{time.perf_counter() - started:.1f} s; starting {args.workers} worker process(es)")
         stack.start_worker("bench", concurrency=args.workers)
+        meter = CpuMeter({
+            "workers": [p.pid for p in stack.workers if p not in stack.events_workers],
+            "events_worker": [p.pid for p in stack.events_workers],
+            **{name: [process.pid] for name, process in stack.services.items()},
+        })
         driver = TickDriver(stack, TICK_PERIOD_S)
         try:
             warm = warm_up(stack, tenant_ids, CELERY_QUEUE)
@@ -157,6 +178,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hottest = profile_steady(stack, tenant_ids, 1 if args.quick else 3,
                                      args.results_dir / "profile.txt")
             per_cycle, per_user_hour = graph_cost(counts, args.users)
+            progress(f"steady in the workers: {args.steady_seconds:.0f} s with beat ticking")
+            steady_workers = measure_steady_workers(stack, tenant_ids, driver, meter, args.steady_seconds)
+            progress(f"steady in the workers: {steady_workers['records_per_worker_cpu_s']} records per "
+                     f"worker CPU-second, {steady_workers['worker_cpu_ms_per_tenant_cycle']} ms per "
+                     "tenant-cycle")
             progress(f"latency: {args.latency_seconds:.0f} s at {CADENCE_S:.0f} s cadence, beat every "
                      f"{TICK_PERIOD_S:.0f} s, {args.samples} samples per direction")
             make_due(stack, tenant_ids)
@@ -168,9 +194,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      f"STARFACE -> Teams p95 {latency['starface_to_teams']['p95']} ms; change load: "
                      f"{len(change_users)} users start a Teams call at once")
             changes = measure_changes(stack, tenant_ids, change_users, driver, batches_per_cycle=per_cycle,
-                                      timeout_s=args.change_timeout)
+                                      timeout_s=args.change_timeout, meter=meter, pbx_users=load_users)
+            latency["starface_to_teams_under_load"] = changes.pop("starface_to_teams_under_load_ms")
             progress(f"changes: {changes['starface_writes_per_s']} writes/s, "
-                     f"{changes['duplicate_writes']} duplicate writes")
+                     f"{changes['duplicate_writes']} duplicate writes, STARFACE -> Teams under load p95 "
+                     f"{latency['starface_to_teams_under_load']['p95']} ms")
+            worker_rss = {str(p.pid): rss_mb(p.pid) for p in stack.workers}
         finally:
             driver.stop()
             if os.environ.get("TEAMSCONNECT_BENCH_DATABASE_URL"):
@@ -183,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "cadence_s": CADENCE_S,
         "steady": steady,
+        "steady_workers": steady_workers,
         "changes": changes,
         "latency_ms": latency,
         "graph_requests_per_user_hour": round(per_user_hour, 3),
@@ -201,10 +231,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "signed_in_users": len(signed_in),
             "ticks": driver.ticks,
             "tick_errors": driver.errors,
-            "worker_processes": f"one Celery worker, prefork pool of {args.workers}",
+            "worker_processes": (f"one Celery worker on poll/apply/maintenance, prefork pool of "
+                                 f"{args.workers}, and a reserved one-process worker on events"),
+            "processes": "simulators and web app as their own processes (teamsconnect sim / web)",
+            "worker_rss_mb": worker_rss,
+            "pbx_limits": {"max_in_flight": stack.runtime.settings.starface_max_in_flight,
+                           "max_per_s": stack.runtime.settings.starface_max_per_s},
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - began, 1),
     }

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.harness import linked_counts, make_due
 from embedded.stack import Stack
+from embedded.waiting import wait_until
 from models.base import utcnow
 from scheduler.tick import GRAPH_BATCH_SIZE, run_tick
 from sync.poll import run_poll
@@ -131,3 +132,43 @@ def profile_steady(stack: Stack, tenant_ids: list[int], cycles: int, path: Path)
     path.write_text(out.getvalue())
     lines = [line for line in own.getvalue().splitlines() if line.strip() and line.strip()[0].isdigit()]
     return lines[:5]
+
+
+def measure_steady_workers(stack: Stack, tenant_ids: list[int], driver: Any, meter: Any,
+                           seconds: float) -> dict[str, Any]:
+    """Steady state as it runs in production: beat ticking (the harness's tick driver), the poll tasks in
+    the worker processes, nothing changing. Worker CPU is read from the worker processes (/proc); the
+    records are the presences Graph answered in the window (requests x users / requests per cycle)."""
+    counts = linked_counts(stack, tenant_ids)
+    users = sum(counts.values())
+    per_cycle = sum(math.ceil(n / GRAPH_BATCH_SIZE) for n in counts.values())
+    make_due(stack, tenant_ids)
+    driver.start()
+    try:
+        first = stack.ms.count("getPresencesByUserId")
+        wait_until(lambda: stack.ms.count("getPresencesByUserId") >= first + per_cycle, timeout=30,
+                   what="a first polled cycle", interval=0.1)
+        before = stack.ms.count("getPresencesByUserId")
+        meter.start()
+        time.sleep(seconds)  # the measurement window itself
+        cpu = meter.read()
+        requests = stack.ms.count("getPresencesByUserId") - before
+    finally:
+        driver.stop()
+    cycles = requests / per_cycle
+    records = cycles * users
+    worker_cpu = cpu["workers"]
+    return {
+        "window_s": seconds,
+        "cycles": round(cycles, 2),
+        "records": round(records),
+        "records_per_worker_cpu_s": round(records / worker_cpu) if worker_cpu else None,
+        "worker_cpu_ms_per_tenant_cycle": round(1000 * worker_cpu / (cycles * len(tenant_ids)), 3)
+        if cycles else None,
+        "cpu_s_by_process": cpu,
+        "method": ("beat ticking every 1 s (the harness's tick driver), poll tasks in the worker processes, "
+                   "no presence changes; worker CPU = user+system time of the poll/apply worker process "
+                   "trees from /proc over the window; records = getPresencesByUserId requests answered in "
+                   "the window x users / requests per cycle; the tick runs in the harness process, whose "
+                   "CPU is reported apart (cpu_s_by_process.harness)"),
+    }

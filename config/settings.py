@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     def egress_ip_list(self) -> list[str]:
         """The configured egress addresses; empty when the operator has not published them."""
         return [item for item in self.egress_ips.split(", ") if item]
+    starface_max_in_flight: int = Field(
+        default=4, ge=1, description="Requests in flight to one STARFACE at most, over all workers."
+    )
+    starface_max_per_s: float = Field(
+        default=20.0, gt=0, description="Requests per second to one STARFACE at most, over all workers."
+    )
 
     @field_validator("log_level")
     @classmethod

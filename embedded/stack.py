@@ -4,12 +4,16 @@ mocked; tenants are created through the tenant service like an operator's."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,8 @@ from workers.task_queue import CELERY_QUEUE
 ROOT = Path(__file__).resolve().parents[1]
 BROKER_URL = os.environ.get("TEAMSCONNECT_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 COORDINATION_URL = os.environ.get("TEAMSCONNECT_TEST_COORDINATION_URL", "redis://127.0.0.1:6379/12")
+#: Settings taken over from the environment into the stack's processes (everything else is the stack's).
+PASSED_SETTINGS = ("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", "TEAMSCONNECT_STARFACE_MAX_PER_S")
 
 
 @dataclass
@@ -55,6 +61,10 @@ class Stack:
     web_url: str = ""
     tenant_id: int = 0
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: The reserved events workers among ``workers``.
+    events_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: The simulators and the web app when they run as their own processes (build(processes=True)).
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ms: MicrosoftSimControl = field(init=False)
     pbx: StarfaceSimControl = field(init=False)
 
@@ -94,20 +104,38 @@ class Stack:
 
     # --- processes ----------------------------------------------------------------------------------
     def start_worker(self, name: str, concurrency: int = 2, queues: str = "poll,apply,events,maintenance",
-                     pool: str = "prefork") -> subprocess.Popen[bytes]:
+                     pool: str = "prefork", reserve_events: bool = True) -> subprocess.Popen[bytes]:
+        """Starts a Celery worker on ``queues``. With the events queue among others and
+        ``reserve_events``, the events get a reserved slot: a one-process worker of their own beside it
+        (``{name}-events``, as compose's ``worker-events`` service), so a STARFACE call never waits
+        behind polls or a burst of updates. Returns the main worker."""
+        names = queues.split(",")
+        if reserve_events and "events" in names and len(names) > 1:
+            self.events_workers.append(self._start_celery(f"{name}-events", 1, "events", pool))
+            queues = ",".join(q for q in names if q != "events")
+        return self._start_celery(name, concurrency, queues, pool)
+
+    def _start_celery(self, name: str, concurrency: int, queues: str, pool: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues,
                    "-c", str(concurrency), "--pool", pool, "-n", f"{name}@%h", "--loglevel", "WARNING",
                    "--without-gossip", "--without-mingle"]
         process = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
         self.workers.append(process)
-        wait_until(lambda: any(name in reply for r in celery_app.control.ping(timeout=0.5) for reply in r),
-                   timeout=30, what=f"worker {name} to answer a ping")
+        wait_until(lambda: any(f"{name}@" in reply for r in celery_app.control.ping(timeout=0.5)
+                               for reply in r), timeout=30, what=f"worker {name} to answer a ping")
         return process
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and its pool children (no chance to finish or ack anything)."""
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    def stop_workers(self) -> None:
+        """Stops every worker started so far (a benchmark then starts others)."""
+        for process in self.workers:
+            _stop(process)
+        self.workers.clear()
+        self.events_workers.clear()
 
     def stop(self) -> None:
         for process in self.workers:
@@ -143,7 +171,7 @@ class Stack:
         broker = redis.Redis.from_url(BROKER_URL)
 
         def idle() -> bool:
-            queued = sum(broker.llen(queue) for queue in ("apply", "events", "poll"))
+            queued = sum(queued_tasks(broker, queue) for queue in ("apply", "events", "poll"))
             with transaction(self.runtime.sessions) as session:
                 claimed = session.scalar(select(func.count()).select_from(AppliedState)
                                          .where(AppliedState.claim_id.is_not(None),
@@ -185,6 +213,11 @@ class Stack:
         return sum(1 for r in self.pbx.request_log() if r["method"] == "PUT" and r["path"] == path)
 
 
+def queued_tasks(broker: redis.Redis, queue: str) -> int:
+    """Tasks waiting in a Redis queue, over its priority lists (kombu keeps one per priority step)."""
+    return sum(int(broker.llen(key)) for key in [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
+
+
 class _WebServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # the test process keeps its own handlers
         pass
@@ -208,6 +241,87 @@ def serve_web() -> tuple[str, Callable[[], None]]:
 
 
 @dataclass
+class RemoteSimulator:
+    """A simulator running as its own process (`teamsconnect sim ...`), as Microsoft and the PBX run in
+    production: what the Stack needs of it (address, CA), and its process."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    ca_path: str = ""
+
+    def wait_webhooks_idle(self, timeout: float = 5.0) -> bool:
+        control = StarfaceSimControl(self.base_url)
+        try:
+            control.wait_webhooks_idle(timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            control.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _spawn(argv: list[str], env: dict[str, str], port: int, what: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "cli", *argv], cwd=ROOT, env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL)
+    wait_until(lambda: _listening(port) or process.poll() is not None, timeout=60, what=f"{what} to listen")
+    if process.poll() is not None:
+        raise RuntimeError(f"{what} exited with {process.returncode}")
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+#: Microsoft simulator, STARFACE simulator, web app URL, the product's env, the web app's process.
+Started = tuple[RemoteSimulator, RemoteSimulator, str, dict[str, str], subprocess.Popen[bytes]]
+
+
+@contextmanager
+def _separate_processes(seeds: PairedSeeds, scratch: Path, env_for: Callable[[str], dict[str, str]],
+                        microsoft_args: list[str]) -> Iterator[Started]:
+    """Both simulators and the web app, each its own process; yields them and the product's env."""
+    (scratch / "microsoft.json").write_text(json.dumps(seeds.microsoft))
+    (scratch / "starface.json").write_text(json.dumps(seeds.starface))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSCONNECT_")}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        ms_port, pbx_port, web_port = _free_port(), _free_port(), _free_port()
+        tls_dir = scratch / "microsoft-tls"
+        processes.append(_spawn(["sim", "microsoft", "--seed", str(scratch / "microsoft.json"), "--port",
+                                 str(ms_port), "--tls-dir", str(tls_dir), *microsoft_args], base_env, ms_port,
+                                "the Microsoft simulator"))
+        microsoft = RemoteSimulator(f"https://127.0.0.1:{ms_port}", processes[-1], str(tls_dir / "ca.pem"))
+        processes.append(_spawn(["sim", "starface", "--seed", str(scratch / "starface.json"), "--port",
+                                 str(pbx_port)], base_env, pbx_port, "the STARFACE simulator"))
+        starface = RemoteSimulator(f"http://127.0.0.1:{pbx_port}", processes[-1])
+        env = env_for(microsoft.ca_path)
+        processes.append(_spawn(["web", "--host", "127.0.0.1", "--port", str(web_port)], env, web_port,
+                                "the web app"))
+        yield microsoft, starface, f"http://127.0.0.1:{web_port}", env, processes[-1]
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+@dataclass
 class StackFactory:
     database_url: str
     encryption_key: str
@@ -215,8 +329,26 @@ class StackFactory:
     #: provider app's credential).
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def _build_processes(self, seeds: PairedSeeds, microsoft_args: list[str] | None) -> Iterator[Stack]:
+        with tempfile.TemporaryDirectory(prefix="tc-stack-") as scratch, \
+                _separate_processes(seeds, Path(scratch), self.env, microsoft_args or []) as started:
+            microsoft, starface, web_url, env, web = started
+            settings = load_settings({k: v for k, v in env.items() if k.startswith("TEAMSCONNECT_")})
+            runtime = build_runtime(settings)
+            set_runtime(runtime)
+            configure_broker(BROKER_URL)
+            stack = Stack(seeds, microsoft, starface, env, runtime, web_url=web_url,  # type: ignore[arg-type]
+                          services={"microsoft": microsoft.process, "starface": starface.process, "web": web})
+            try:
+                yield stack
+            finally:
+                stack.stop()
+                set_runtime(None)
+
     def env(self, ca_path: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSCONNECT_")}
+        # Deployment settings a benchmark may vary (documented in its JSON), e.g. a larger PBX's limits.
+        env.update({k: v for k, v in os.environ.items() if k in PASSED_SETTINGS})
         env.update({
             "TEAMSCONNECT_MODE": "production",
             "TEAMSCONNECT_DATABASE_URL": self.database_url,
@@ -229,11 +361,19 @@ class StackFactory:
         env.update(self.extra_env)
         return env
 
-    def build(self, seeds: PairedSeeds, *, web: bool = True, **microsoft_options: Any) -> Iterator[Stack]:
+    def build(self, seeds: PairedSeeds, *, web: bool = True, processes: bool = False,
+              microsoft_args: list[str] | None = None, **microsoft_options: Any) -> Iterator[Stack]:
+        """The stack on these seeds. ``processes``: both simulators and the web app as their own processes
+        (`teamsconnect sim microsoft|starface`, `teamsconnect web`), as in production; the benchmark
+        uses it so that their CPU is not the worker's or the harness's (``microsoft_args``: options of
+        `teamsconnect sim microsoft`)."""
         for url in (BROKER_URL, COORDINATION_URL):
             client = redis.Redis.from_url(url)
             client.flushdb()
             client.close()
+        if processes:
+            yield from self._build_processes(seeds, microsoft_args)
+            return
         with MicrosoftSimulator(seeds.microsoft, **microsoft_options) as microsoft, \
                 StarfaceSimulator(seeds.starface, webhook_retry_base_s=0.05) as starface:
             env = self.env(microsoft.ca_path)

@@ -7,11 +7,12 @@ its work (healthchecks' ``num_updated != 1`` pattern). Callers commit the surrou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, any_, bindparam, or_, select, update
+from sqlalchemy import Integer, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -242,3 +243,129 @@ def record_change(
     )
     session.add(entry)
     return entry
+
+
+# --- set-based forms for a batch of users (one statement each on PostgreSQL) ------------------------------
+#
+# Same contracts as the single-row functions above, for many users of one target at once: the STARFACE
+# changes one poll found are claimed in ONE statement and recorded in ONE transaction. Each user's row
+# still only changes by compare-and-set on its own version and claim, so a batch gives exactly the
+# outcome the single-row calls would, user by user. Other databases (SQLite, the embedded mode) run the
+# single-row calls in a loop.
+
+_CLAIM_MANY = text("""
+UPDATE applied_state AS a
+   SET version = a.version + 1, claim_id = :claim_id, claim_expires_at = :expires_at,
+       claim_fields = v.claim_fields
+  FROM (SELECT unnest(CAST(:ids AS integer[])) AS user_link_id,
+               unnest(CAST(:versions AS bigint[])) AS version,
+               unnest(CAST(:claim_fields AS jsonb[])) AS claim_fields) AS v
+ WHERE a.user_link_id = v.user_link_id AND a.target = :target AND a.version = v.version
+   AND (a.claim_id IS NULL OR a.claim_expires_at < :now)
+RETURNING a.user_link_id
+""")
+
+_COMPLETE_MANY = text("""
+UPDATE applied_state AS a
+   SET version = a.version + 1, fields = v.fields, owned = v.owned, observed_at = v.observed_at,
+       observed_seq = v.observed_seq, applied_at = :now, claim_id = NULL, claim_expires_at = NULL,
+       claim_fields = NULL
+  FROM (SELECT unnest(CAST(:ids AS integer[])) AS user_link_id,
+               unnest(CAST(:fields AS jsonb[])) AS fields,
+               unnest(CAST(:owned AS jsonb[])) AS owned,
+               unnest(CAST(:observed_at AS timestamptz[])) AS observed_at,
+               unnest(CAST(:observed_seq AS varchar[])) AS observed_seq) AS v
+ WHERE a.user_link_id = v.user_link_id AND a.target = :target AND a.claim_id = :claim_id
+RETURNING a.user_link_id
+""")
+
+_RELEASE_MANY = text("""
+UPDATE applied_state
+   SET version = version + 1, claim_id = NULL, claim_expires_at = NULL, claim_fields = NULL
+ WHERE user_link_id = ANY(CAST(:ids AS integer[])) AND target = :target AND claim_id = :claim_id
+RETURNING user_link_id, version
+""")
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def ensure_rows(session: Session, *, tenant_id: int, target: str, user_link_ids: Iterable[int]) -> None:
+    """``ensure_row`` for many users in one INSERT .. ON CONFLICT DO NOTHING."""
+    ids = sorted(set(user_link_ids))
+    if not ids:
+        return
+    statement = (
+        _insert(session)(AppliedState)
+        .values([{"tenant_id": tenant_id, "user_link_id": link_id, "target": target, "version": 1,
+                  "fields": {}, "owned": []} for link_id in ids])
+        .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
+    )
+    session.execute(statement)
+
+
+def claim_many(
+    session: Session,
+    *,
+    target: str,
+    items: list[tuple[int, int, dict[str, Any]]],
+    claim_id: str,
+    expires_at: datetime,
+    now: datetime | None = None,
+) -> set[int]:
+    """``claim`` for (user link id, expected version, claim fields) of many users under one claim id;
+    returns the user link ids whose claim it won."""
+    now = now or utcnow()
+    if not items:
+        return set()
+    if not _postgresql(session):
+        return {link_id for link_id, version, fields in items
+                if claim(session, user_link_id=link_id, target=target, expected_version=version,
+                         claim_id=claim_id, claim_fields=fields, expires_at=expires_at, now=now)}
+    rows = session.execute(_CLAIM_MANY, {
+        "ids": [link_id for link_id, _, _ in items], "versions": [version for _, version, _ in items],
+        "claim_fields": [json.dumps(fields) for _, _, fields in items], "claim_id": claim_id,
+        "expires_at": expires_at, "now": now, "target": target,
+    })
+    return {link_id for (link_id,) in rows}
+
+
+def complete_claims(
+    session: Session,
+    *,
+    target: str,
+    claim_id: str,
+    items: list[tuple[int, dict[str, Any], list[str], datetime | None, str | None]],
+    now: datetime | None = None,
+) -> set[int]:
+    """``complete_claim`` for (user link id, fields, owned, observed_at, observed_seq) of many users held
+    under ``claim_id``; returns the user link ids recorded (a claim lost meanwhile is not)."""
+    now = now or utcnow()
+    if not items:
+        return set()
+    if not _postgresql(session):
+        return {link_id for link_id, fields, owned, observed_at, observed_seq in items
+                if complete_claim(session, user_link_id=link_id, target=target, claim_id=claim_id,
+                                  fields=fields, owned=owned, observed_at=observed_at,
+                                  observed_seq=observed_seq, now=now)}
+    rows = session.execute(_COMPLETE_MANY, {
+        "ids": [item[0] for item in items], "fields": [json.dumps(item[1]) for item in items],
+        "owned": [json.dumps(sorted(item[2])) for item in items], "observed_at": [item[3] for item in items],
+        "observed_seq": [item[4] for item in items], "claim_id": claim_id, "target": target, "now": now,
+    })
+    return {link_id for (link_id,) in rows}
+
+
+def release_claims(session: Session, *, target: str, claim_id: str,
+                   user_link_ids: list[int]) -> dict[int, int]:
+    """``release_claim`` for many users held under ``claim_id``: {user link id: new version} of those
+    still held."""
+    if not user_link_ids:
+        return {}
+    if not _postgresql(session):
+        released = {link_id: release_claim(session, user_link_id=link_id, target=target, claim_id=claim_id)
+                    for link_id in user_link_ids}
+        return {link_id: version for link_id, version in released.items() if version is not None}
+    rows = session.execute(_RELEASE_MANY, {"ids": user_link_ids, "target": target, "claim_id": claim_id})
+    return {link_id: version for link_id, version in rows}

@@ -32,7 +32,7 @@ from presence.policy import ChatSymbol, DndAction, TeamsPresenceMode
 DEFAULT_LOGIN_BASE_URL = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com"
 DEFAULT_BRIDGE_INSTANCE = "TeamsConnectBridge"
-DEFAULT_POLL_INTERVAL_S = 2.0
+DEFAULT_POLL_INTERVAL_S = 1.0  # a floor: the scheduler stretches it to the tenant's Graph budget
 #: Which Entra app a tenant signs in with: the customer's own registration, or the provider's one.
 MICROSOFT_APPS = ("own", "provider")
 

@@ -3,12 +3,14 @@
 Algorithm (one tick, run every second by beat; any number of beats or ticks may run at once):
 
 1. Select enabled tenants whose ``next_poll_at`` is due (bounded chunk, oldest first).
-2. Claim each with a conditional UPDATE on the ``next_poll_at`` value read in step 1. Of two ticks that
-   read the same value exactly one updates the row; the other sees rowcount 0 and skips the tenant.
+2. Claim each with a conditional UPDATE on the ``next_poll_at`` value read in step 1 (one statement for
+   the whole chunk). Of two ticks that read the same value exactly one updates the row; the other does
+   not get the tenant back and skips it.
 3. The next poll time keeps the tenant's phase (``seen + interval``) unless it fell behind, and the
    interval is stretched only as far as the Graph budget needs for the tenant's number of batches.
 4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
-5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after one interval.
+5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after two intervals;
+   small tenants (<= SMALL_TENANT_USERS users) share one task, up to 650 users and PACK_TENANTS tenants.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant, UserLink
@@ -30,9 +33,19 @@ from sync.coordination import BudgetShape, Coordination
 from sync.ports import Batch, TaskQueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GRAPH_BATCH_SIZE = 650
 CLAIM_CHUNK = 500
+#: A tick claims chunk after chunk while tenants are due, up to this many (10,000 tenants per tick).
+MAX_CHUNKS_PER_TICK = 20
+#: A tenant with at most this many linked users is polled in one task together with other small ones:
+#: for 25 users a task's own cost (broker round trip, Celery bookkeeping) would outweigh the poll.
+SMALL_TENANT_USERS = 100
+#: The most users (and tenants) in one task of small tenants: a task stays about as long as one full
+#: batch, so a poll never waits long behind another tenant's.
+PACK_USERS = GRAPH_BATCH_SIZE
+PACK_TENANTS = 40
 
 
 
@@ -46,6 +59,25 @@ class TickResult:
 def batches_of(pairs: Sequence[tuple[int, str]], size: int = GRAPH_BATCH_SIZE) -> list[Batch]:
     """Splits users into consecutive batches of at most ``size`` (Graph getPresencesByUserId's limit)."""
     return [list(pairs[start:start + size]) for start in range(0, len(pairs), size)]
+
+
+def pack_small_tenants(small: Sequence[T], users_of=lambda entry: len(entry[2]),  # type: ignore[no-untyped-def]
+                       max_users: int = PACK_USERS, max_tenants: int = PACK_TENANTS) -> list[list[T]]:
+    """Packs small tenants, in order, into groups of at most ``max_users`` users and ``max_tenants``
+    tenants (one poll task each)."""
+    groups: list[list[T]] = []
+    current: list[T] = []
+    count = 0
+    for entry in small:
+        size = users_of(entry)
+        if current and (count + size > max_users or len(current) >= max_tenants):
+            groups.append(current)
+            current, count = [], 0
+        current.append(entry)
+        count += size
+    if current:
+        groups.append(current)
+    return groups
 
 
 def effective_interval_s(configured_s: float, linked_users: int, shape: BudgetShape) -> float:
@@ -75,6 +107,37 @@ def _linked_users(session: Session, tenant_ids: list[int]) -> dict[int, list[tup
     return users
 
 
+_CLAIM_TENANTS = text("""
+UPDATE tenant AS t SET next_poll_at = v.next_at, updated_at = :now
+  FROM (SELECT unnest(CAST(:ids AS integer[])) AS id, unnest(CAST(:seen AS timestamptz[])) AS seen,
+               unnest(CAST(:next_at AS timestamptz[])) AS next_at) AS v
+ WHERE t.id = v.id AND t.next_poll_at = v.seen
+RETURNING t.id
+""")
+
+
+def _claim(session: Session, claims: list[tuple[int, datetime, datetime]], now: datetime) -> set[int]:
+    """Claims tenants by a conditional UPDATE of ``next_poll_at`` from the value read (step 2): ONE
+    statement for the whole chunk on PostgreSQL; returns the ids this tick won."""
+    if not claims:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_CLAIM_TENANTS, {
+            "ids": [c[0] for c in claims], "seen": [c[1] for c in claims], "next_at": [c[2] for c in claims],
+            "now": now})
+        return {tenant_id for (tenant_id,) in rows}
+    won = set()
+    for tenant_id, seen, next_at in claims:
+        if session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id, Tenant.next_poll_at == seen)
+            .values(next_poll_at=next_at)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1:
+            won.add(tenant_id)
+    return won
+
+
 def run_tick(
     sessions: sessionmaker[Session],
     coordination: Coordination,
@@ -82,8 +145,25 @@ def run_tick(
     now: datetime,
     shape: BudgetShape | None = None,
 ) -> TickResult:
-    """One tick (see the module docstring). Enqueues only after the claims are committed."""
-    shape = shape or BudgetShape.for_limit()
+    """One tick (see the module docstring): chunks of CLAIM_CHUNK due tenants, each claimed and handed
+    out before the next, until none is due (at most MAX_CHUNKS_PER_TICK)."""
+    claimed: list[int] = []
+    blocked: list[int] = []
+    batches = 0
+    for _ in range(MAX_CHUNKS_PER_TICK):
+        chunk, due = _tick_chunk(sessions, coordination, queue, now, shape or BudgetShape.for_limit())
+        claimed += chunk.claimed
+        blocked += chunk.skipped_blocked
+        batches += chunk.batches
+        if due < CLAIM_CHUNK:
+            break
+    return TickResult(claimed=claimed, skipped_blocked=blocked, batches=batches)
+
+
+def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, queue: TaskQueue, now: datetime,
+                shape: BudgetShape) -> tuple[TickResult, int]:
+    """One chunk of due tenants; returns what it did and how many were due in it. Enqueues only after
+    the claims are committed."""
     claimed: list[tuple[int, float, list[tuple[int, str]]]] = []
     blocked: list[int] = []
     with transaction(sessions) as session:
@@ -94,27 +174,37 @@ def run_tick(
             .limit(CLAIM_CHUNK)
         ).all()
         users = _linked_users(session, [row.id for row in due]) if due else {}
+        wanted = []
         for tenant_id, seen, configured_s in due:
             interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
             blocked_s = coordination.blocked_for(tenant_id)
-            next_at = next_poll_time(seen, now, max(interval_s, blocked_s))
-            won = session.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant_id, Tenant.next_poll_at == seen)
-                .values(next_poll_at=next_at)
-                .execution_options(synchronize_session=False)
-            ).rowcount == 1
-            if not won:
+            wanted.append((tenant_id, seen, next_poll_time(seen, now, max(interval_s, blocked_s)), interval_s,
+                           blocked_s))
+        won = _claim(session, [(tenant_id, seen, next_at) for tenant_id, seen, next_at, _, _ in wanted], now)
+        for tenant_id, _, _, interval_s, blocked_s in wanted:
+            if tenant_id not in won:
                 continue  # another tick claimed it first
             if blocked_s > 0:
                 blocked.append(tenant_id)
                 continue
             claimed.append((tenant_id, interval_s, users.get(tenant_id, [])))
     batch_count = 0
+    small: list[tuple[int, float, list[tuple[int, str]]]] = []
     for tenant_id, interval_s, users in claimed:
+        if 0 < len(users) <= SMALL_TENANT_USERS:
+            small.append((tenant_id, interval_s, users))
+            continue
         for batch in batches_of(users):
             queue.poll(tenant_id, batch, now, interval_s)
             batch_count += 1
+    for group in pack_small_tenants(small):
+        if len(group) == 1:
+            tenant_id, interval_s, users = group[0]
+            queue.poll(tenant_id, users, now, interval_s)
+        else:
+            queue.poll_many([(tenant_id, users) for tenant_id, _, users in group], now,
+                            min(interval_s for _, interval_s, _ in group))
+        batch_count += len(group)
     if blocked:
         log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)
-    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count)
+    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count), len(due)

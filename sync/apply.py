@@ -16,8 +16,11 @@ the dead worker had already switched on as ours.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +31,18 @@ from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRes
 from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.store import claim, complete_claim, ensure_row, record_change, release_claim
+from models.store import (
+    claim,
+    claim_many,
+    complete_claim,
+    complete_claims,
+    ensure_row,
+    ensure_rows,
+    load_applied_states,
+    record_change,
+    release_claim,
+    release_claims,
+)
 from presence import (
     StarfaceApplied,
     StarfacePlan,
@@ -40,7 +54,8 @@ from presence import (
 )
 from presence.policy import DndAction
 from sync import health
-from sync.ports import TASK_TIME_LIMIT_S
+from sync.coordination import PbxGate, PbxLimits
+from sync.ports import TASK_TIME_LIMIT_S, ApplyItem, TaskQueue
 from sync.runtime import Runtime
 from tenants.policy import policy_for
 from tenants.service import load_tenant
@@ -79,18 +94,63 @@ def _written(writes: StarfaceWrites) -> dict[str, Any]:
 
 
 def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClient,
-                   bridge: StarfaceBridgeClient | None) -> None:
-    """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge)."""
-    if writes.dnd is not None:
-        rest.set_dnd(account, writes.dnd)
+                   bridge: StarfaceBridgeClient | None, gate: PbxGate | None = None,
+                   config: Any = None) -> None:
+    """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge), each
+    request through the PBX's gate when given. ``config`` is the PhoneConfig read just before (saves the
+    DND write its own GET)."""
+    with _gated(gate):
+        if writes.dnd is not None:
+            rest.set_dnd(account, writes.dnd, config)
     if bridge is not None:
         if writes.chat_text is not None or writes.chat_symbol is not None:
             # setChatStatus: presence "" keeps the symbol; the message is always written (the engine
             # passes the text shown when only the symbol changes).
             message = writes.chat_text if writes.chat_text is not None else (writes.applied.chat_text or "")
-            bridge.set_chat_status(account, writes.chat_symbol or "", message)
+            with _gated(gate):
+                bridge.set_chat_status(account, writes.chat_symbol or "", message)
         if writes.telephony_state is not None:
-            bridge.set_telephony_status(account, writes.telephony_state)
+            with _gated(gate):
+                bridge.set_telephony_status(account, writes.telephony_state)
+
+
+def _gated(gate: PbxGate | None) -> Any:
+    return gate.request() if gate is not None else contextlib.nullcontext()
+
+
+def pbx_gate(runtime: Runtime, tenant: Tenant) -> PbxGate:
+    """The gate of the tenant's PBX (keyed by its address: tenants sharing a PBX share its limits)."""
+    settings = runtime.settings
+    limits = PbxLimits(max_in_flight=settings.starface_max_in_flight, max_per_s=settings.starface_max_per_s)
+    return PbxGate(runtime.coordination, tenant.starface_base_url.rstrip("/"), limits)
+
+
+def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
+                   previous_intent: dict[str, Any] | None, policy: Any, rest: StarfaceRestClient,
+                   bridge: StarfaceBridgeClient | None, gate: PbxGate | None) -> tuple[StarfaceReading,
+                                                                                       StarfaceWrites]:
+    """Steps 2 and 3 of the module docstring for one claimed user: ONE phoneconfig read (its DND decides,
+    and the DND write puts back the same config), the engine's final word, the writes."""
+    config = None
+    if policy.set_dnd:
+        with _gated(gate):
+            config = rest.read_phone_config(account)
+    reading = StarfaceReading(dnd=config.doNotDisturb if config is not None else None)
+    if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol):
+        # A symbol is written with the message: read what is shown so a text of someone else's stays.
+        with _gated(gate):
+            shown = next(iter(bridge.get_states([account])), None)
+        if shown is not None:
+            reading = replace(reading, chat_text=shown.chat_presence_message,
+                              chat_symbol=str(shown.chat_presence))
+    if previous_intent and reading.dnd and not applied.dnd_manual \
+            and previous_intent.get("dnd") == DndAction.SET.value:
+        # A dead worker switched this DND on for the same intent: it is ours, not the user's.
+        applied = replace(applied, dnd_ours=True)
+    writes = finalize_starface(plan, reading, applied, policy)
+    if writes.has_writes:
+        perform_writes(account, writes, rest, bridge, gate, config)
+    return reading, writes
 
 
 def _cause(plan: StarfacePlan) -> str:
@@ -146,21 +206,10 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
         bridge = runtime.bridge(tenant) if (policy.chat_enabled or policy.telephony_enabled) else None
         account = link.starface_account_id
 
+        gate = pbx_gate(runtime, tenant)
+
     try:
-        reading = StarfaceReading(dnd=rest.get_dnd(account) if policy.set_dnd else None)
-        if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol):
-            # A symbol is written with the message: read what is shown so a text of someone else's stays.
-            shown = next(iter(bridge.get_states([account])), None)
-            if shown is not None:
-                reading = replace(reading, chat_text=shown.chat_presence_message,
-                                  chat_symbol=str(shown.chat_presence))
-        if previous_intent and reading.dnd and not applied.dnd_manual \
-                and previous_intent.get("dnd") == DndAction.SET.value:
-            # A dead worker switched this DND on for the same intent: it is ours, not the user's.
-            applied = replace(applied, dnd_ours=True)
-        writes = finalize_starface(plan, reading, applied, policy)
-        if writes.has_writes:
-            perform_writes(account, writes, rest, bridge)
+        reading, writes = read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, gate)
     except StarfaceError as exc:
         with transaction(runtime.sessions) as session:
             next_version = release_claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
@@ -228,3 +277,128 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
                   before={"dnd": reading.dnd, "chat_text": reading.chat_text}, cause=cause,
                   observed_at=row.observed_at, observed_seq=row.observed_seq, noticed_at=now)
     return writes.has_writes
+
+
+#: Delay before a user whose write failed transiently in a batch is tried again on its own (the single
+#: update task then backs off further, 1, 2, 4, 8, 16 s).
+BATCH_RETRY_DELAY_S = 1.0
+#: A batch starts no user's requests after this long (a PBX slowed down or penalized): the rest is
+#: released untouched and queued as a new batch, so no task comes near its time limit with writes done
+#: but not recorded.
+BATCH_TIME_BUDGET_S = 20.0
+
+
+def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
+                    queue: TaskQueue) -> dict[str, Any]:
+    """Applies the plans one poll decided for many users of one tenant together (issue 14):
+
+    1. ONE transaction claims them all: the tenant, the users (tenant isolation), missing rows created
+       and the applied states read in one statement each, then ONE compare-and-set claim statement for
+       every user whose state is still at the version its plan was made from (the others are dropped:
+       superseded, exactly as the single update drops them).
+    2. The users' STARFACE requests run concurrently, each through the PBX's gate (``PbxLimits``: at
+       most N in flight and M per second for the PBX, over all workers; less while it struggles).
+    3. ONE transaction records every written user (one statement), their audit rows and the health
+       counter; claims of users whose write failed are released in the same transaction.
+    4. A user whose write failed transiently gets its own update task (retries per user, with backoff);
+       users not started within BATCH_TIME_BUDGET_S go on in a new batch; the "update queued" marks of
+       both stay until that task has run. Returns the summary with ``retrying`` (those users).
+    """
+    plans: dict[int, tuple[StarfacePlan, dict[str, Any], int | None]] = {}
+    for link_id, plan_json, version in items:
+        plans.setdefault(link_id, (StarfacePlan.from_json(plan_json), plan_json, version))
+    claim_id = uuid.uuid4().hex
+    now = utcnow()
+    release = any(plan.release for plan, _, _ in plans.values())
+    work: dict[int, tuple[int, StarfaceApplied, dict[str, Any] | None]] = {}
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id, include_disabled=release)
+        if tenant is None:
+            return {"dropped": len(plans), "retrying": []}
+        accounts = dict(session.execute(
+            select(UserLink.id, UserLink.starface_account_id)
+            .where(UserLink.id.in_(list(plans)), UserLink.tenant_id == tenant_id)).all())
+        ensure_rows(session, tenant_id=tenant_id, target=Target.STARFACE.value,
+                    user_link_ids=[i for i, (_, _, v) in plans.items() if v is None and i in accounts])
+        rows = load_applied_states(session, list(accounts))
+        candidates = []
+        for link_id in accounts:
+            _, plan_json, version = plans[link_id]
+            row = rows.get((link_id, Target.STARFACE.value))
+            if row is None or row.version != (version or 1):
+                continue  # superseded: another update or a release changed the state since the poll
+            candidates.append((link_id, row.version, plan_json))
+            work[link_id] = (accounts[link_id], StarfaceApplied.from_json(row.fields),
+                             row.claim_fields if row.claim_id else None)
+        won = claim_many(session, target=Target.STARFACE.value, items=candidates, claim_id=claim_id,
+                         expires_at=now + CLAIM_LEASE, now=now)
+        work = {link_id: entry for link_id, entry in work.items() if link_id in won}
+        if not work:
+            return {"dropped": len(plans), "retrying": []}
+        policy = policy_for(tenant)
+        rest = runtime.starface(tenant)
+        bridge = runtime.bridge(tenant) if (policy.chat_enabled or policy.telephony_enabled) else None
+        gate = pbx_gate(runtime, tenant)
+
+    started = time.monotonic()
+
+    def one(link_id: int) -> tuple[StarfaceReading, StarfaceWrites] | StarfaceError | None:
+        if time.monotonic() - started > BATCH_TIME_BUDGET_S:
+            return None  # not started: handed on to a new batch, so the task ends well within its limit
+        account, applied, previous_intent = work[link_id]
+        try:
+            return read_and_write(plans[link_id][0], account, applied, previous_intent, policy, rest, bridge,
+                                  gate)
+        except StarfaceError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(len(work), gate.limits.max_in_flight),
+                            thread_name_prefix="starface") as pool:
+        outcomes = dict(zip(work, pool.map(one, work), strict=True))
+
+    done = {i: o for i, o in outcomes.items() if isinstance(o, tuple)}
+    failed = {i: o for i, o in outcomes.items() if isinstance(o, StarfaceError)}
+    deferred = [i for i, o in outcomes.items() if o is None]
+    applied_at = utcnow()
+    with transaction(runtime.sessions) as session:
+        completions = [(link_id, writes.applied.to_json(), owned_fields(writes.applied),
+                        plans[link_id][0].observed_at, plans[link_id][0].sequence_number)
+                       for link_id, (_, writes) in done.items()]
+        recorded = complete_claims(session, target=Target.STARFACE.value, claim_id=claim_id, now=applied_at,
+                                   items=completions)
+        changed = 0
+        for link_id, (reading, writes) in done.items():
+            if link_id in recorded and writes.has_writes:
+                plan = plans[link_id][0]
+                record_change(session, tenant_id=tenant_id, user_link_id=link_id,
+                              target=Target.STARFACE.value, before={"dnd": reading.dnd},
+                              after=_written(writes), cause=_cause(plan), observed_at=plan.observed_at,
+                              applied_at=applied_at)
+                changed += 1
+        if changed:
+            health.record_changes(session, tenant_id, changed)
+        next_versions = release_claims(session, target=Target.STARFACE.value, claim_id=claim_id,
+                                       user_link_ids=[*failed, *deferred])
+        permanent = [exc for exc in failed.values() if exc.permanent]
+        if permanent:
+            health.record_error(session, tenant_id, type(permanent[0]).__name__, str(permanent[0]),
+                                poll=False)
+    if len(recorded) < len(done):
+        log.warning("tenant %s: %d claims expired before the writes were recorded", tenant_id,
+                    len(done) - len(recorded))
+    retrying = []
+    for link_id, exc in failed.items():
+        if exc.permanent:
+            log.error("tenant %s user %s: STARFACE refused the update: %s", tenant_id, link_id, exc)
+        elif next_versions.get(link_id) is not None:
+            queue.apply(tenant_id, link_id, plans[link_id][1], next_versions[link_id],
+                        countdown_s=BATCH_RETRY_DELAY_S)
+            retrying.append(link_id)
+    later = [(link_id, plans[link_id][1], next_versions[link_id]) for link_id in deferred
+             if next_versions.get(link_id) is not None]
+    if later:
+        queue.apply_batch(tenant_id, later)
+        retrying.extend(link_id for link_id, _, _ in later)
+    return {"users": len(plans), "claimed": len(work), "written": changed, "failed": len(failed),
+            "deferred": len(later),
+            "retrying": retrying, "pbx_wait_s": round(gate.waited_s, 3)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +61,83 @@ class Coordination(Protocol):
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
     def drop_note(self, tenant_id: int, name: str) -> None: ...
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float: ...
+    def pbx_release(self, pbx: str, holder: str) -> None: ...
+    def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None: ...
+
+
+@dataclass(frozen=True)
+class PbxLimits:
+    """How hard we may drive one STARFACE: requests in flight and per second, shared by every worker.
+
+    The defaults suit a small appliance. A PBX that answers 5xx, times out or answers slower than
+    ``slow_s`` is penalized: its allowance (both figures) halves, at most once per ``recover_s``, down to
+    one request in flight; it grows back by one step every ``recover_s`` without a penalty.
+    """
+
+    max_in_flight: int = 4
+    max_per_s: float = 20.0
+    lease_s: float = 30.0
+    slow_s: float = 2.0
+    recover_s: float = 5.0
+
+
+_PBX_ACQUIRE_SCRIPT = """
+local max_in_flight = tonumber(ARGV[1])
+local rate_max = tonumber(ARGV[2])
+local holder = ARGV[3]
+local lease = tonumber(ARGV[4])
+local recover = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local state = redis.call('HMGET', KEYS[2], 'tokens', 'ts', 'cap', 'penalized')
+local cap = tonumber(state[3]) or max_in_flight
+local penalized = tonumber(state[4]) or now
+if cap < max_in_flight then
+  local steps = math.floor((now - penalized) / recover)
+  if steps > 0 then
+    cap = math.min(max_in_flight, cap + steps)
+    penalized = penalized + steps * recover
+  end
+end
+local rate = rate_max * cap / max_in_flight
+local burst = math.max(1, rate / 4)
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if redis.call('ZCARD', KEYS[1]) >= cap then
+  wait = -1
+elseif tokens < 1 then
+  wait = (1 - tokens) / rate
+else
+  tokens = tokens - 1
+  redis.call('ZADD', KEYS[1], now + lease, holder)
+end
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', tostring(now), 'cap', tostring(cap),
+           'penalized', tostring(penalized))
+redis.call('EXPIRE', KEYS[1], math.ceil(lease) + 60)
+redis.call('EXPIRE', KEYS[2], 3600)
+return tostring(wait)
+"""
+
+_PBX_PENALIZE_SCRIPT = """
+local max_in_flight = tonumber(ARGV[1])
+local recover = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'cap', 'penalized')
+local cap = tonumber(state[1]) or max_in_flight
+local penalized = tonumber(state[2])
+if cap < max_in_flight and penalized and now - penalized < recover then
+  return tostring(cap)
+end
+cap = math.max(1, math.floor(cap / 2))
+redis.call('HSET', KEYS[1], 'cap', tostring(cap), 'penalized', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(cap)
+"""
 
 
 _TAKE_SCRIPT = """
@@ -91,6 +169,8 @@ class RedisCoordination:
         self._redis = client
         self._shape = shape or BudgetShape.for_limit()
         self._take = client.register_script(_TAKE_SCRIPT)
+        self._pbx_acquire = client.register_script(_PBX_ACQUIRE_SCRIPT)
+        self._pbx_penalize = client.register_script(_PBX_PENALIZE_SCRIPT)
 
     @staticmethod
     def _key(tenant_id: int, what: str) -> str:
@@ -143,6 +223,25 @@ class RedisCoordination:
 
     def drop_note(self, tenant_id: int, name: str) -> None:
         self._redis.delete(self._key(tenant_id, f"note:{name}"))
+    @staticmethod
+    def _pbx_key(pbx: str, what: str) -> str:
+        return f"{KEY_PREFIX}:pbx:{pbx}:{what}"
+
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float:
+        """Takes one request slot of the PBX for ``holder``: 0.0 if granted, else seconds to wait (-1.0:
+        every slot is taken, wait for a release)."""
+        wait = self._pbx_acquire(
+            keys=[self._pbx_key(pbx, "slots"), self._pbx_key(pbx, "state")],
+            args=[limits.max_in_flight, limits.max_per_s, holder, limits.lease_s, limits.recover_s],
+        )
+        return float(wait)
+
+    def pbx_release(self, pbx: str, holder: str) -> None:
+        self._redis.zrem(self._pbx_key(pbx, "slots"), holder)
+
+    def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None:
+        """The PBX answered 5xx, timed out or was slow: halve its allowance (see PbxLimits)."""
+        self._pbx_penalize(keys=[self._pbx_key(pbx, "state")], args=[limits.max_in_flight, limits.recover_s])
 
 
 class LocalCoordination:
@@ -157,6 +256,8 @@ class LocalCoordination:
         self._event_ids: dict[tuple[int, str], float] = {}
         self._pending: dict[tuple[int, int], float] = {}
         self._notes: dict[tuple[int, str], tuple[str, float]] = {}
+        self._pbx: dict[str, dict[str, float]] = {}
+        self._pbx_holders: dict[str, set[str]] = {}
 
     def block(self, tenant_id: int, seconds: float) -> None:
         with self._lock:
@@ -219,6 +320,100 @@ class LocalCoordination:
     def drop_note(self, tenant_id: int, name: str) -> None:
         with self._lock:
             self._notes.pop((tenant_id, name), None)
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float:
+        with self._lock:
+            now = self._clock()
+            burst = max(1.0, limits.max_per_s / 4)
+            state = self._pbx.setdefault(pbx, {"cap": limits.max_in_flight, "penalized": now, "tokens": burst,
+                                               "ts": now})
+            holders = self._pbx_holders.setdefault(pbx, set())
+            if state["cap"] < limits.max_in_flight:
+                steps = math.floor((now - state["penalized"]) / limits.recover_s)
+                if steps > 0:
+                    state["cap"] = min(limits.max_in_flight, state["cap"] + steps)
+                    state["penalized"] += steps * limits.recover_s
+            rate = limits.max_per_s * state["cap"] / limits.max_in_flight
+            burst = max(1.0, rate / 4)
+            state["tokens"] = min(burst, state["tokens"] + (now - state["ts"]) * rate)
+            state["ts"] = now
+            if len(holders) >= state["cap"]:
+                return -1.0
+            if state["tokens"] < 1:
+                return (1 - state["tokens"]) / rate
+            state["tokens"] -= 1
+            holders.add(holder)
+            return 0.0
+
+    def pbx_release(self, pbx: str, holder: str) -> None:
+        with self._lock:
+            self._pbx_holders.get(pbx, set()).discard(holder)
+
+    def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None:
+        with self._lock:
+            now = self._clock()
+            state = self._pbx.setdefault(pbx, {"cap": limits.max_in_flight, "penalized": now, "tokens": 1.0,
+                                               "ts": now})
+            if state["cap"] < limits.max_in_flight and now - state["penalized"] < limits.recover_s:
+                return
+            state["cap"] = max(1, state["cap"] // 2)
+            state["penalized"] = now
+
+
+class PbxGate:
+    """Around every request to one PBX: waits for a slot under its ``PbxLimits`` (shared through the
+    coordination by all workers), releases it afterwards, and penalizes the PBX for a 5xx, a timeout or a
+    slow answer.
+
+        with gate.request():
+            rest.set_dnd(...)
+    """
+
+    #: The longest single wait between two attempts to get a slot (a released slot is noticed this fast).
+    POLL_S = 0.01
+
+    def __init__(self, coordination: Coordination, pbx: str, limits: PbxLimits,
+                 sleep=time.sleep, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self._coordination = coordination
+        self._pbx = pbx
+        self.limits = limits
+        self._sleep = sleep
+        self._clock = clock
+        self.waited_s = 0.0
+
+    def request(self) -> _GatedRequest:
+        return _GatedRequest(self)
+
+    def _acquire(self, holder: str) -> None:
+        started = self._clock()
+        while True:
+            wait = self._coordination.pbx_acquire(self._pbx, self.limits, holder)
+            if wait == 0.0:
+                self.waited_s += self._clock() - started
+                return
+            # Pacing of a rate limiter (not synchronisation): the wait the bucket named, or a short poll
+            # for a slot to be released.
+            self._sleep(self.POLL_S if wait < 0 else min(wait, 0.25))
+
+    def _release(self, holder: str, seconds: float, failed: bool) -> None:
+        self._coordination.pbx_release(self._pbx, holder)
+        if failed or seconds > self.limits.slow_s:
+            self._coordination.pbx_penalize(self._pbx, self.limits)
+
+
+class _GatedRequest:
+    def __init__(self, gate: PbxGate) -> None:
+        self._gate = gate
+        self._holder = uuid.uuid4().hex
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._gate._acquire(self._holder)
+        self._started = self._gate._clock()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        # A transient failure (5xx, timeout, connection refused) means the PBX is overloaded or down.
+        overloaded = exc is not None and getattr(exc, "permanent", True) is False
+        self._gate._release(self._holder, self._gate._clock() - self._started, overloaded)
 
 
 class TenantEventIds:

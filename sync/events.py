@@ -24,7 +24,7 @@ from presence.linking import LinkState
 from sync import rivals
 from sync.apply import repair_user
 from sync.runtime import Runtime
-from sync.teams_session import reconcile_session
+from sync.teams_session import SessionConflict, reconcile_session
 from tenants.policy import policy_for
 from tenants.service import load_tenant
 
@@ -96,8 +96,11 @@ def _chat_text_changed(
     with transaction(runtime.sessions) as session:
         rows = load_applied_states(session, [link.id])
     starface_row = rows.get((link.id, Target.STARFACE.value))
-    if starface_row is None or is_claimed(starface_row, utcnow()):
-        return {"ignored": "nothing of ours applied, or an update is in flight"}
+    if starface_row is None:
+        return {"ignored": "nothing of ours applied"}
+    if is_claimed(starface_row, utcnow()):
+        # An update (possibly a batch of many users) is being written: decide once it is recorded.
+        raise SessionConflict(f"user {link.id}: a STARFACE update is in flight")
     reading = StarfaceReading(chat_text=event.chat_text or "", chat_symbol=event.chat_presence or None)
     teams_row = rows.get((link.id, Target.TEAMS.value))
     wrote = repair_user(runtime, tenant, link, starface_row, reading, teams_row,

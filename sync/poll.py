@@ -2,8 +2,9 @@
 
 Per batch, whatever its size: one Graph request, and a constant number of database queries (the tenant
 with its rules, the batch's applied states in ONE query, one health update). Updates are queued
-after the transaction, only for users whose desired STARFACE state differs from the applied one, and
-not for users whose update is in flight (an unexpired claim).
+after the transaction, together (one task per up to APPLY_BATCH_MAX users), only for users whose desired
+STARFACE state differs from the applied one, and not for users whose update is in flight (an unexpired
+claim).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from models.db import transaction
 from models.store import is_claimed, load_applied_states
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
 from sync import health
-from sync.ports import APPLY_EXPIRES_S, Batch, TaskQueue
+from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, Batch, TaskQueue
 from sync.runtime import Runtime
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.policy import policy_for
@@ -91,7 +92,23 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
     # Users whose previous update still waits in the queue get no second one (it would only be dropped).
     fresh = set(coordination.mark_pending(tenant_id, [link_id for link_id, _, _ in updates], APPLY_EXPIRES_S))
     queued = [update for update in updates if update[0] in fresh]
-    for link_id, plan_json, version in queued:
-        queue.apply(tenant_id, link_id, plan_json, version)
+    # The batch's changes are applied together (sync/apply.py: run_apply_batch), in tasks of at most
+    # APPLY_BATCH_MAX users.
+    for start in range(0, len(queued), APPLY_BATCH_MAX):
+        queue.apply_batch(tenant_id, queued[start:start + APPLY_BATCH_MAX])
     return {"users": len(batch), "presences": len(presences), "updates": len(queued),
             "already_queued": len(updates) - len(queued)}
+
+
+def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQueue,
+                  now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
+    """Polls the whole batches of several small tenants in one task (the scheduler packs them), one
+    tenant after another, each exactly as ``run_poll``; a tenant's failure does not stop the others."""
+    results: dict[str, Any] = {}
+    for tenant_id, batch in polls:
+        try:
+            results[str(tenant_id)] = run_poll(runtime, tenant_id, batch, queue, now)
+        except Exception as exc:  # noqa: BLE001 - the next cycle polls it again; the others go on
+            log.exception("tenant %s: poll failed", tenant_id)
+            results[str(tenant_id)] = {"failed": type(exc).__name__}
+    return {"tenants": len(polls), "results": results}

@@ -10,7 +10,9 @@ ALL_QUEUES = (QUEUE_POLL, QUEUE_APPLY, QUEUE_EVENTS, QUEUE_MAINTENANCE)
 
 TASK_TICK = "teamsconnect.scheduler.tick"
 TASK_POLL_BATCH = "teamsconnect.poll.batch"
+TASK_POLL_MANY = "teamsconnect.poll.many"
 TASK_APPLY_STARFACE = "teamsconnect.apply.starface"
+TASK_APPLY_STARFACE_BATCH = "teamsconnect.apply.starface_batch"
 TASK_STARFACE_EVENT = "teamsconnect.events.starface"
 TASK_KEEP_ALIVE = "teamsconnect.maintenance.keep_alive"
 TASK_DIRECTORY_SYNC = "teamsconnect.maintenance.directory_sync"
@@ -22,7 +24,9 @@ TASK_REPAIR_TENANT = "teamsconnect.maintenance.drift_repair_tenant"
 TASK_ROUTES = {
     TASK_TICK: QUEUE_POLL,
     TASK_POLL_BATCH: QUEUE_POLL,
+    TASK_POLL_MANY: QUEUE_POLL,
     TASK_APPLY_STARFACE: QUEUE_APPLY,
+    TASK_APPLY_STARFACE_BATCH: QUEUE_APPLY,
     TASK_STARFACE_EVENT: QUEUE_EVENTS,
     TASK_KEEP_ALIVE: QUEUE_MAINTENANCE,
     TASK_DIRECTORY_SYNC: QUEUE_MAINTENANCE,

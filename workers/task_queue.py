@@ -10,9 +10,13 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from connectors.starface import StarfaceEvent
 from sync.events import event_to_args
-from sync.ports import APPLY_EXPIRES_S, Batch, QueueUnavailable
+from sync.ports import APPLY_EXPIRES_S, ApplyItem, Batch, QueueUnavailable
 from workers import queues
 from workers.app import celery_app
+
+#: Priorities within the events queue (kombu's Redis transport serves lower numbers first).
+CALL_EVENT_PRIORITY = 0
+OTHER_EVENT_PRIORITY = 9
 
 #: A per-tenant maintenance task not started within this time is dropped (its periodic entry comes again).
 MAINTENANCE_EXPIRES_S = 600.0
@@ -30,12 +34,30 @@ class CeleryTaskQueue:
             expires=max(2.0, interval_s * 2),
         )
 
+    def poll_many(self, polls: list[tuple[int, Batch]], cycle_at: datetime, interval_s: float) -> None:
+        celery_app.send_task(
+            queues.TASK_POLL_MANY,
+            kwargs={"polls": [[tenant_id, [list(pair) for pair in batch]] for tenant_id, batch in polls],
+                    "cycle_at": cycle_at.isoformat()},
+            queue=queues.QUEUE_POLL,
+            expires=max(2.0, interval_s * 2),
+        )
+
     def apply(self, tenant_id: int, user_link_id: int, plan: dict[str, Any], expected_version: int | None,
-              expires_s: float = APPLY_EXPIRES_S) -> None:
+              expires_s: float = APPLY_EXPIRES_S, countdown_s: float = 0.0) -> None:
         celery_app.send_task(
             queues.TASK_APPLY_STARFACE,
             kwargs={"tenant_id": tenant_id, "user_link_id": user_link_id, "plan": plan,
                     "expected_version": expected_version},
+            queue=queues.QUEUE_APPLY,
+            expires=expires_s + countdown_s,
+            countdown=countdown_s or None,
+        )
+
+    def apply_batch(self, tenant_id: int, items: list[ApplyItem], expires_s: float = APPLY_EXPIRES_S) -> None:
+        celery_app.send_task(
+            queues.TASK_APPLY_STARFACE_BATCH,
+            kwargs={"tenant_id": tenant_id, "items": [list(item) for item in items]},
             queue=queues.QUEUE_APPLY,
             expires=expires_s,
         )
@@ -49,6 +71,9 @@ class CeleryTaskQueue:
                         "received_at": received_at.isoformat()},
                 queue=queues.QUEUE_EVENTS,
                 expires=600,
+                # Calls first: the DND and chat-status events that our own STARFACE writes raise (hundreds
+                # during a burst of updates) must not hold up a ringing phone (Redis: 0 is served first).
+                priority=CALL_EVENT_PRIORITY if event.type == "telephony" else OTHER_EVENT_PRIORITY,
             )
         except (BrokerError, OSError) as exc:
             raise QueueUnavailable(type(exc).__name__) from exc

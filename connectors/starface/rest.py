@@ -143,14 +143,19 @@ class StarfaceRestClient:
     def get_dnd(self, account_id: int) -> bool:
         return self._phone_config(account_id).doNotDisturb
 
-    def set_dnd(self, account_id: int, on: bool) -> DndWrite:
+    def read_phone_config(self, account_id: int) -> _PhoneConfig:
+        """The user's whole PhoneConfig (``.doNotDisturb`` is the DND), to hand back to ``set_dnd``."""
+        return self._phone_config(account_id)
+
+    def set_dnd(self, account_id: int, on: bool, config: _PhoneConfig | None = None) -> DndWrite:
         """Read-modify-write of the whole PhoneConfig; no PUT when DND already has the wanted value.
 
         `dnd_before` is what the PBX had, which tells the caller whether the user had set DND by hand.
         The REST API has no conditional write, so a change the user makes between our GET and PUT is lost;
-        the bridge's DND event and the next drift check reveal it.
+        the bridge's DND event and the next drift check reveal it. ``config``, from ``read_phone_config``
+        just before, saves the second GET of a caller that read the DND to decide on the write.
         """
-        config = self._phone_config(account_id)
+        config = config if config is not None else self._phone_config(account_id)
         if config.doNotDisturb == on:
             return DndWrite(account_id, dnd_before=on, dnd_after=on, written=False)
         body = {**config.model_dump(), "doNotDisturb": on}

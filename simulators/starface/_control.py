@@ -264,6 +264,17 @@ def _clear_log(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Respon
     return Response(204)
 
 
+@_route("GET", "/concurrency")
+def _get_concurrency(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    return json_response(200, {"inFlight": sim.concurrency.in_flight, "peak": sim.concurrency.peak})
+
+
+@_route("DELETE", "/concurrency")
+def _reset_concurrency(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
+    sim.concurrency.reset()
+    return Response(204)
+
+
 @_route("GET", "/webhooks")
 def _get_webhooks(sim: StarfaceSimulator, req: Request, m: re.Match[str]) -> Response:
     hooks = sim.webhooks

@@ -119,6 +119,13 @@ class StarfaceSimControl:
 
     def bridge(self) -> dict[str, Any]:
         return self._call("GET", "/bridge")
+    def concurrency(self) -> dict[str, int]:
+        """{inFlight, peak}: /rest and /xml-rpc requests served at this moment and the most at once."""
+        return self._call("GET", "/concurrency")
+
+    def reset_concurrency(self) -> None:
+        """Starts a new peak from the requests in flight now."""
+        self._call("DELETE", "/concurrency")
 
     # webhooks
     def set_webhook(self, url: str | None = None, *, duplicate_rate: float | None = None) -> None:

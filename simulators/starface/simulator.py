@@ -63,6 +63,7 @@ class StarfaceSimulator:
         self.rivals = _control.RivalSyncs(self.pbx)
         self.faults = FaultInjector()
         self.request_log = RequestLog(request_log_limit)
+        self.concurrency = ConcurrencyCounter()
         self._host, self._port, self._tls = host, port, tls
         self._certfile, self._keyfile = certfile, keyfile
         self._server: _Server | None = None
@@ -134,6 +135,10 @@ class StarfaceSimulator:
         if req.path.startswith("/__sim/"):
             return _control.handle(self, req)
         self.request_log.add(req)
+        with self.concurrency:
+            return self._serve(req)
+
+    def _serve(self, req: Request) -> Response:
         fault = self.faults.take(req.method, req.path)
         if fault is not None:
             if fault.delay_s > 0:
@@ -147,6 +152,28 @@ class StarfaceSimulator:
         if req.path == "/xml-rpc":
             return _bridge_rpc.handle(self.pbx, req)
         return error_response(404, "NOT_FOUND", f"no resource {req.path}")
+
+
+class ConcurrencyCounter:
+    """/rest and /xml-rpc requests being served right now, and the most at once since the last reset."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak = self.in_flight
 
 
 class _Server(ThreadingHTTPServer):

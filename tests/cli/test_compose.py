@@ -15,7 +15,7 @@ from web.settings import WebSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"
-APP_SERVICES = ("migrate", "web", "worker", "beat", "flower")
+APP_SERVICES = ("migrate", "web", "worker", "worker-events", "beat", "flower")
 SERVICE_PACKAGES = ("config", "models", "scheduler", "workers", "connectors", "presence", "web", "cli")
 
 

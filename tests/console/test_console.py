@@ -168,7 +168,7 @@ def test_bad_general_and_selection_input_names_the_field_and_the_fix(
     assert selection.status_code == 400 and "starface_group is required" in selection.text
     with pg_sessions() as session:
         tenant = session.get_one(Tenant, tenant_id)
-        assert tenant.poll_interval_s == 2.0 and tenant.selection_mode == "all_except_listed"
+        assert tenant.poll_interval_s == 1.0 and tenant.selection_mode == "all_except_listed"
 
 
 def test_secrets_are_write_only_and_recorded_only_as_replaced(

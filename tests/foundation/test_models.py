@@ -26,7 +26,7 @@ def test_it_stores_a_tenant_with_rules_health_and_defaults(
     with sessions() as session:
         stored = session.scalars(select(Tenant)).one()
         assert stored.login_ids == ["1001", "1002"]
-        assert stored.poll_interval_s == 2.0
+        assert stored.poll_interval_s == 1.0  # issue 14: a floor, stretched to the Graph budget
         assert stored.teams_presence_mode == "dnd_presenting"  # issue 11: the module sets "Nicht stören"
         assert stored.selection_mode == "all_except_listed"
         assert stored.next_poll_at.tzinfo is not None

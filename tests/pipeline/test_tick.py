@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.crypto import SecretBox
+from scheduler import tick
 from scheduler.tick import run_tick
 from sync.coordination import LocalCoordination
 from sync.ports import CollectingQueue
@@ -33,7 +35,39 @@ def test_it_claims_each_due_tenant_once_and_batches_its_users(
     polls = [(tenant_id, len(batch)) for tenant_id, batch, *_ in queue.polls]
     assert sorted(polls) == [(1, 50), (1, 650), (2, 3)]  # 700 users -> two batches; no users -> no poll
     assert sorted(result.claimed) == [1, 2, 3]
-    # due tenants + their users (one query for all) + one conditional update per claim
-    assert queries.count == 2 + 3
+    # due tenants + their users (one query for all) + ONE conditional update claiming them all
+    assert queries.count == 2 + 1
     again = run_tick(pg_sessions, coordination, queue, NOW)
     assert again.claimed == [] and len(queue.polls) == 3  # claimed until the next interval
+
+
+def test_it_polls_small_tenants_together_in_tasks_of_at_most_650_users(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    with pg_sessions.begin() as session:
+        for n in range(30):  # 30 tenants of 25 users: 750 users, so two tasks
+            tenant = make_tenant(session, box, name=f"small{n}", next_poll_at=NOW - timedelta(seconds=1))
+            make_user_links(session, tenant, 25, first_account=1000 * n)
+        big = make_tenant(session, box, name="big", next_poll_at=NOW - timedelta(seconds=1))
+        make_user_links(session, big, 700, first_account=900_000)
+    queue = CollectingQueue()
+    result = run_tick(pg_sessions, LocalCoordination(), queue, NOW)
+    assert len(result.claimed) == 31
+    assert [sum(len(batch) for _, batch in task) for task in queue.poll_tasks] == [650, 100]
+    polled = sorted(tenant_id for task in queue.poll_tasks for tenant_id, _ in task)
+    assert polled == sorted(set(result.claimed) - {big.id})  # every small tenant exactly once
+    assert sorted(len(batch) for tenant_id, batch, *_ in queue.polls if tenant_id == big.id) == [50, 650]
+
+
+def test_it_claims_chunk_after_chunk_until_no_tenant_is_due(
+    pg_sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tick, "CLAIM_CHUNK", 3)
+    with pg_sessions.begin() as session:
+        for n in range(7):
+            tenant = make_tenant(session, box, name=f"t{n}", next_poll_at=NOW - timedelta(seconds=1))
+            make_user_links(session, tenant, 2, first_account=1000 * n)
+    queue = CollectingQueue()
+    result = run_tick(pg_sessions, LocalCoordination(), queue, NOW)
+    assert len(result.claimed) == 7 == len(set(result.claimed))
+    assert run_tick(pg_sessions, LocalCoordination(), queue, NOW).claimed == []

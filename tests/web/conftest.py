@@ -63,8 +63,10 @@ class Broker:
         self.client = redis.Redis.from_url(self.server.url())
 
     def raw_messages(self) -> list[bytes]:
-        """Oldest first (kombu LPUSHes and consumers pop from the right)."""
-        return list(reversed(self.client.lrange(queues.QUEUE_EVENTS, 0, -1)))
+        """Oldest first (kombu LPUSHes and consumers pop from the right), calls' list before the lower
+        priority list of the other events (workers/task_queue.py)."""
+        keys = [queues.QUEUE_EVENTS, f"{queues.QUEUE_EVENTS}\x06\x169"]
+        return [raw for key in keys for raw in reversed(self.client.lrange(key, 0, -1))]
 
     def messages(self) -> list[dict[str, Any]]:
         """Each message as ``{"task", "kwargs", "raw"}`` (Celery protocol 2: body = [args, kwargs, embed])."""

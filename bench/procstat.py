@@ -1,0 +1,101 @@
+"""CPU time and memory of whole process trees, read from /proc (Linux): the worker processes' own CPU,
+not the benchmark's estimate of it.
+
+A tree is a process and every descendant alive at the moment of reading (a Celery worker's pool children,
+uvicorn's server). Children that already exited count through the parent's cutime/cstime once reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections import defaultdict
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; everything after its closing parenthesis is fixed.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                tree[int(fields[1])].append(int(entry))
+    return tree
+
+
+def tree_of(pid: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    children = children if children is not None else _children()
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, ()))
+    return found
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU seconds of these process trees (live members, and reaped children of each)."""
+    children = _children()
+    total = 0
+    for root in roots:
+        for pid in tree_of(root, children):
+            fields = _stat(pid)
+            if fields is not None:  # utime, stime, cutime, cstime are fields 14-17 (index 11-14 here)
+                total += sum(int(value) for value in fields[11:15])
+    return total / _TICK
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (MB)."""
+    fields = _stat(pid)
+    return round(int(fields[21]) * _PAGE / 2**20, 1) if fields is not None else 0.0
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU (all its threads), without its children."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+class CpuMeter:
+    """CPU seconds per named group of process trees, between ``start()`` and ``read()``; the harness
+    (this process) is its own group."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self._started: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        values = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        values["harness"] = own_cpu_seconds()
+        return values
+
+    def start(self) -> CpuMeter:
+        self._started = self._now()
+        return self
+
+    def read(self) -> dict[str, float]:
+        now = self._now()
+        return {name: round(now[name] - self._started.get(name, 0.0), 3) for name in now}

@@ -1,0 +1,138 @@
+"""Issue 14: a poll's changes are applied together under the PBX's limits, and STARFACE call events never
+wait behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
+from models import ChangeLog
+from models.db import transaction
+from simulators.paired import paired_seeds
+from sync.coordination import LocalCoordination, PbxGate, PbxLimits
+from sync.poll import run_poll
+from sync.ports import CollectingQueue
+from workers.task_queue import CELERY_QUEUE
+
+USERS = 40
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(USERS + 2))
+
+
+def _decide(stack: Stack, users: range) -> CollectingQueue:
+    """Every user in ``users`` starts a Teams call; one poll decides their updates (not sent yet)."""
+    for index in users:
+        stack.teams(index, "sign_in")
+        stack.teams(index, "call_start")
+    decided = CollectingQueue()
+    batch = [pair for pair in stack.linked_batch()]
+    run_poll(stack.runtime, stack.tenant_id, batch, decided)
+    assert len(decided.applies) == len(users)
+    return decided
+
+
+def test_no_pbx_ever_sees_more_requests_in_flight_than_its_limit(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=3600.0)  # only the polls this test sends
+    items = [item for _, batch in _decide(stack, range(USERS)).apply_batches for item in batch]
+    # A PBX that takes 30 ms per REST request, so that requests overlap if nothing holds them back.
+    stack.pbx.inject_fault("/rest/users/*", delay_s=0.03, count=-1)
+    stack.pbx.reset_concurrency()
+    stack.start_worker("w1", concurrency=2)
+    stack.start_worker("w2", concurrency=2)
+    # Four batch tasks of ten users, run by four worker processes at once, each up to four threads.
+    for start in range(0, USERS, 10):
+        CELERY_QUEUE.apply_batch(stack.tenant_id, items[start:start + 10])
+    wait_until(lambda: all(stack.user(i)["dnd"] for i in range(USERS)), timeout=60, what="every DND on")
+    stack.settle()
+    limit = stack.runtime.settings.starface_max_in_flight
+    peak = stack.pbx.concurrency()["peak"]
+    assert 2 <= peak <= limit  # concurrent, never above the limit
+    assert [stack.phoneconfig_puts(i) for i in range(USERS)] == [1] * USERS
+    assert len(stack.changes("starface")) == USERS
+
+
+def test_a_call_event_is_handled_while_a_burst_of_updates_is_still_being_applied(stack: Stack) -> None:
+    stack.add_tenant(poll_interval_s=3600.0)
+    decided = _decide(stack, range(USERS))
+    # A slow PBX: the burst takes many seconds (each REST request 200 ms, at most 4 in flight).
+    stack.pbx.inject_fault("/rest/users/*", delay_s=0.2, count=-1)
+    for tenant_id, batch in decided.apply_batches:
+        CELERY_QUEUE.apply_batch(tenant_id, batch)
+    for tenant_id, batch in decided.apply_batches * 20:  # and a flood of duplicates behind it
+        CELERY_QUEUE.apply_batch(tenant_id, batch)
+    stack.start_worker("w1", concurrency=1)  # one process for polls and updates, the events reserved
+    wait_until(lambda: stack.pbx.concurrency()["inFlight"] > 0, timeout=30, what="the burst to start")
+    login = stack.seeds.login(USERS + 1)
+    stack.pbx.ring(login)
+    stack.pbx.answer(login)
+    wait_until(lambda: stack.ms.count("setPresence") >= 1, timeout=30, what="the Teams session for the call")
+    # Ordering, not speed: the event was handled before the first batch of updates was recorded.
+    assert stack.changes("starface") == []
+    stack.pbx.clear_faults()
+    wait_until(lambda: len(stack.changes("starface")) == USERS, timeout=60, what="the burst applied")
+
+
+def test_a_struggling_pbx_gets_fewer_requests_and_recovers() -> None:
+    now = [0.0]
+    coordination = LocalCoordination(clock=lambda: now[0])
+    limits = PbxLimits(max_in_flight=4, max_per_s=1000.0, recover_s=5.0)
+    holders = [f"h{i}" for i in range(5)]
+    granted = [coordination.pbx_acquire("pbx", limits, h) == 0.0 for h in holders]
+    assert granted == [True] * 4 + [False]  # four in flight at most
+    for holder in holders[:4]:
+        coordination.pbx_release("pbx", holder)
+    coordination.pbx_penalize("pbx", limits)  # a 5xx
+    coordination.pbx_penalize("pbx", limits)  # a second one right after does not halve again
+    now[0] += 0.1
+    granted = [coordination.pbx_acquire("pbx", limits, h) == 0.0 for h in holders]
+    assert granted == [True, True, False, False, False]
+    for holder in holders:
+        coordination.pbx_release("pbx", holder)
+    now[0] += 10.0  # two recovery steps without trouble
+    granted = [coordination.pbx_acquire("pbx", limits, h) == 0.0 for h in holders]
+    assert granted == [True] * 4 + [False]
+
+
+def test_the_gate_penalizes_a_transient_failure_but_not_a_permanent_one() -> None:
+    class Transient(Exception):
+        permanent = False
+
+    class Permanent(Exception):
+        permanent = True
+
+    coordination = LocalCoordination()
+    limits = PbxLimits(max_in_flight=4, max_per_s=1000.0)
+    gate = PbxGate(coordination, "pbx", limits)
+    with pytest.raises(Permanent), gate.request():
+        raise Permanent
+    assert [coordination.pbx_acquire("pbx", limits, f"a{i}") for i in range(4)] == [0.0] * 4
+    for i in range(4):
+        coordination.pbx_release("pbx", f"a{i}")
+    with pytest.raises(Transient), gate.request():
+        raise Transient
+    assert [coordination.pbx_acquire("pbx", limits, f"b{i}") == 0.0 for i in range(3)] == [True, True, False]
+
+
+def test_small_tenants_polled_in_one_task_get_their_changes(stack: Stack) -> None:
+    others = [stack.seeds.login(i) for i in range(20, USERS + 2)]
+    first = stack.add_tenant("first", selection={"mode": "all_except_listed", "login_ids": others})
+    mine = [stack.seeds.login(i) for i in range(20)]
+    second = stack.add_tenant("second", selection={"mode": "all_except_listed", "login_ids": mine})
+    for index in (3, 30):  # one user of each tenant
+        stack.teams(index, "sign_in")
+        stack.teams(index, "call_start")
+    stack.start_worker("w1", concurrency=1)
+    requests = stack.ms.count("getPresencesByUserId")
+    stack.until(lambda: stack.user(3)["dnd"] and stack.user(30)["dnd"], timeout=30, what="both DNDs on")
+    assert stack.ms.count("getPresencesByUserId") - requests >= 2  # a Graph request per tenant
+    stack.settle()
+    with transaction(stack.runtime.sessions) as session:
+        tenants = dict(session.execute(select(ChangeLog.user_link_id, ChangeLog.tenant_id)).all())
+    assert sorted(tenants.values()) == sorted([first, second])
