@@ -20,12 +20,15 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import AppliedState, Target, Tenant, UserLink
@@ -61,6 +64,7 @@ from tenants.policy import policy_for
 from tenants.service import load_tenant
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLAIM_LEASE = timedelta(seconds=TASK_TIME_LIMIT_S + 30)
 MAX_RETRIES = 5
@@ -136,8 +140,11 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
         with _gated(gate):
             config = rest.read_phone_config(account)
     reading = StarfaceReading(dnd=config.doNotDisturb if config is not None else None)
-    if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol):
+    if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol
+                                                        or previous_intent):
         # A symbol is written with the message: read what is shown so a text of someone else's stays.
+        # After a claim whose holder died or lost its record (``previous_intent``), what it wrote is
+        # already shown: the engine then writes it no second time (design.md, exactly once).
         with _gated(gate):
             shown = next(iter(bridge.get_states([account])), None)
         if shown is not None:
@@ -227,6 +234,30 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
     return {"writes": _written(writes), "stale": writes.stale}
 
 
+#: How long the record of writes already made waits for an unreachable database (a restart) before it
+#: gives up; within the task's soft time limit together with the writes themselves.
+RECORD_RETRY_S = 15.0
+
+
+def durably(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """Runs ``work`` in one transaction, again while the database is unreachable, for up to
+    RECORD_RETRY_S: the STARFACE writes are made, and a record lost now would make them again after the
+    claim lease (found by the chaos suite's PostgreSQL restart)."""
+    deadline = time.monotonic() + RECORD_RETRY_S
+    delay_s = 0.25
+    while True:
+        try:
+            with transaction(runtime.sessions) as session:
+                return work(session)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise
+            log.warning("database unreachable while recording STARFACE writes (%s); retrying in %.2f s",
+                        type(exc).__name__, delay_s)
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, 2.0)
+
+
 def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id: str, writes: StarfaceWrites,
                   before: dict[str, Any], cause: str, observed_at: datetime | None,
                   observed_seq: str | None, noticed_at: datetime | None = None) -> None:
@@ -234,7 +265,8 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
     health counter, in one transaction. ``observed_at``/``observed_seq`` stay on the applied state;
     the audit row's latency starts at ``noticed_at`` when given (a repair notices drift now)."""
     applied_at = utcnow()
-    with transaction(runtime.sessions) as session:
+
+    def record(session: Session) -> bool:
         recorded = complete_claim(
             session, user_link_id=user_link_id, target=Target.STARFACE.value, claim_id=claim_id,
             fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
@@ -245,7 +277,9 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
                           target=Target.STARFACE.value, before=before, after=_written(writes), cause=cause,
                           observed_at=noticed_at or observed_at, applied_at=applied_at)
             health.record_changes(session, tenant_id)
-    if not recorded:
+        return recorded
+
+    if not durably(runtime, record):
         log.warning("tenant %s user %s: claim expired before the write was recorded", tenant_id, user_link_id)
 
 
@@ -360,7 +394,8 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
     failed = {i: o for i, o in outcomes.items() if isinstance(o, StarfaceError)}
     deferred = [i for i, o in outcomes.items() if o is None]
     applied_at = utcnow()
-    with transaction(runtime.sessions) as session:
+
+    def record(session: Session) -> tuple[set[int], int, dict[int, int | None], list[StarfaceError]]:
         completions = [(link_id, writes.applied.to_json(), owned_fields(writes.applied),
                         plans[link_id][0].observed_at, plans[link_id][0].sequence_number)
                        for link_id, (_, writes) in done.items()]
@@ -383,6 +418,9 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         if permanent:
             health.record_error(session, tenant_id, type(permanent[0]).__name__, str(permanent[0]),
                                 poll=False)
+        return recorded, changed, next_versions, permanent
+
+    recorded, changed, next_versions, _ = durably(runtime, record)
     if len(recorded) < len(done):
         log.warning("tenant %s: %d claims expired before the writes were recorded", tenant_id,
                     len(done) - len(recorded))

@@ -7,16 +7,24 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
 
 from embedded.stack import BROKER_URL, Stack, StackFactory
+from models import Target
 from models.base import utcnow
+from models.db import transaction
+from models.store import claim, ensure_row, load_applied_states
+from presence import StarfaceApplied, StarfacePlan
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
+from sync.apply import read_and_write, run_apply
 from sync.events import run_event
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
+from tenants.policy import policy_for
+from tenants.service import load_tenant
 from workers import queues
 from workers.task_queue import CELERY_QUEUE
 
@@ -105,3 +113,46 @@ def test_it_never_lets_one_tenants_event_reach_another_tenants_user(small_stack:
     assert stack.ms.count("setPresence") == 0
     assert run_event(stack.runtime, second, event) == {"action": "set", "session": "DoNotDisturb/Presenting"}
     assert stack.ms.count("setPresence") == 1
+
+
+def _chat_writes(stack: Stack, index: int) -> int:
+    account = f"<int>{stack.seeds.account(index)}</int>"
+    bodies = [r.get("body") or "" for r in stack.pbx.request_log() if r["path"] == "/xml-rpc"]
+    return sum(1 for body in bodies if "setChatStatus" in body and account in body)
+
+
+def test_a_claim_taken_over_after_a_lost_record_writes_nothing_twice(stack: Stack) -> None:
+    """A worker made the STARFACE writes, then lost their record (the database crashed) and died. After
+    its claim lease the next writer sees what is shown and writes nothing again (chaos suite: a PostgreSQL
+    restart during a burst wrote DND and chat text twice)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(1, "sign_in")
+    batch = stack.linked_batch()
+    link_id = batch[1][0]
+    run_poll(stack.runtime, tenant_id, batch, CollectingQueue())  # the first look is no change
+    stack.teams(1, "status_set", availability="Busy", activity="Busy")  # a chat text, and no symbol
+    decided = CollectingQueue()
+    run_poll(stack.runtime, tenant_id, batch, decided)
+    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+        assert tenant is not None
+        ensure_row(session, tenant_id=tenant_id, user_link_id=link_id, target=Target.STARFACE.value)
+        assert claim(session, user_link_id=link_id, target=Target.STARFACE.value,
+                     expected_version=version or 1, claim_id="dead-worker", claim_fields=plan,
+                     expires_at=utcnow() - timedelta(seconds=1))
+    rest, bridge = stack.runtime.starface(tenant), stack.runtime.bridge(tenant)
+    read_and_write(StarfacePlan.from_json(plan), stack.seeds.account(1), StarfaceApplied(), None,
+                   policy_for(tenant), rest, bridge, None)  # the dead worker's writes, never recorded
+    assert stack.user(1)["chatPresenceMessage"] == "Busy (MS Teams)"
+    puts, chats = stack.phoneconfig_puts(1), _chat_writes(stack, 1)
+    stack.runtime.coordination.clear_pending(tenant_id, link_id)  # its "update queued" mark has lapsed too
+    decided = CollectingQueue()
+    run_poll(stack.runtime, tenant_id, batch, decided)  # the claim has expired: decided again
+    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
+    result = run_apply(stack.runtime, tenant_id, link_id, plan, version)
+    assert result["writes"] == {}, result
+    assert (stack.phoneconfig_puts(1), _chat_writes(stack, 1)) == (puts, chats)
+    with transaction(stack.runtime.sessions) as session:
+        state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
+        assert state.claim_id is None and state.fields["chat_text"] == "Busy (MS Teams)"
