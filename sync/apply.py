@@ -140,21 +140,21 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
         with _gated(gate):
             config = rest.read_phone_config(account)
     reading = StarfaceReading(dnd=config.doNotDisturb if config is not None else None)
-    if bridge is not None and policy.chat_enabled and (plan.chat_symbol or applied.chat_symbol
-                                                        or previous_intent):
-        # A symbol is written with the message: read what is shown so a text of someone else's stays.
-        # After a claim whose holder died or lost its record (``previous_intent``), what it wrote is
-        # already shown: the engine then writes it no second time (design.md, exactly once).
-        with _gated(gate):
-            shown = next(iter(bridge.get_states([account])), None)
-        if shown is not None:
-            reading = replace(reading, chat_text=shown.chat_presence_message,
-                              chat_symbol=str(shown.chat_presence))
     if previous_intent and reading.dnd and not applied.dnd_manual \
             and previous_intent.get("dnd") == DndAction.SET.value:
         # A dead worker switched this DND on for the same intent: it is ours, not the user's.
         applied = replace(applied, dnd_ours=True)
     writes = finalize_starface(plan, reading, applied, policy)
+    if bridge is not None and (writes.chat_text is not None or writes.chat_symbol is not None):
+        # Read before writing, as for the DND: what is shown decides. A text of someone else's stays,
+        # and a text this very plan wrote before its record was lost (a retry after a timeout, a claim
+        # taken over after its holder died) is not written twice (design.md, exactly once).
+        with _gated(gate):
+            shown = next(iter(bridge.get_states([account])), None)
+        if shown is not None:
+            reading = replace(reading, chat_text=shown.chat_presence_message,
+                              chat_symbol=str(shown.chat_presence))
+            writes = finalize_starface(plan, reading, applied, policy)
     if writes.has_writes:
         perform_writes(account, writes, rest, bridge, gate, config)
     return reading, writes
