@@ -133,7 +133,7 @@ def test_the_web_command_refuses_a_short_admin_token_with_one_line(monkeypatch: 
     from cli.main import app as cli
 
     monkeypatch.setenv("TEAMSCONNECT_ADMIN_TOKEN", "tiny")
-    result = CliRunner().invoke(cli, ["web", "--port", "1"])
+    result = CliRunner().invoke(cli, ["web", "--host", "256.0.0.1", "--port", "1"])  # never serves
 
     assert result.exit_code == 2
     assert "TEAMSCONNECT_ADMIN_TOKEN" in result.output and "Traceback" not in result.output
