@@ -57,6 +57,9 @@ class Coordination(Protocol):
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
+    def ping(self) -> None:
+        """Raises if the shared store does not answer (readiness check)."""
+        ...
 
 
 _TAKE_SCRIPT = """
@@ -130,6 +133,9 @@ class RedisCoordination:
         """The user's update has run: the next change may queue a new one."""
         self._redis.delete(self._key(tenant_id, f"pending:{user_link_id}"))
 
+    def ping(self) -> None:
+        self._redis.ping()
+
 
 class LocalCoordination:
     """The same contract in one process (embedded mode, demo); not shared between processes."""
@@ -188,6 +194,9 @@ class LocalCoordination:
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
         with self._lock:
             self._pending.pop((tenant_id, user_link_id), None)
+
+    def ping(self) -> None:
+        """In-process: always there."""
 
 
 class TenantEventIds:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +30,16 @@ from sync.coordination import Coordination, LocalCoordination, RedisCoordination
 
 #: How long a worker keeps the tenants' log levels before reading them again.
 LOG_LEVELS_TTL_S = 30.0
+#: Connect and read timeout of every Redis call of ours. The webhook must answer within 1 s (bridge
+#: contract), so a hung Redis has to fail fast (redis-py's default: no read timeout at all) and is not
+#: retried within the request (a retry would double the wait); callers answer 503 / retry the task.
+REDIS_TIMEOUT_S = 0.5
+
+
+def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
+    """A Redis client with short connect and socket timeouts and no hidden retries."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 0), health_check_interval=30)
 
 
 @dataclass
@@ -138,7 +150,7 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
     coordination: Coordination
     if settings.redis_url:
-        coordination = RedisCoordination(redis.Redis.from_url(settings.redis_url))
+        coordination = RedisCoordination(redis_client(settings.redis_url))
     else:
         coordination = LocalCoordination()
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),

@@ -20,11 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sync.readiness import readiness
 from sync.runtime import get_runtime
 from web import admin, hooks
 from web.auth import require_metrics_token
 from web.metrics import WebMetrics
 from web.settings import WebSettings, load_web_settings
+from workers.app import celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,16 @@ def healthz() -> JSONResponse:
     return JSONResponse(content={"status": "ok", "database": "ok"})
 
 
+def readyz() -> JSONResponse:
+    """200 when database, coordination Redis and broker all answer within 1 s; else 503 naming which not."""
+    results = readiness(get_runtime(), str(celery_app.conf.broker_url))  # the broker this process uses
+    down = [name for name, state in results.items() if state != "ok"]
+    if down:
+        return JSONResponse(status_code=503, content={
+            "status": "unavailable", "error": f"not ready: {', '.join(down)} down", **results})
+    return JSONResponse(content={"status": "ready", **results})
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     """A new app; ``settings`` default to the environment (``TEAMSCONNECT_ADMIN_TOKEN``,
     ``TEAMSCONNECT_METRICS_TOKEN``); a bad token raises SettingsError naming the variable."""
@@ -62,6 +74,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(admin.router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"])
 
     def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
