@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca_bundle: str = Field(default="", description="Extra CA bundle for outgoing HTTPS (simulators).")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base URL of the web app.")
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Production: let tenant URLs point at loopback, private and link-local addresses "
+        "(an on-prem PBX behind a VPN). Cloud metadata addresses stay refused; https stays required.",
+    )
 
     @field_validator("log_level")
     @classmethod

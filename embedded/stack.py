@@ -215,7 +215,9 @@ class StackFactory:
     def env(self, ca_path: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMSCONNECT_")}
         env.update({
-            "TEAMSCONNECT_MODE": "production",
+            # embedded (test) mode with production's servers: the simulators listen on plain-http loopback,
+            # which production refuses (it never sends a secret over plain http or to a loopback address)
+            "TEAMSCONNECT_MODE": "embedded",
             "TEAMSCONNECT_DATABASE_URL": self.database_url,
             "TEAMSCONNECT_BROKER_URL": BROKER_URL,
             "TEAMSCONNECT_REDIS_URL": COORDINATION_URL,

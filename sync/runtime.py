@@ -20,8 +20,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
-from connectors.graph import GraphClient
-from connectors.starface import StarfaceBridgeClient, StarfaceRestClient
+from connectors.graph import GraphClient, GraphCredentialError
+from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
@@ -90,8 +90,22 @@ class Runtime:
             self._clients[key] = (fingerprint, client)
             return client
 
+    def _plain_http(self, *urls: str) -> bool:
+        """True if a URL is plain http outside embedded mode: secrets must never travel in clear text (the
+        schema refuses such URLs in production; this also stops a tenant stored before that rule)."""
+        return self.settings.mode != "embedded" and any(url.lower().startswith("http://") for url in urls)
+
+    def _refuse_plain_http_pbx(self, tenant: Tenant) -> None:
+        if self._plain_http(tenant.starface_base_url):
+            raise StarfaceError("the tenant's STARFACE URL is plain http, which would send the password, the "
+                                "UCI token and the bridge secret in clear text; set starface.base_url to https://")
+
     def graph(self, tenant: Tenant) -> GraphClient:
         """The tenant's Graph client (one MSAL app and one HTTP pool per tenant per process)."""
+        if self._plain_http(tenant.login_base_url, tenant.graph_base_url):
+            raise GraphCredentialError("the tenant's Microsoft login or Graph URL is plain http, which would "
+                                       "send the client secret in clear text.",
+                                       "set microsoft.login_base_url and graph_base_url to https:// URLs")
 
         def build() -> GraphClient:
             secrets = read_secrets(tenant, self.box)
@@ -107,6 +121,7 @@ class Runtime:
 
     def starface(self, tenant: Tenant) -> StarfaceRestClient:
         """The tenant's STARFACE REST client (logs in lazily, re-logs in once on 401)."""
+        self._refuse_plain_http_pbx(tenant)
 
         def build() -> StarfaceRestClient:
             secrets = read_secrets(tenant, self.box)
@@ -120,6 +135,7 @@ class Runtime:
         """The tenant's bridge client, or None for a REST-only tenant (tier 1)."""
         if not tenant.has_bridge:
             return None
+        self._refuse_plain_http_pbx(tenant)
 
         def build() -> StarfaceBridgeClient:
             secrets = read_secrets(tenant, self.box)
