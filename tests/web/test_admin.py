@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from config import SettingsError
 from sync.runtime import Runtime
@@ -184,3 +188,21 @@ def test_it_answers_503_when_the_database_is_unreachable(
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
     assert "db-password-never-shown" not in response.text
+
+
+_PATH_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ref=_PATH_TEXT | st.integers(min_value=-(2**80), max_value=2**80).map(str),
+       limit=_PATH_TEXT | st.integers(min_value=-(2**70), max_value=2**70).map(str))
+def test_any_tenant_id_or_limit_gets_a_json_answer_never_a_500(
+    client: TestClient, tenants: Tenants, ref: str, limit: str
+) -> None:
+    ref = quote(ref, safe="")
+    for path, params in ((f"/api/tenants/{ref}", {}), (f"/api/tenants/{ref}/changes", {"limit": limit}),
+                         (f"/api/tenants/{tenants.alpha}/changes", {"limit": limit})):
+        response = client.get(path, headers=AUTH, params=params)
+        assert response.status_code in (200, 400, 404, 405), (path, response.status_code)
+        assert isinstance(response.json(), dict)
