@@ -31,15 +31,17 @@ from sync.coordination import Coordination, LocalCoordination, RedisCoordination
 #: How long a worker keeps the tenants' log levels before reading them again.
 LOG_LEVELS_TTL_S = 30.0
 #: Connect and read timeout of every Redis call of ours. The webhook must answer within 1 s (bridge
-#: contract), so a hung Redis has to fail fast (redis-py's default: no read timeout at all) and is not
-#: retried within the request (a retry would double the wait); callers answer 503 / retry the task.
+#: contract), so a hung Redis has to fail fast (redis-py's default: no read timeout at all) and a timeout
+#: is not retried within the request (that would double the wait); callers answer 503 / retry the task.
 REDIS_TIMEOUT_S = 0.5
 
 
 def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
-    """A Redis client with short connect and socket timeouts and no hidden retries."""
+    """A Redis client with short connect and socket timeouts. Only a dropped connection (a pooled socket
+    the server closed, a restart) is retried, once and at once; a timeout is not."""
     return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
-                                retry=Retry(NoBackoff(), 0), health_check_interval=30)
+                                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                                health_check_interval=30)
 
 
 @dataclass
