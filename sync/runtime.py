@@ -34,6 +34,16 @@ LOG_LEVELS_TTL_S = 30.0
 #: contract), so a hung Redis has to fail fast (redis-py's default: no read timeout at all) and a timeout
 #: is not retried within the request (that would double the wait); callers answer 503 / retry the task.
 REDIS_TIMEOUT_S = 0.5
+#: Workers are on no request path: a busy worker must not take a slow answer for an outage (a command
+#: Redis applied but the client gave up on would be done twice by the task's retry).
+WORKER_REDIS_TIMEOUT_S = 5.0
+_redis_timeout_s = WORKER_REDIS_TIMEOUT_S
+
+
+def use_request_path_timeouts() -> None:
+    """Called by the web app before its runtime is built: its Redis calls then time out after 0.5 s."""
+    global _redis_timeout_s
+    _redis_timeout_s = REDIS_TIMEOUT_S
 
 
 def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
@@ -168,7 +178,7 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
     coordination: Coordination
     if settings.redis_url:
-        coordination = RedisCoordination(redis_client(settings.redis_url))
+        coordination = RedisCoordination(redis_client(settings.redis_url, _redis_timeout_s))
     else:
         coordination = LocalCoordination()
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),

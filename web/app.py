@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.readiness import readiness
-from sync.runtime import get_runtime
+from sync.runtime import get_runtime, use_request_path_timeouts
 from web import admin, hooks
 from web.auth import require_metrics_token
 from web.metrics import WebMetrics
@@ -65,6 +65,7 @@ def readyz() -> JSONResponse:
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     """A new app; ``settings`` default to the environment (``TEAMSCONNECT_ADMIN_TOKEN``,
     ``TEAMSCONNECT_METRICS_TOKEN``); a bad token raises SettingsError naming the variable."""
+    use_request_path_timeouts()  # the bridge contract: an answer within 1 s, also while Redis hangs
     app = FastAPI(title="TeamsConnect Cloud", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web_settings = settings or load_web_settings()
     metrics = WebMetrics(lambda: get_runtime().sessions)

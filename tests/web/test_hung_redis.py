@@ -25,6 +25,7 @@ from sync.runtime import Runtime, redis_client
 from sync.webhook import receive_event
 from tests.support.redis_server import RedisServer
 from tests.web.conftest import SECRET_A, Broker, Tenants, event_body
+from web.settings import WebSettings
 
 HANGS_AFTER_S = 3.0
 
@@ -102,3 +103,27 @@ def test_readyz_names_an_unreachable_database(runtime_without_database: Runtime)
     assert response.status_code == 503
     assert "database" in response.json()["error"]
     assert "db-password-never-shown" not in response.text
+
+
+def test_the_web_apps_own_runtime_uses_the_short_timeouts(
+    runtime: Runtime, tenants: Tenants, hung_redis: RedisServer
+) -> None:
+    """The runtime the web process builds for itself (not one a test installs) fails fast too."""
+    from config import Settings
+    from sync.runtime import build_runtime
+    from web.app import create_app
+
+    create_app(WebSettings())
+    built = build_runtime(Settings(_env_file=None, database_url=runtime.settings.database_url,
+                                   redis_url=hung_redis.url()))
+    built.box = runtime.box
+    raw = json.dumps(event_body()).encode()
+    stamp = str(int(time.time()))
+    headers = {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}
+    try:
+        thread, result = _in_thread(lambda: receive_event(built, CollectingQueue(), str(tenants.alpha),
+                                                          headers, raw))
+        assert not thread.is_alive(), f"the webhook still waits on Redis after {HANGS_AFTER_S} s"
+        assert result[0].status == 503
+    finally:
+        built.engine.dispose()
