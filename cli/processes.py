@@ -113,6 +113,10 @@ def web(
     if importlib.util.find_spec("web") is None or importlib.util.find_spec("web.app") is None:
         typer.secho("error: the web app (web/app.py) is not installed", err=True, fg=typer.colors.RED)
         raise typer.Exit(2)
+    from web.settings import load_web_settings
+
+    with fail_on_bad_settings():  # a too-short admin or metrics token: one clear line, not a traceback
+        load_web_settings()
     import uvicorn
 
     uvicorn.run("web.app:app", host=host, port=port, workers=workers, proxy_headers=True,

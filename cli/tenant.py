@@ -2,8 +2,9 @@
 
 Every command runs in one transaction (nothing half-written on an error) and reports bad input, a
 missing schema or an unreachable database as one `error:` line per problem with exit code 2, never a
-traceback. Secrets are never printed: they are read from a file (`@path`) or a hidden prompt, and shown
-as "set" / "not set".
+traceback. Secrets are never printed, and never taken as literal command-line values (those show in `ps`
+and the shell history): they are read from a file (`@path`), from standard input (`-`) or a hidden
+prompt, and shown as "set" / "not set".
 """
 
 from __future__ import annotations
@@ -109,18 +110,58 @@ def _tenant(session: Session, name_or_id: str) -> Tenant:
     return tenant
 
 
+#: A tenant definition is a few KB; a value or definition file beyond this is a wrong file.
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def _read_text(path: str, what: str) -> str:
+    """A UTF-8 text file of at most MAX_FILE_BYTES ('-': standard input), or a _Fail naming it and the fix."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        else:
+            with Path(path).expanduser().open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Fail(f"{what}: cannot read {path!r}: {exc.strerror or exc}") from None
+    source = "standard input" if path == "-" else repr(path)
+    if len(data) > MAX_FILE_BYTES:
+        raise _Fail(f"{what}: {source} is larger than {MAX_FILE_BYTES // 1024} KB; give the file that holds "
+                    "only this value or tenant definition")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Fail(f"{what}: {source} is not UTF-8 text (invalid byte at offset {exc.start}); save it as "
+                    "UTF-8 (not UTF-16 or a binary file)") from None
+
+
 def _read_value(raw: str, key: str) -> str:
     """`@path` reads the value from a file (trailing newline dropped); anything else is the value."""
     if not raw.startswith("@"):
         return raw
-    try:
-        return Path(raw[1:]).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise _Fail(f"{key}: cannot read {raw[1:]!r}: {exc.strerror or exc}") from None
+    return _read_text(raw[1:], key).rstrip("\r\n")
 
 
 def _prompt_secret(key: str) -> str:
     return typer.prompt(f"{key} (input hidden)", hide_input=True)
+
+
+_SAFE_SECRET_FORMS = ("give it as @FILE (a file holding only the secret), as - to read it from standard "
+                      "input, or leave the value out to be prompted with hidden input")
+
+
+def _secret_value(raw: str, key: str) -> str:
+    """A secret from `@FILE` or `-` (standard input, first line); a literal value is refused: it would
+    stay visible in `ps` and in the shell history."""
+    if raw.startswith("@"):
+        return _read_value(raw, key)
+    if raw == "-":
+        if sys.stdin.isatty():
+            return _prompt_secret(key)
+        lines = _read_text("-", key).splitlines()  # one secret per run; a second `-` reads nothing
+        return lines[0] if lines else ""
+    raise _Fail(f"{key}: a secret given on the command line is visible in `ps` and the shell history; "
+                + _SAFE_SECRET_FORMS)
 
 
 def _parse_assignment(item: str) -> tuple[str, Any]:
@@ -130,7 +171,7 @@ def _parse_assignment(item: str) -> tuple[str, Any]:
     if not key:
         raise _Fail(f"{item!r}: expected key=value, e.g. options.set_telephony=true")
     if key in SECRET_FIELDS:
-        return key, _read_value(raw, key) if has_value and raw else _prompt_secret(key)
+        return key, _secret_value(raw, key) if has_value and raw else _prompt_secret(key)
     if not has_value:
         raise _Fail(f"{key}: expected {key}=VALUE (only secrets are prompted for)")
     value = _read_value(raw, key)
@@ -140,7 +181,9 @@ def _parse_assignment(item: str) -> tuple[str, Any]:
         try:
             return key, json.loads(value)
         except ValueError as exc:
-            raise _Fail(f"{key}: the value is not valid JSON ({exc.msg})") from None
+            raise _Fail(f"{key}: the value is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        except RecursionError:
+            raise _Fail(f"{key}: the JSON value is nested too deeply; give a flat list or object") from None
     return key, value
 
 
@@ -168,14 +211,15 @@ _FLAG_FIELDS = {
 
 
 def _load_file(file: Path) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _Fail(f"--file: cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    text = _read_text(str(file), "--file")
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise _Fail(f"--file: {file} is not valid JSON (line {exc.lineno}: {exc.msg})") from None  # type: ignore[attr-defined]
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise _Fail(f"--file: {file} is not valid JSON ({where})") from None
+    except RecursionError:
+        raise _Fail(f"--file: {file} is nested too deeply to be a tenant definition; check that it is the "
+                    "right file (see `teamsconnect tenant add --help` for the shape)") from None
     if not isinstance(data, dict):
         raise _Fail("--file: the tenant definition must be a JSON object")
     return data
@@ -188,15 +232,17 @@ def add(
     description: str | None = typer.Option(None),
     directory_id: str | None = typer.Option(None, help="Entra directory (tenant) id or domain."),
     client_id: str | None = typer.Option(None, help="Application (client) id of the Entra app."),
-    client_secret: str | None = typer.Option(None, help="@FILE reads it from a file; omit to be prompted."),
+    client_secret: str | None = typer.Option(
+        None, help="@FILE reads it from a file, - from stdin; omit to be prompted. Never the value itself."),
     secret_expires: str | None = typer.Option(None, help="Client secret expiry date, YYYY-MM-DD."),
     login_url: str | None = typer.Option(None, help="Entra login base URL (default Microsoft's)."),
     graph_url: str | None = typer.Option(None, help="Graph base URL (default Microsoft's)."),
     starface_url: str | None = typer.Option(None, help="PBX base URL, https://pbx.example.com."),
     starface_login: str | None = typer.Option(None, help="Login id of the STARFACE admin service account."),
-    starface_password: str | None = typer.Option(None, help="@FILE reads it from a file; omit: prompt."),
+    starface_password: str | None = typer.Option(None, help="@FILE, - (stdin) or omit to be prompted."),
     bridge_instance: str | None = typer.Option(None, help="Bridge module instance name (tier 2)."),
-    bridge_secret: str | None = typer.Option(None, help="Bridge secret (@FILE); enables the bridge tier."),
+    bridge_secret: str | None = typer.Option(
+        None, help="Bridge secret as @FILE or - (stdin); enables the bridge tier."),
     selection: str | None = typer.Option(None, help="all_except_listed or group_plus_listed."),
     group_id: int | None = typer.Option(None, help="STARFACE group id (group_plus_listed)."),
     login_id: list[str] = typer.Option([], "--login-id", help="STARFACE login id listed (repeatable)."),
@@ -212,7 +258,10 @@ def add(
         for flag, field in _FLAG_FIELDS.items():
             if flags[flag] is not None:
                 value = flags[flag]
-                dotted[field] = _read_value(value, field) if isinstance(value, str) else value
+                if field in SECRET_FIELDS:
+                    dotted[field] = _secret_value(value, f"--{flag.replace('_', '-')}")
+                else:
+                    dotted[field] = _read_value(value, field) if isinstance(value, str) else value
         if login_id:
             dotted["selection.login_ids"] = list(login_id)
         if disabled:

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     starface_max_per_s: float = Field(
         default=20.0, gt=0, description="Requests per second to one STARFACE at most, over all workers."
     )
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Production: let tenant URLs point at loopback, private and link-local addresses "
+        "(an on-prem PBX behind a VPN). Cloud metadata addresses stay refused; https stays required.",
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -350,7 +350,9 @@ class StackFactory:
         # Deployment settings a benchmark may vary (documented in its JSON), e.g. a larger PBX's limits.
         env.update({k: v for k, v in os.environ.items() if k in PASSED_SETTINGS})
         env.update({
-            "TEAMSCONNECT_MODE": "production",
+            # embedded (test) mode with production's servers: the simulators listen on plain-http loopback,
+            # which production refuses (it never sends a secret over plain http or to a loopback address)
+            "TEAMSCONNECT_MODE": "embedded",
             "TEAMSCONNECT_DATABASE_URL": self.database_url,
             "TEAMSCONNECT_BROKER_URL": BROKER_URL,
             "TEAMSCONNECT_REDIS_URL": COORDINATION_URL,

@@ -82,7 +82,9 @@ def _embedded_key(path: Path) -> str:
     """Reads the local key file, creating it (mode 0600) on first use."""
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():  # the embedded data folder: owner only (0700), as models/db.py makes it
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
     key = generate_key()
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

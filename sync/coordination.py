@@ -64,6 +64,9 @@ class Coordination(Protocol):
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float: ...
     def pbx_release(self, pbx: str, holder: str) -> None: ...
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None: ...
+    def ping(self) -> None:
+        """Raises if the shared store does not answer (readiness check)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,9 @@ class RedisCoordination:
         """The PBX answered 5xx, timed out or was slow: halve its allowance (see PbxLimits)."""
         self._pbx_penalize(keys=[self._pbx_key(pbx, "state")], args=[limits.max_in_flight, limits.recover_s])
 
+    def ping(self) -> None:
+        self._redis.ping()
+
 
 class LocalCoordination:
     """The same contract in one process (embedded mode, demo); not shared between processes."""
@@ -357,6 +363,9 @@ class LocalCoordination:
                 return
             state["cap"] = max(1, state["cap"] // 2)
             state["penalized"] = now
+
+    def ping(self) -> None:
+        """In-process: always there."""
 
 
 class PbxGate:

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
-from connectors.graph import CertificateCredential, GraphClient
-from connectors.starface import StarfaceBridgeClient, StarfaceRestClient
+from connectors.graph import CertificateCredential, GraphClient, GraphCredentialError
+from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
@@ -29,6 +31,28 @@ from tenants.provider_app import ProviderApp, ProviderAppMissing, provider_app
 
 #: How long a worker keeps the tenants' log levels before reading them again.
 LOG_LEVELS_TTL_S = 30.0
+#: Connect and read timeout of every Redis call of ours. The webhook must answer within 1 s (bridge
+#: contract), so a hung Redis has to fail fast (redis-py's default: no read timeout at all) and a timeout
+#: is not retried within the request (that would double the wait); callers answer 503 / retry the task.
+REDIS_TIMEOUT_S = 0.5
+#: Workers are on no request path: a busy worker must not take a slow answer for an outage (a command
+#: Redis applied but the client gave up on would be done twice by the task's retry).
+WORKER_REDIS_TIMEOUT_S = 5.0
+_redis_timeout_s = WORKER_REDIS_TIMEOUT_S
+
+
+def use_request_path_timeouts() -> None:
+    """Called by the web app before its runtime is built: its Redis calls then time out after 0.5 s."""
+    global _redis_timeout_s
+    _redis_timeout_s = REDIS_TIMEOUT_S
+
+
+def redis_client(url: str, timeout_s: float = REDIS_TIMEOUT_S) -> redis.Redis:
+    """A Redis client with short connect and socket timeouts. Only a dropped connection (a pooled socket
+    the server closed, a restart) is retried, once and at once; a timeout is not."""
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                                health_check_interval=30)
 
 
 @dataclass
@@ -81,6 +105,16 @@ class Runtime:
             self._clients[key] = (fingerprint, client)
             return client
 
+    def _plain_http(self, *urls: str) -> bool:
+        """True if a URL is plain http outside embedded mode: secrets must never travel in clear text (the
+        schema refuses such URLs in production; this also stops a tenant stored before that rule)."""
+        return self.settings.mode != "embedded" and any(url.lower().startswith("http://") for url in urls)
+
+    def _refuse_plain_http_pbx(self, tenant: Tenant) -> None:
+        if self._plain_http(tenant.starface_base_url):
+            raise StarfaceError("the tenant's STARFACE URL is plain http, which would send the password, the "
+                                "UCI token and the bridge secret in clear text; set starface.base_url to https://")
+
     @property
     def provider_app(self) -> ProviderApp | None:
         """The provider's multi-tenant app from the settings (read once per process), or None."""
@@ -93,6 +127,10 @@ class Runtime:
     def graph(self, tenant: Tenant) -> GraphClient:
         """The tenant's Graph client (one MSAL app and one HTTP pool per tenant per process), signed in with
         the customer's own app or the provider's app (tenant.ms_app)."""
+        if self._plain_http(tenant.login_base_url, tenant.graph_base_url):
+            raise GraphCredentialError("the tenant's Microsoft login or Graph URL is plain http, which would "
+                                       "send the client secret in clear text.",
+                                       "set microsoft.login_base_url and graph_base_url to https:// URLs")
         if tenant.uses_provider_app:
             app = self.provider_app
             if app is None:
@@ -121,6 +159,7 @@ class Runtime:
 
     def starface(self, tenant: Tenant) -> StarfaceRestClient:
         """The tenant's STARFACE REST client (logs in lazily, re-logs in once on 401)."""
+        self._refuse_plain_http_pbx(tenant)
 
         def build() -> StarfaceRestClient:
             secrets = read_secrets(tenant, self.box)
@@ -134,6 +173,7 @@ class Runtime:
         """The tenant's bridge client, or None for a REST-only tenant (tier 1)."""
         if not tenant.has_bridge:
             return None
+        self._refuse_plain_http_pbx(tenant)
 
         def build() -> StarfaceBridgeClient:
             secrets = read_secrets(tenant, self.box)
@@ -168,7 +208,7 @@ def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.effective_database_url)
     coordination: Coordination
     if settings.redis_url:
-        coordination = RedisCoordination(redis.Redis.from_url(settings.redis_url))
+        coordination = RedisCoordination(redis_client(settings.redis_url, _redis_timeout_s))
     else:
         coordination = LocalCoordination()
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),

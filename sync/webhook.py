@@ -1,15 +1,18 @@
 """Receiving a STARFACE bridge event (``POST /hooks/starface/{tenant_id}``; contract: starface-bridge.md).
 
 Per request, in this order (fast: one row read, one Redis SET NX, one broker publish; no Graph, no PBX):
-1. Load the tenant named in the URL. Unknown, or no bridge configured: 404, with the same text for both,
-   so an unauthenticated caller learns nothing about which tenants exist.
+1. Load the tenant named in the URL. Unknown, or no bridge configured: the request is still verified,
+   against a random secret no bridge has, so it gets exactly the 401 (same status, same body) a real
+   bridge tenant gives a bad signature or timestamp: an unauthenticated caller cannot tell tenant ids
+   with a bridge from the others. The real tenant's check is the same as before.
 2. Verify the raw body with *this tenant's* bridge secret and *this tenant's* event-id store
    (connectors.starface.webhook): the signature is checked before the body is parsed, and a request signed
    with another tenant's secret fails here (401). An authentic, timely request whose body breaks the
    contract gets 400 naming the field: the bridge must not retry it, and the PBX admin must see why.
 3. A replayed eventId: 202 ``{"duplicate": id}``, not enqueued again (the bridge delivers at least once).
-4. Hand it to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it: forget the eventId
-   again, then 503, so the bridge's retry is accepted as new.
+4. Hand it to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it, or anything else
+   fails after the eventId was recorded: forget the eventId again, then 503, so the bridge's retry is
+   accepted as new (an event is never lost to a "duplicate" answer).
 
 The answer is a `Receipt` (status, body, outcome for the metrics); the web app only sends it.
 """
@@ -17,11 +20,13 @@ The answer is a `Receipt` (status, body, outcome for the metrics); the web app o
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.starface import (
     StarfaceEvent,
@@ -55,6 +60,15 @@ MAX_BODY_BYTES = 64 * 1024
 #: What the 503 suggests; the bridge keeps its own backoff within its 10-minute retry window.
 RETRY_AFTER_S = 5
 _MAX_TENANT_ID = 2**31 - 1
+#: Verifies requests for unknown or bridge-less tenants: no bridge has it, so they fail like a bad signature.
+_DECOY_SECRET = secrets.token_hex(32)
+
+
+class _RecordsNothing:
+    """The event-id store for decoy verification (never reached: the signature cannot match)."""
+
+    def add_if_new(self, event_id: str) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -98,11 +112,13 @@ def receive_event(
     """Steps 1-4 of the module docstring, synchronously (the web app runs it in its thread pool)."""
     received_at = datetime.now(UTC)
     tenant_id = _parse_tenant_id(tenant_ref)
-    tenant = _load_bridge_tenant(runtime, tenant_id) if tenant_id is not None else None
+    try:
+        tenant = _load_bridge_tenant(runtime, tenant_id) if tenant_id is not None else None
+    except SQLAlchemyError as exc:
+        logger.error("webhook: cannot read tenant %r (%s); answered 503", tenant_ref[:20], type(exc).__name__)
+        return _unavailable("the database")
     if tenant is None:
-        logger.info("webhook for unknown or bridge-less tenant %r refused", tenant_ref[:20])
-        return Receipt(404, {"error": f"no tenant with a STARFACE bridge configured has the id "
-                                      f"{tenant_ref[:20]!r}"}, "unknown_tenant")
+        return _decoy_rejection(tenant_ref, headers, raw_body)
 
     store = TenantEventIds(runtime.coordination, tenant.id)
     now = time.time()
@@ -122,12 +138,32 @@ def receive_event(
                      tenant.id, type(exc).__name__)
         return _unavailable("the event-id store")
 
-    if event.type == "test":  # contract 1.1 sendTestEvent: note the arrival for `bridge verify`, no work
-        return Receipt(202, note_test_event(runtime.coordination, tenant.id, event, received_at), "ignored")
-    if not tenant.enabled:
-        logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
-        return Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
-    return _enqueue(queue, store, tenant.id, event, received_at)
+    try:
+        if event.type == "test":  # contract 1.1 sendTestEvent: note the arrival for `bridge verify`, no work
+            return Receipt(202, note_test_event(runtime.coordination, tenant.id, event, received_at),
+                           "ignored")
+        if not tenant.enabled:
+            logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
+            return Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
+        return _enqueue(queue, store, tenant.id, event, received_at)
+    except Exception as exc:  # the id is recorded: whatever failed, the bridge's retry must count as new
+        _forget(store, tenant.id, event.event_id)
+        logger.error("tenant %s: webhook event %s failed after its id was recorded (%s); id forgotten, "
+                     "answered 503 so the bridge retries", tenant.id, event.event_id, type(exc).__name__)
+        return _unavailable("the event receiver")
+
+
+def _decoy_rejection(tenant_ref: str, headers: dict[str, str], raw_body: bytes) -> Receipt:
+    """The answer for an unknown or bridge-less tenant: the same checks and 401 a bad signature gets."""
+    reason = "signature does not match; the bridge secret in the module instance differs from the tenant's"
+    try:
+        verify_webhook(_DECOY_SECRET, headers, raw_body, now=time.time(), seen=_RecordsNothing())
+    except WebhookRejected as rejected:
+        reason = rejected.reason
+    except (WebhookMalformed, WebhookReplayed):  # pragma: no cover - needs the decoy secret's signature
+        pass
+    logger.info("webhook for unknown or bridge-less tenant %r refused", tenant_ref[:20])
+    return Receipt(401, {"error": reason}, "unknown_tenant")
 
 
 def _enqueue(

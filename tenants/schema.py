@@ -7,7 +7,9 @@ problem. Pydantic's own `str(ValidationError)` is never shown: it echoes input v
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal, TypeVar
@@ -24,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from config import SettingsError, get_settings
 from models.tenant import (
     DEFAULT_BRIDGE_INSTANCE,
     DEFAULT_GRAPH_BASE_URL,
@@ -33,11 +36,19 @@ from models.tenant import (
 from presence.categories import Category, category_named, teams_name
 from presence.linking import SelectionMode
 from presence.policy import CHAT_TEXT_MAX, DEFAULT_RULES, ChatSymbol, DndAction, TeamsPresenceMode
+from tenants.changes import KEEP_SECRET
 from tenants.naming import check_slug, clean_name
 
 #: A tenant's log levels, as in the STARFACE module (most to least severe); TRACE is below DEBUG.
 LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
 SECRET_FIELDS = ("microsoft.client_secret", "starface.password", "starface.bridge.secret")
+# Size limits: what the columns hold (models/tenant.py) and what an operator can sensibly mean.
+MAX_DESCRIPTION_CHARS = 2_000
+MAX_LOGIN_IDS = 10_000
+MAX_LOGIN_ID_CHARS = 100  # user_link.login_id, tenant.starface_login_id: VARCHAR(100)
+MAX_DB_INTEGER = 2**31 - 1  # INTEGER columns (starface_group_id)
+MAX_DIRECTORY_ID_CHARS = 100  # tenant.ms_directory_id: VARCHAR(100)
+MAX_SECRET_CHARS = 1_000  # Entra secrets are 40 characters; a password or bridge secret of 1,000 is plenty
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -65,16 +76,94 @@ _Model = TypeVar("_Model", bound=_Strict)
 def _secret(value: SecretStr, what: str) -> SecretStr:
     if not value.get_secret_value().strip():
         raise ValueError(f"the {what} is empty; enter it")
+    if len(value.get_secret_value()) > MAX_SECRET_CHARS:
+        raise ValueError(f"the {what} is longer than {MAX_SECRET_CHARS} characters; check that the file or "
+                         "input holds only the secret")
     return value
 
 
+#: The *_base_url columns are VARCHAR(255).
+MAX_URL_CHARS = 255
+#: Cloud metadata services: never a PBX or a Microsoft endpoint, whatever the settings allow.
+_METADATA_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "100.100.100.200",
+                             "metadata.google.internal", "metadata"})
+_NUMERIC_HOST = re.compile(r"^[0-9a-fx.]+$", re.IGNORECASE)
+
+
+def _url_policy() -> tuple[bool, bool]:
+    """(production mode, private addresses allowed) from the settings; unreadable settings: strictest."""
+    try:
+        settings = get_settings()
+    except SettingsError:
+        return True, False
+    return settings.mode == "production", settings.allow_private_urls
+
+
+def _address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host name literally is, including legacy forms resolvers accept (127.1, 0x7f.1,
+    2130706433); None for a real name."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _NUMERIC_HOST.match(host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _internal_host(host: str) -> str | None:
+    """Why ``host`` is an internal address (loopback, private, link-local, ...), or None if it is public."""
+    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        return "a local or internal name"
+    address = _address_of(host)
+    if address is None:
+        return None
+    for what, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+                       ("private", address.is_private), ("unspecified", address.is_unspecified),
+                       ("multicast", address.is_multicast), ("reserved", address.is_reserved)):
+        if flag:
+            return f"a {what} address"
+    return None if address.is_global else "a non-public address"
+
+
+def _check_destination(host: str, scheme: str, value: str) -> None:
+    """Production mode: https only (secrets and the UCI token travel with every request) and no internal
+    addresses (server-side request forgery into our own network) unless TEAMSCONNECT_ALLOW_PRIVATE_URLS."""
+    production, allow_private = _url_policy()
+    if not production:
+        return
+    if host in _METADATA_HOSTS or _address_of(host) == ipaddress.ip_address("169.254.169.254"):
+        raise ValueError("points at a cloud metadata service, never a PBX or Microsoft endpoint; "
+                         "use the PBX's own https:// address")
+    if scheme != "https":
+        raise ValueError("must use https:// in production: plain http would send the STARFACE password, the "
+                         f"UCI token and the bridge secret in clear text, got {value!r}")
+    internal = _internal_host(host)
+    if internal and not allow_private:
+        raise ValueError(
+            f"points at {internal} ({host}); in production tenant URLs must be public https:// addresses. "
+            "For an on-prem PBX reached over a VPN set TEAMSCONNECT_ALLOW_PRIVATE_URLS=true"
+        )
+
+
 def check_url(value: str) -> str:
-    """An https base URL without credentials, path-trimmed; plain http only for a local simulator."""
+    """An https base URL without credentials, path-trimmed, at most 255 characters; plain http only for a
+    local simulator in embedded mode; in production no internal addresses (see `_check_destination`)."""
+    if len(value) > MAX_URL_CHARS:
+        raise ValueError(f"is {len(value)} characters long; at most {MAX_URL_CHARS} are allowed")
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value.strip()):
+        raise ValueError("must not contain spaces or control characters; give a URL like https://host[:port]")
     parts = urlsplit(value.strip())
     if parts.username or parts.password:
         raise ValueError("must not contain a user name or password; put credentials in their own fields")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"must be a URL like https://host[:port], got {value!r}")
+    _check_destination(parts.hostname.rstrip(".").lower(), parts.scheme, value)
     if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
         raise ValueError(
             "must use https:// (plain http is only allowed for 127.0.0.1/localhost, e.g. a simulator), "
@@ -132,7 +221,7 @@ class Selection(_Strict):
     #: The group by its name (as under Admin > Groups) or id; a name is resolved on the PBX when saved.
     starface_group: str | None = Field(default=None, max_length=100)
     #: The resolved id (stored); may also be given directly, as before issue 11.
-    starface_group_id: int | None = Field(default=None, ge=1)
+    starface_group_id: int | None = Field(default=None, ge=1, le=MAX_DB_INTEGER)
     login_ids: list[str] = Field(default_factory=list)
 
     @field_validator("starface_group", mode="before")
@@ -155,9 +244,14 @@ class Selection(_Strict):
         if isinstance(value, str):  # the CLI passes "1001,1002"
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list):
+            if len(value) > MAX_LOGIN_IDS:
+                raise ValueError(f"lists {len(value)} login ids; at most {MAX_LOGIN_IDS} are allowed "
+                                 "(for more users use mode all_except_listed or a STARFACE group)")
             cleaned = [str(item).strip() if isinstance(item, str | int) else item for item in value]
             if any(item == "" or not isinstance(item, str) for item in cleaned):
                 raise ValueError("must be a list of STARFACE login ids like [\"1001\", \"1002\"]")
+            if any(len(item) > MAX_LOGIN_ID_CHARS for item in cleaned):
+                raise ValueError(f"each login id must be at most {MAX_LOGIN_ID_CHARS} characters")
             return list(dict.fromkeys(cleaned))
         return value
 
@@ -189,6 +283,9 @@ class MicrosoftConfig(_Strict):
     @field_validator("directory_id")
     @classmethod
     def _guid_or_domain(cls, value: str) -> str:
+        if len(value) > MAX_DIRECTORY_ID_CHARS:
+            raise ValueError(f"must be at most {MAX_DIRECTORY_ID_CHARS} characters: the directory (tenant) "
+                             "id GUID or a verified domain like contoso.onmicrosoft.com")
         if _GUID.match(value):
             return value.lower()
         if _DOMAIN.match(value.lower()):
@@ -357,7 +454,7 @@ class TenantConfig(_Strict):
     name: str
     #: Derived from the name when left out (tenants/naming.py); stays when the name changes.
     slug: str | None = None
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
     enabled: bool = True
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] = "INFO"
     options: Options = Field(default_factory=Options)
@@ -421,8 +518,36 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     return problems
 
 
+def _nul_bytes(value: Any, where: str) -> list[str]:
+    """The dotted paths of every string (value or key) in ``value`` that holds a NUL byte."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:  # iterative: a hostile definition may be nested deeper than the recursion limit
+        item, path = stack.pop()
+        if isinstance(item, SecretStr):
+            item = item.get_secret_value()
+        if isinstance(item, str):
+            if "\x00" in item and item != KEEP_SECRET:  # the stand-in for a stored secret is no input
+                found.append(path)
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                sub_path = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(sub_path.replace("\x00", "\\0"))
+                stack.append((sub, sub_path))
+        elif isinstance(item, list | tuple):
+            stack.extend((sub, f"{path}.{n}") for n, sub in enumerate(item))
+    return sorted(found)
+
+
 def validate(model: type[_Model], data: Mapping[str, Any], prefix: str = "") -> _Model:
-    """Validates ``data`` as ``model``; raises TenantConfigError naming each bad field under ``prefix``."""
+    """Validates ``data`` as ``model``; raises TenantConfigError naming each bad field under ``prefix``.
+
+    A NUL byte in any string is refused first, for every field: PostgreSQL cannot store it."""
+    nul = _nul_bytes(dict(data), prefix)
+    if nul:
+        raise TenantConfigError([(path, "contains a NUL byte (\\0); remove it (a file copied from a binary, "
+                                        "or a UTF-16 file? save it as UTF-8 text)") for path in nul])
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:

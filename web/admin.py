@@ -7,7 +7,6 @@ answers 503 (switched off, never open).
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,9 +16,12 @@ from sqlalchemy.orm import Session
 from models import Tenant
 from sync.runtime import get_runtime
 from tenants.overview import change_list, tenant_detail, tenant_list
+from web.auth import bearer_matches
 from web.settings import ADMIN_TOKEN_ENV, WebSettings
 
 DEFAULT_CHANGES = 50
+#: Tenant ids are 32-bit (the tenant.id column); a larger id names no tenant (PostgreSQL would refuse it).
+MAX_TENANT_ID = 2**31 - 1
 MAX_CHANGES = 500
 
 
@@ -28,9 +30,7 @@ def require_admin(request: Request) -> None:
     settings: WebSettings = request.app.state.web_settings
     if not settings.admin_enabled:
         raise HTTPException(503, f"admin API disabled: set {ADMIN_TOKEN_ENV}")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = settings.admin_token.get_secret_value().encode("utf-8")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), expected):
+    if not bearer_matches(request, settings.admin_token.get_secret_value()):
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
 def _tenant_or_404(session: Session, tenant_id: int) -> Tenant:
-    tenant = session.get(Tenant, tenant_id)
+    tenant = session.get(Tenant, tenant_id) if 1 <= tenant_id <= MAX_TENANT_ID else None
     if tenant is None:
         raise HTTPException(404, f"no tenant with id {tenant_id}")
     return tenant

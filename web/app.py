@@ -1,5 +1,8 @@
 """The ASGI app (``uvicorn web.app:app``): webhook receiver, admin API, ``/healthz`` and ``/metrics``.
 
+``/metrics`` needs ``Authorization: Bearer $TEAMSCONNECT_METRICS_TOKEN`` (unset: 503, switched off): it
+names every customer, and it shares the public port with the webhook.
+
 Database, secrets box and coordination come from ``sync.runtime.get_runtime()``, the same per-process
 resources the workers use, so tests and the demo install theirs with ``set_runtime``. Errors are JSON
 ``{"error": "..."}`` everywhere.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,11 +20,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sync.runtime import get_runtime
+from sync.readiness import readiness
+from sync.runtime import get_runtime, use_request_path_timeouts
 from web import admin, api_write, consent, hooks
+from web.auth import require_metrics_token
 from web.console import routes as console
 from web.metrics import WebMetrics
-from web.settings import WebSettings
+from web.settings import WebSettings, load_web_settings
+from workers.app import celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +53,22 @@ def healthz() -> JSONResponse:
     return JSONResponse(content={"status": "ok", "database": "ok"})
 
 
+def readyz() -> JSONResponse:
+    """200 when database, coordination Redis and broker all answer within 1 s; else 503 naming which not."""
+    results = readiness(get_runtime(), str(celery_app.conf.broker_url))  # the broker this process uses
+    down = [name for name, state in results.items() if state != "ok"]
+    if down:
+        return JSONResponse(status_code=503, content={
+            "status": "unavailable", "error": f"not ready: {', '.join(down)} down", **results})
+    return JSONResponse(content={"status": "ready", **results})
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
-    """A new app; ``settings`` default to the environment (``TEAMSCONNECT_ADMIN_TOKEN``)."""
+    """A new app; ``settings`` default to the environment (``TEAMSCONNECT_ADMIN_TOKEN``,
+    ``TEAMSCONNECT_METRICS_TOKEN``); a bad token raises SettingsError naming the variable."""
+    use_request_path_timeouts()  # the bridge contract: an answer within 1 s, also while Redis hangs
     app = FastAPI(title="TeamsConnect Cloud", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.web_settings = settings or WebSettings()
+    app.state.web_settings = settings or load_web_settings()
     metrics = WebMetrics(lambda: get_runtime().sessions)
     app.state.metrics = metrics
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
@@ -61,11 +79,13 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.include_router(api_write.router)
     app.include_router(console.router)
     app.add_api_route("/healthz", healthz, methods=["GET"])
+    app.add_api_route("/readyz", readyz, methods=["GET"])
 
     def metrics_endpoint() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"])
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"],
+                      dependencies=[Depends(require_metrics_token)])
     return app
 
 

@@ -344,7 +344,7 @@ class StarfaceRestClient:
     def _json(response: httpx.Response, where: str) -> Any:
         try:
             return response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the recursion limit: not a PBX answer
             raise StarfaceProtocolError(f"STARFACE's answer to {where} is not JSON") from exc
 
     @staticmethod
@@ -373,7 +373,7 @@ def _error_detail(response: httpx.Response) -> str:
     """` (CODE: message)` from a STARFACE `{code, message}` error body, or "" (reference §1.1, S4)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if isinstance(body, dict) and ("code" in body or "message" in body):
         return f" ({str(body.get('code', ''))[:40]}: {str(body.get('message', ''))[:200]})"

@@ -1,10 +1,13 @@
 """Verification of the bridge's signed webhooks, for the web app's `/hooks/starface/{tenant_id}` route.
 
 `verify_webhook` checks, in this order, and changes nothing until every check has passed:
-1. the timestamp header is an integer within `MAX_SKEW_S` of our clock,
+1. the timestamp header is an integer of at most `MAX_TIMESTAMP_DIGITS` digits (checked on the text,
+   before any number is made of it) within `MAX_SKEW_S` of our clock,
 2. the signature is `sha256=` + HMAC-SHA256(bridge_secret, timestamp + "." + raw_body) (constant time),
-3. the body is a contract v1 event (type-specific fields present, enums known),
-4. the eventId is new: only now is it recorded in the `EventIdStore`.
+3. the body is a contract v1 event (type-specific fields present, enums known, every number within what
+   the event can carry: `account` a 32-bit STARFACE id, `occurredAt` a real date, `eventId` at most
+   `MAX_EVENT_ID_CHARS` printable characters) and the typed event is built from it,
+4. the eventId is new: only now, when nothing can fail any more, is it recorded in the `EventIdStore`.
 Steps 1-3 fail with `WebhookRejected(reason)`: answer 401 (the contract) with the reason. Step 4 fails
 with `WebhookReplayed`: answer 202 and do not process again (the bridge delivers at least once).
 
@@ -25,7 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.starface._errors import WebhookMalformed, WebhookRejected, WebhookReplayed
 from connectors.starface._models import ChatPresence, StarfaceEvent, TelephonyState
@@ -34,6 +37,16 @@ MAX_SKEW_S = 300
 SIGNATURE_HEADER = "X-TeamsConnect-Signature"
 TIMESTAMP_HEADER = "X-TeamsConnect-Timestamp"
 EVENT_ID_TTL_S = 3600  # > 10 min retry window + skew; what a Redis store should use as TTL
+#: Unix seconds have 10 digits until the year 2286; a longer header is not a timestamp (and a 5,000-digit
+#: one would not even convert to an int), so it is refused on its length.
+MAX_TIMESTAMP_DIGITS = 12
+#: The bridge sends a UUID (36 characters); the id becomes a Redis key, so its size is bounded.
+MAX_EVENT_ID_CHARS = 200
+MAX_ACCOUNT_ID = 2**31 - 1  # STARFACE account ids are 32-bit (the user_link column is INTEGER)
+MAX_LOGIN_CHARS = 100  # as the user_link.login_id column
+MAX_MESSAGE_CHARS = 1000
+#: occurredAt (ms since epoch) from 1970 up to the last millisecond `datetime` can hold (year 9999).
+MAX_OCCURRED_AT_MS = 253_402_300_799_999
 
 
 class EventIdStore(Protocol):
@@ -68,25 +81,39 @@ class InMemoryEventIdStore:
 
 class _EventBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
-    eventId: str
+    eventId: str = Field(max_length=MAX_EVENT_ID_CHARS)
     type: Literal["telephony", "dnd", "presence", "test"]
-    account: int = 0
-    login: str = ""
-    occurredAt: int
+    account: int = Field(default=0, ge=0, le=MAX_ACCOUNT_ID)
+    login: str = Field(default="", max_length=MAX_LOGIN_CHARS)
+    occurredAt: int = Field(ge=0, le=MAX_OCCURRED_AT_MS)
     origin: Literal["user", "integration"]
     telephonyState: TelephonyState | None = None
     dnd: bool | None = None
     chatPresence: ChatPresence | None = None
-    chatPresenceMessage: str | None = None
-    nonce: str | None = None
+    chatPresenceMessage: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    nonce: str | None = Field(default=None, max_length=MAX_EVENT_ID_CHARS)
+
+    @field_validator("eventId")
+    @classmethod
+    def _printable_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("eventId is empty")
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError("must be printable ASCII (the bridge sends a UUID)")
+        return value
+
+    @field_validator("login", "chatPresenceMessage")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL bytes")
+        return value
 
     @model_validator(mode="after")
     def _type_fields_present(self) -> _EventBody:
-        if not self.eventId.strip():
-            raise ValueError("eventId is empty")
         needed = {"telephony": ("telephonyState",), "dnd": ("dnd",), "presence": ("chatPresence",),
                   "test": ("nonce",)}[self.type]
-        missing = [name for name in needed if not getattr(self, name) and getattr(self, name) is not False]
+        missing = [name for name in needed if getattr(self, name) is None]
         if self.type != "test":  # a user's event names the user; a test event (contract 1.1) needs none
             missing += [name for name in ("account", "login") if name not in self.model_fields_set]
         if missing:
@@ -113,8 +140,12 @@ def verify_webhook(
 ) -> StarfaceEvent:
     """Verifies and parses one webhook; see the module docstring for the checks and how to answer."""
     timestamp = (_header(headers, TIMESTAMP_HEADER) or "").strip()
-    if not (timestamp.isascii() and timestamp.isdigit()):  # isdigit alone lets "²" through to int()
-        raise WebhookRejected(f"missing or non-numeric {TIMESTAMP_HEADER} header (unix seconds expected)")
+    # isdigit alone lets "²" through to int(); the length bound comes before int() of 5,000 digits fails
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+        raise WebhookRejected(
+            f"missing, non-numeric or over-long {TIMESTAMP_HEADER} header (unix seconds expected, at most "
+            f"{MAX_TIMESTAMP_DIGITS} digits)"
+        )
     skew = abs(now - int(timestamp))
     if skew > MAX_SKEW_S:
         raise WebhookRejected(
@@ -124,7 +155,9 @@ def verify_webhook(
     signature = (_header(headers, SIGNATURE_HEADER) or "").strip().lower()
     if not signature.startswith("sha256="):
         raise WebhookRejected(f"missing {SIGNATURE_HEADER} header of the form sha256=<hex>")
-    if not hmac.compare_digest(signature, sign(secret, timestamp, raw_body)):
+    # compared as bytes: compare_digest refuses (TypeError) str with non-ASCII characters
+    given = signature.encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, sign(secret, timestamp, raw_body).encode("ascii")):
         raise WebhookRejected(
             "signature does not match; the bridge secret in the module instance differs from the tenant's"
         )
@@ -134,8 +167,18 @@ def verify_webhook(
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise WebhookMalformed(f"body is not a contract v1 event: {field}: {first['msg']}") from exc
+    try:
+        event = _event_of(body)
+    except (OverflowError, OSError, ValueError) as exc:  # a date the platform cannot represent
+        raise WebhookMalformed(
+            f"body is not a contract v1 event: occurredAt: not a usable date ({type(exc).__name__})"
+        ) from exc
     if not seen.add_if_new(body.eventId):
         raise WebhookReplayed(body.eventId)
+    return event
+
+
+def _event_of(body: _EventBody) -> StarfaceEvent:
     return StarfaceEvent(
         event_id=body.eventId,
         type=body.type,

@@ -57,13 +57,15 @@ def test_it_adds_a_tenant_from_flags_with_secrets_from_files(
         "tenant", "add", "--name", "fabrikam", "--directory-id", "fabrikam.onmicrosoft.com",
         "--client-id", "22222222-2222-2222-2222-222222222222", "--client-secret", f"@{secret_file}",
         "--starface-url", "https://pbx.fabrikam.example", "--starface-login", "0001",
-        "--starface-password", STARFACE_PASSWORD, "--login-id", "1001", "--login-id", "1002", "--disabled",
+        "--starface-password", "-", "--login-id", "1001", "--login-id", "1002", "--disabled",
+        input=STARFACE_PASSWORD + "\n",
     )
     assert result.exit_code == 0, result.output
     assert "tier REST-only" in result.stdout
     with db() as session:
         tenant = session.scalars(select(Tenant)).one()
         assert read_secrets(tenant, cli_box).ms_client_secret == CLIENT_SECRET  # newline dropped
+        assert read_secrets(tenant, cli_box).starface_password == STARFACE_PASSWORD  # from stdin
         assert (tenant.enabled, tenant.login_ids, tenant.has_bridge) == (False, ["1001", "1002"], False)
 
 

@@ -38,6 +38,7 @@ from workers import queues
 from workers.app import celery_app, configure_broker
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 SECRET_A = "bridge-secret-alpha-never-shown"
 SECRET_B = "bridge-secret-beta-never-shown"
 PUBLIC_URL = "https://teamsconnect.example"
@@ -117,7 +118,8 @@ def runtime_without_database(box: SecretBox) -> Iterator[Runtime]:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(WebSettings(admin_token=ADMIN_TOKEN))) as test_client:
+    settings = WebSettings(admin_token=ADMIN_TOKEN, metrics_token=METRICS_TOKEN)
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 

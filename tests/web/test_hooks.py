@@ -92,15 +92,17 @@ def test_it_keeps_event_ids_per_tenant(client: TestClient, tenants: Tenants, bro
 
 
 @pytest.mark.parametrize("tenant_ref", ["unknown", "rest_only", "0", "abc", "99999999999"])
-def test_it_answers_404_alike_for_unknown_and_bridge_less_tenants(
+def test_it_answers_unknown_and_bridge_less_tenants_exactly_like_a_bad_signature(
     client: TestClient, tenants: Tenants, broker: Broker, tenant_ref: str
 ) -> None:
+    """Was 404 for these and 401 for a bridge tenant, which told anyone which ids are bridge tenants."""
     named = {"unknown": str(tenants.beta + 1000), "rest_only": str(tenants.rest_only)}
     ref = named.get(tenant_ref, tenant_ref)
     response = post_event(client, ref, SECRET_A, event_body())
+    real = post_event(client, tenants.alpha, "not-the-bridge-secret", event_body())
 
-    assert response.status_code == 404
-    assert response.json() == {"error": f"no tenant with a STARFACE bridge configured has the id {ref!r}"}
+    assert (response.status_code, response.json()) == (real.status_code, real.json())
+    assert response.status_code == 401
     assert broker.raw_messages() == []
 
 

@@ -7,14 +7,24 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from sync.runtime import Runtime
-from tests.web.conftest import SECRET_A, SEEDED_EMAILS, Broker, Tenants, event_body, post_event
+from tests.web.conftest import (
+    METRICS_TOKEN,
+    SECRET_A,
+    SEEDED_EMAILS,
+    Broker,
+    Tenants,
+    event_body,
+    post_event,
+)
 from tests.web.test_admin import SECRETS
 from web.app import create_app
 from web.settings import WebSettings
 
+AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=AUTH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -68,7 +78,7 @@ def test_it_counts_webhook_requests_by_outcome(client: TestClient, tenants: Tena
 
 def test_it_exports_no_secret_and_no_e_mail(client: TestClient, seeded: Tenants, broker: Broker) -> None:
     post_event(client, seeded.alpha, SECRET_A, event_body())
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=AUTH).text
 
     assert "teamsconnect_tenant_polls_total" in text
     for private in (*SECRETS, *SEEDED_EMAILS, "@"):
@@ -76,8 +86,35 @@ def test_it_exports_no_secret_and_no_e_mail(client: TestClient, seeded: Tenants,
 
 
 def test_it_still_answers_when_the_database_is_down(runtime_without_database: Runtime) -> None:
-    with TestClient(create_app(WebSettings())) as client:
+    with TestClient(create_app(WebSettings(metrics_token=METRICS_TOKEN))) as client:
         samples = scrape(client)
 
     assert samples[("teamsconnect_metrics_database_up", ())] == 0
     assert samples[("teamsconnect_webhook_requests_total", (("outcome", "accepted"),))] == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN},
+                                     {"Authorization": "Bearer " + METRICS_TOKEN[:-1]}])
+def test_it_refuses_metrics_without_the_metrics_token(
+    client: TestClient, seeded: Tenants, headers: dict[str, str]
+) -> None:
+    """/metrics used to answer anyone on the webhook's public port with every customer's name and id."""
+    response = client.get("/metrics", headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "alpha" not in response.text and "teamsconnect_tenant" not in response.text
+
+
+def test_it_switches_metrics_off_without_a_configured_token(runtime: Runtime, seeded: Tenants) -> None:
+    with TestClient(create_app(WebSettings(admin_token="a" * 32))) as client:
+        response = client.get("/metrics", headers=AUTH)
+
+    assert response.status_code == 503
+    assert response.json() == {"error": "metrics disabled: set TEAMSCONNECT_METRICS_TOKEN"}
+
+
+def test_the_admin_token_does_not_open_metrics(client: TestClient, seeded: Tenants) -> None:
+    from tests.web.conftest import ADMIN_TOKEN
+
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 401
