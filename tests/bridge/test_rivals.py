@@ -164,7 +164,7 @@ def rival_app_stack(stacks: StackFactory) -> Iterator[Stack]:
 
 def test_another_applications_teams_session_becomes_a_finding(rival_app_stack: Stack) -> None:
     stack = rival_app_stack
-    stack.add_tenant(poll_interval_s=3600.0)
+    stack.add_tenant(poll_interval_s=3600.0, options={"teams_presence_mode": "busy_in_a_call"})
     stack.start_worker("w1")
     stack.teams(0, "sign_in")
     stack.pbx.ring(stack.seeds.login(0))

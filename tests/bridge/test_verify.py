@@ -114,7 +114,8 @@ def test_a_wrong_webhook_url_in_the_module_is_named_with_the_right_one(
     stack.pbx.set_webhook(f"{stack.web_url}/hooks/starface/999999")
     clauses = _clauses(_verify(cli, stack, "--json"))
     event = clauses["test event via webhook"]
-    assert event["status"] == "FAIL" and "HTTP 404" in event["detail"]
+    # An unknown tenant gets the same 401 as a bad signature (issue 13: ids must not map to tenants).
+    assert event["status"] == "FAIL" and "HTTP 401" in event["detail"]
     assert f"{stack.web_url}/hooks/starface/{stack.tenant_id}" in event["fix"]
     assert "webhookUrl" in event["fix"]
 
