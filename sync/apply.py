@@ -160,6 +160,28 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
     return reading, writes
 
 
+class _Interrupted(StarfaceError):
+    """A user's writes stopped by something other than the PBX (e.g. the shared store restarting): retried
+    alone like a transient STARFACE error, so the batch's other users are still recorded."""
+
+    permanent = False
+
+
+def recovered_writes(applied: StarfaceApplied, previous_intent: dict[str, Any] | None,
+                     reading: StarfaceReading, writes: StarfaceWrites) -> dict[str, Any]:
+    """What a claim's previous holder wrote but never recorded (it died, or its record was lost), as found
+    shown on the PBX when the claim is taken over: recorded now as that change, so the audit trail misses no
+    write and none is made twice."""
+    if not previous_intent or writes.has_writes:
+        return {}
+    after: dict[str, Any] = {}
+    if writes.applied.dnd_ours and not applied.dnd_ours and reading.dnd:
+        after["dnd"] = True
+    if writes.applied.chat_text and writes.applied.chat_text != applied.chat_text:
+        after["chat_text"] = writes.applied.chat_text
+    return after
+
+
 def _cause(plan: StarfacePlan) -> str:
     """The audit trail's cause: the plan's own, the Teams category, or a release of what a mirrored DND
     hid."""
@@ -230,7 +252,8 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
 
     record_writes(runtime, tenant_id, user_link_id, claim_id, writes, before={"dnd": reading.dnd},
                   cause=_cause(plan), observed_at=plan.observed_at,
-                  observed_seq=plan.sequence_number)
+                  observed_seq=plan.sequence_number,
+                  recovered=recovered_writes(applied, previous_intent, reading, writes))
     return {"writes": _written(writes), "stale": writes.stale}
 
 
@@ -260,7 +283,8 @@ def durably(runtime: Runtime, work: Callable[[Session], T]) -> T:
 
 def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id: str, writes: StarfaceWrites,
                   before: dict[str, Any], cause: str, observed_at: datetime | None,
-                  observed_seq: str | None, noticed_at: datetime | None = None) -> None:
+                  observed_seq: str | None, noticed_at: datetime | None = None,
+                  recovered: dict[str, Any] | None = None) -> None:
     """After the external writes: the new applied state, the claim released, the audit row and the
     health counter, in one transaction. ``observed_at``/``observed_seq`` stay on the applied state;
     the audit row's latency starts at ``noticed_at`` when given (a repair notices drift now)."""
@@ -272,9 +296,10 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
             fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
             observed_at=observed_at, observed_seq=observed_seq, now=applied_at,
         )
-        if writes.has_writes:
+        after = _written(writes) or recovered or {}
+        if after:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
-                          target=Target.STARFACE.value, before=before, after=_written(writes), cause=cause,
+                          target=Target.STARFACE.value, before=before, after=after, cause=cause,
                           observed_at=noticed_at or observed_at, applied_at=applied_at)
             health.record_changes(session, tenant_id)
         return recorded
@@ -385,6 +410,10 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                                   gate)
         except StarfaceError as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - not the PBX's answer: this user retries alone
+            log.warning("tenant %s user %s: update interrupted (%s); retried alone", tenant_id, link_id,
+                        type(exc).__name__)
+            return _Interrupted(f"update interrupted by {type(exc).__name__}")
 
     with ThreadPoolExecutor(max_workers=min(len(work), gate.limits.max_in_flight),
                             thread_name_prefix="starface") as pool:
@@ -403,11 +432,13 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                                    items=completions)
         changed = 0
         for link_id, (reading, writes) in done.items():
-            if link_id in recorded and writes.has_writes:
+            _, applied, previous_intent = work[link_id]
+            after = _written(writes) or recovered_writes(applied, previous_intent, reading, writes)
+            if link_id in recorded and after:
                 plan = plans[link_id][0]
                 record_change(session, tenant_id=tenant_id, user_link_id=link_id,
                               target=Target.STARFACE.value, before={"dnd": reading.dnd},
-                              after=_written(writes), cause=_cause(plan), observed_at=plan.observed_at,
+                              after=after, cause=_cause(plan), observed_at=plan.observed_at,
                               applied_at=applied_at)
                 changed += 1
         if changed:

@@ -152,6 +152,7 @@ def test_a_claim_taken_over_after_a_lost_record_writes_nothing_twice(stack: Stac
     plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
     result = run_apply(stack.runtime, tenant_id, link_id, plan, version)
     assert result["writes"] == {}, result
+    assert stack.changes("starface")[-1].after == {"chat_text": "Busy (MS Teams)"}  # recorded once now
     assert (stack.phoneconfig_puts(1), _chat_writes(stack, 1)) == (puts, chats)
     with transaction(stack.runtime.sessions) as session:
         state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
