@@ -44,7 +44,7 @@ class TenantHealthCollector(Collector):
         try:
             with self._sessions()() as session:
                 rows = session.execute(
-                    select(Tenant.id, Tenant.name, Tenant.enabled, TenantHealth)
+                    select(Tenant.id, Tenant.name, Tenant.enabled, TenantHealth, Tenant.ms_secret_expires_at)
                     .outerjoin(TenantHealth, TenantHealth.tenant_id == Tenant.id)
                     .order_by(Tenant.id)
                 ).all()
@@ -81,7 +81,13 @@ def _tenant_families(rows: list, now: datetime) -> Iterator[Metric]:  # type: ig
         "teamsconnect_tenant_throttled", "1 while Graph throttles the tenant (Retry-After running).",
         labels=_TENANT_LABELS,
     )
-    for tenant_id, name, is_enabled, health in rows:
+    secret_expiry = GaugeMetricFamily(
+        "teamsconnect_tenant_client_secret_expiry_timestamp_seconds",
+        "Unix time the tenant's own Entra client secret expires (read from Entra or entered; absent if "
+        "unknown); alert 30 days ahead.",
+        labels=_TENANT_LABELS,
+    )
+    for tenant_id, name, is_enabled, health, secret_expires_at in rows:
         labels = [str(tenant_id), name]
         enabled.add_metric(labels, 1 if is_enabled else 0)
         polls.add_metric([*labels, "ok"], health.polls_ok if health else 0)
@@ -93,7 +99,9 @@ def _tenant_families(rows: list, now: datetime) -> Iterator[Metric]:  # type: ig
         until = health.throttled_until if health is not None else None
         is_throttled = until is not None and until > now
         throttled.add_metric(labels, 1 if is_throttled else 0)
-    yield from (enabled, polls, throttles, changes, last_success, throttled)
+        if secret_expires_at is not None:
+            secret_expiry.add_metric(labels, secret_expires_at.timestamp())
+    yield from (enabled, polls, throttles, changes, last_success, throttled, secret_expiry)
 
 
 class WebMetrics:

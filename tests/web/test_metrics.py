@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session, sessionmaker
 
+from models import Tenant
 from sync.runtime import Runtime
 from tests.web.conftest import (
     METRICS_TOKEN,
@@ -118,3 +122,15 @@ def test_the_admin_token_does_not_open_metrics(client: TestClient, seeded: Tenan
     from tests.web.conftest import ADMIN_TOKEN
 
     assert client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 401
+
+
+def test_it_exports_the_client_secrets_expiry_where_it_is_known(
+    client: TestClient, tenants: Tenants, pg_sessions: sessionmaker[Session]
+) -> None:
+    expires = datetime(2027, 6, 30, tzinfo=UTC)
+    with pg_sessions() as session, session.begin():
+        session.get_one(Tenant, tenants.alpha).ms_secret_expires_at = expires
+    samples = scrape(client)
+    expiry = "teamsconnect_tenant_client_secret_expiry_timestamp_seconds"
+    assert samples[(expiry, tenant_labels(tenants.alpha, "alpha"))] == expires.timestamp()
+    assert (expiry, tenant_labels(tenants.beta, "beta")) not in samples  # unknown: no sample, not 0
