@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -25,6 +26,9 @@ from models import migrate
 from models.crypto import SecretBox, generate_key
 from models.db import make_engine, make_session_factory
 from tests.support.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from embedded.stack import StackFactory
 
 ADMIN_DATABASE_URL = os.environ.get(
     "TEAMSCONNECT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -134,3 +138,19 @@ def redis_client() -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def stacks(
+    postgres_url: str, pg_sessions: sessionmaker[Session], encryption_key: str
+) -> Iterator[StackFactory]:
+    """Builds end-to-end stacks on the session's PostgreSQL database (emptied after each test by
+    pg_sessions). Imported here, not at the top: the stack reads this run's Redis URLs when imported."""
+    from embedded.stack import StackFactory
+
+    yield StackFactory(postgres_url, encryption_key)

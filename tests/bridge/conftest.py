@@ -7,26 +7,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import Result
-from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from cli.main import app
 from config.settings import get_settings
 from embedded.stack import Stack, StackFactory
-from models.crypto import generate_key
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
-
-
-@pytest.fixture(scope="session")
-def encryption_key() -> str:
-    return generate_key()
-
-
-@pytest.fixture
-def stacks(
-    postgres_url: str, pg_sessions: sessionmaker[Session], encryption_key: str
-) -> Iterator[StackFactory]:
-    yield StackFactory(postgres_url, encryption_key)
 
 
 @pytest.fixture
