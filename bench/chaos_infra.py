@@ -13,8 +13,6 @@ import contextlib
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,11 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from embedded.redis_server import RedisServer, free_port
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -41,46 +35,21 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 @dataclass
-class RedisProcess:
+class RedisProcess(RedisServer):
     """redis-server with an append-only file in its own folder; `kill()` is a crash, `start()` reloads."""
 
     port: int = field(default_factory=free_port)
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-redis-")))
-    process: subprocess.Popen[bytes] | None = None
-
-    def url(self, db: int) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        # Loading the append-only file can take a moment; PING answers LOADING until then.
-        _wait(self.ping, 30.0, f"redis-server on port {self.port}")
+    persistence: tuple[str, ...] = ("--appendonly", "yes", "--save", "")
+    folder: Path | None = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chaos-redis-")))
+    start_timeout_s: float = 30.0
 
     def kill(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-        _wait(lambda: not self.ping(), 15.0, f"redis-server on port {self.port} to stop")
+        self.stop()
 
     def close(self) -> None:
-        self.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.stop()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _postgres_bin() -> Path:

@@ -22,10 +22,10 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from embedded.redis_server import RedisServer
 from models import migrate
 from models.crypto import SecretBox, generate_key
 from models.db import make_engine, make_session_factory
-from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from embedded.stack import StackFactory

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
 from connectors.starface import sign
+from embedded.redis_server import RedisServer
 from models import ChangeLog, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBox
 from models.db import make_engine, make_session_factory
@@ -31,7 +32,6 @@ from presence.linking import LinkState
 from sync.coordination import LocalCoordination, RedisCoordination
 from sync.runtime import Runtime, set_runtime
 from tests.support.factories import make_tenant, make_user_links
-from tests.support.redis_server import RedisServer
 from web.app import create_app
 from web.settings import WebSettings
 from workers import queues

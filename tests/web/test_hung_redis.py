@@ -19,11 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.starface import sign
+from embedded.redis_server import RedisServer
 from sync.coordination import RedisCoordination
 from sync.ports import CollectingQueue
 from sync.runtime import Runtime, redis_client
 from sync.webhook import receive_event
-from tests.support.redis_server import RedisServer
 from tests.web.conftest import SECRET_A, Broker, Tenants, event_body
 from web.settings import WebSettings
 

@@ -1,7 +1,9 @@
-"""A private redis-server on a free port, so a test run never touches (or is touched by) anyone else's Redis.
+"""A private redis-server on a free port, so a test run or a benchmark never touches (or is touched by)
+anyone else's Redis.
 
-The whole suite gets one (tests/conftest.py), the web tests a second one as a broker they can take down.
-Two `make test` runs on one machine therefore share nothing but the PostgreSQL server, where each creates
+The test suite gets one (tests/conftest.py), the web tests a second one as a broker they can take down, and
+the chaos suite one with an append-only file that it crashes and restarts (bench/chaos_infra.py). Two
+`make test` runs on one machine therefore share nothing but the PostgreSQL server, where each creates
 databases of its own.
 """
 
@@ -11,7 +13,8 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -26,6 +29,11 @@ class RedisServer:
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    #: Persistence: none by default; the chaos suite asks for an append-only file in ``folder``.
+    persistence: tuple[str, ...] = ("--save", "", "--appendonly", "no")
+    folder: Path | None = None
+    #: How long a start may take (loading an append-only file answers LOADING for a while).
+    start_timeout_s: float = field(default=15.0)
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -39,16 +47,17 @@ class RedisServer:
         except OSError:
             return False
 
-    def start(self, timeout_s: float = 15.0) -> None:
+    def start(self) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install "
                                "redis-server), or point TEAMSCONNECT_TEST_REDIS_URL at a Redis")
+        folder = ["--dir", str(self.folder)] if self.folder is not None else []
         self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", *folder, *self.persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self._wait(self.ping, timeout_s, f"redis-server on port {self.port} to answer")
+        self._wait(self.ping, self.start_timeout_s, f"redis-server on port {self.port} to answer")
 
     def stop(self) -> None:
         if self.process is not None:
