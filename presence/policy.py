@@ -83,6 +83,15 @@ DEFAULT_RULES: Mapping[Category, Rule] = MappingProxyType(
 )
 
 
+#: The options an operator sets per tenant: the fields of `TenantPolicy` below by these names (its other
+#: fields, the tier and the rule table, come from elsewhere). The tenant schema, its stored columns and the
+#: row -> policy mapping all copy by this one list.
+OPTION_FIELDS: tuple[str, ...] = (
+    "set_dnd", "set_chat_text", "set_telephony", "set_teams_presence", "teams_presence_mode",
+    "ringing_counts_as_call", "respect_manual_dnd", "manual_dnd_to_teams",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TenantPolicy:
     """Per-tenant options. Defaults follow the STARFACE module: Teams -> DND and text on, Teams leads (a
@@ -125,15 +134,10 @@ class TenantPolicy:
         return self.set_teams_presence and self.has_bridge
 
     def to_json(self) -> dict[str, Any]:
+        options = {name: getattr(self, name) for name in OPTION_FIELDS}
+        options["teams_presence_mode"] = self.teams_presence_mode.value
         return {
-            "set_dnd": self.set_dnd,
-            "set_chat_text": self.set_chat_text,
-            "set_telephony": self.set_telephony,
-            "set_teams_presence": self.set_teams_presence,
-            "teams_presence_mode": self.teams_presence_mode.value,
-            "ringing_counts_as_call": self.ringing_counts_as_call,
-            "respect_manual_dnd": self.respect_manual_dnd,
-            "manual_dnd_to_teams": self.manual_dnd_to_teams,
+            **options,
             "has_bridge": self.has_bridge,
             "rules": {category.value: rule.to_json() for category, rule in self.rules.items()},
         }
@@ -142,10 +146,9 @@ class TenantPolicy:
     def from_json(cls, data: Mapping[str, Any]) -> TenantPolicy:
         """Build a policy from stored JSON; absent options take their defaults, absent rules their row."""
         flags = {}
-        for name in (
-            "set_dnd", "set_chat_text", "set_telephony", "set_teams_presence",
-            "ringing_counts_as_call", "respect_manual_dnd", "manual_dnd_to_teams", "has_bridge",
-        ):
+        for name in (*OPTION_FIELDS, "has_bridge"):
+            if name == "teams_presence_mode":
+                continue
             if name in data:
                 if not isinstance(data[name], bool):
                     raise PolicyError(f"{name}: expected true or false, got {data[name]!r}")

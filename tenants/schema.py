@@ -11,8 +11,9 @@ import ipaddress
 import re
 import socket
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -35,7 +37,14 @@ from models.tenant import (
 )
 from presence.categories import Category, category_named, teams_name
 from presence.linking import SelectionMode
-from presence.policy import CHAT_TEXT_MAX, DEFAULT_RULES, ChatSymbol, DndAction, TeamsPresenceMode
+from presence.policy import (
+    CHAT_TEXT_MAX,
+    DEFAULT_RULES,
+    OPTION_FIELDS,
+    ChatSymbol,
+    DndAction,
+    TenantPolicy,
+)
 from tenants.changes import KEEP_SECRET
 from tenants.naming import check_slug, clean_name
 
@@ -182,21 +191,8 @@ def check_url(value: str) -> str:
 BaseUrl = Annotated[str, AfterValidator(check_url)]
 
 
-class Options(_Strict):
-    """The outputs a tenant wants, each switchable (design.md, product 1 and 2).
-
-    These fields are the option columns of `Tenant` and the option fields of the engine's `TenantPolicy`
-    by the same names; `OPTION_FIELDS` is the one list the service and the policy mapping copy by.
-    """
-
-    set_dnd: bool = True
-    set_chat_text: bool = True
-    set_telephony: bool = False
-    set_teams_presence: bool = True
-    teams_presence_mode: TeamsPresenceMode = TeamsPresenceMode.DND_PRESENTING
-    ringing_counts_as_call: bool = False
-    respect_manual_dnd: bool = False
-    manual_dnd_to_teams: bool = False
+class _OptionsRules(_Strict):
+    """Validation of the options beyond their types."""
 
     @model_validator(mode="before")
     @classmethod
@@ -211,7 +207,20 @@ class Options(_Strict):
         return value
 
 
-OPTION_FIELDS: tuple[str, ...] = tuple(Options.model_fields)
+def _options_model() -> type[_OptionsRules]:
+    """`Options`: the engine's options (presence.policy.OPTION_FIELDS of `TenantPolicy`) with the engine's
+    types and defaults, so a new option or default is written once, in the engine."""
+    hints = get_type_hints(TenantPolicy)
+    defaults = {f.name: f.default for f in fields(TenantPolicy)}
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        "Options", __base__=_OptionsRules, __module__=__name__,
+        __doc__="The outputs a tenant wants, each switchable (design.md, product 1 and 2).",
+        **{name: (hints[name], defaults[name]) for name in OPTION_FIELDS},
+    )
+
+
+Options = _options_model()
+
 
 
 class Selection(_Strict):
