@@ -9,6 +9,7 @@ saved. ``GET /api/openapi.json`` documents the read and write routes.
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +18,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
 from models import Tenant
 from models.db import transaction
 from presence.categories import Category
 from sync.directory import sync_directory
+from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
 from tenants.diagnostics import run_checks
@@ -108,13 +113,17 @@ def _update(tenant_id: int, changes: dict[str, Any], action: str) -> JSONRespons
 
 
 def _guarded(handler):  # type: ignore[no-untyped-def]
-    """Turns a `_Refused` raised anywhere in the handler into its JSON answer."""
+    """Turns a `_Refused` raised anywhere in the handler into its JSON answer. A plain (blocking) handler
+    runs in the thread pool: database, Graph and PBX calls never stall the event loop that also answers the
+    bridge's webhooks (contract: within 1 s)."""
     import functools
 
     @functools.wraps(handler)
     async def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await handler(*args, **kwargs)
+            if inspect.iscoroutinefunction(handler):
+                return await handler(*args, **kwargs)
+            return await run_in_threadpool(handler, *args, **kwargs)
         except _Refused as refused:
             return refused.response
 
@@ -137,7 +146,10 @@ _TENANT_EXAMPLE = {
 @_guarded
 async def create_tenant(request: Request) -> JSONResponse:
     """Creates a tenant (validated as a whole; secrets stored encrypted, never returned)."""
-    body = await _body(request)
+    return await run_in_threadpool(_create, await _body(request))
+
+
+def _create(body: dict[str, Any]) -> JSONResponse:
     runtime = get_runtime()
     try:
         with transaction(runtime.sessions) as session:
@@ -154,12 +166,12 @@ async def create_tenant(request: Request) -> JSONResponse:
 async def update_tenant(tenant_id: int, request: Request) -> JSONResponse:
     """Changes any settings (nested or dotted keys); the merged result is validated before anything is
     stored. Returns the names of the changed settings."""
-    return _update(tenant_id, await _body(request), "settings changed")
+    return await run_in_threadpool(_update, tenant_id, await _body(request), "settings changed")
 
 
 @router.delete("/tenants/{tenant_id}", responses={**_ERRORS, 409: {"description": "outputs still set"}})
 @_guarded
-async def delete_tenant(tenant_id: int, force: bool = False) -> JSONResponse:
+def delete_tenant(tenant_id: int, force: bool = False) -> JSONResponse:
     """Deletes the tenant; refused (409) while a DND, chat text or Teams session of ours is still set."""
     try:
         with transaction(get_runtime().sessions) as session:
@@ -178,7 +190,8 @@ async def delete_tenant(tenant_id: int, force: bool = False) -> JSONResponse:
 @_guarded
 async def put_rules(tenant_id: int, request: Request) -> JSONResponse:
     """Sets rows of the status table (Teams category -> DND set/clear/leave and chat text)."""
-    return _update(tenant_id, {"rules": await _body(request)}, "status table changed")
+    rules = {"rules": await _body(request)}
+    return await run_in_threadpool(_update, tenant_id, rules, "status table changed")
 
 
 @router.put("/tenants/{tenant_id}/rules/{category}", responses=_ERRORS, openapi_extra=_json_body(
@@ -194,7 +207,7 @@ async def put_rule(tenant_id: int, category: str, request: Request) -> JSONRespo
     except TenantConfigError:
         return error(400, "category", f"unknown category {category!r}",
                      f"use one of {', '.join(c.value for c in Category)}")
-    return _update(tenant_id, {"rules": {name: body}}, "status table changed")
+    return await run_in_threadpool(_update, tenant_id, {"rules": {name: body}}, "status table changed")
 
 
 @router.put("/tenants/{tenant_id}/selection", responses=_ERRORS, openapi_extra=_json_body(
@@ -205,7 +218,8 @@ async def put_rule(tenant_id: int, category: str, request: Request) -> JSONRespo
 @_guarded
 async def put_selection(tenant_id: int, request: Request) -> JSONResponse:
     """Sets which STARFACE users are synced (run POST .../sync afterwards to relink)."""
-    return _update(tenant_id, {"selection": await _body(request)}, "user selection changed")
+    return await run_in_threadpool(_update, tenant_id, {"selection": await _body(request)},
+                                   "user selection changed")
 
 
 @router.put("/tenants/{tenant_id}/secrets", responses=_ERRORS, openapi_extra=_json_body(
@@ -220,25 +234,25 @@ async def put_secrets(tenant_id: int, request: Request) -> JSONResponse:
         return error(400, unknown[0], "is not a secret setting", f"use {', '.join(SECRET_FIELDS)}")
     if not body:
         return error(400, "body", "names no secret", f"send one of {', '.join(SECRET_FIELDS)}")
-    return _update(tenant_id, body, "credentials changed")
+    return await run_in_threadpool(_update, tenant_id, body, "credentials changed")
 
 
 @router.post("/tenants/{tenant_id}/enable", responses=_ERRORS)
 @_guarded
-async def enable(tenant_id: int) -> JSONResponse:
+def enable(tenant_id: int) -> JSONResponse:
     return _update(tenant_id, {"enabled": True}, "tenant enabled")
 
 
 @router.post("/tenants/{tenant_id}/disable", responses=_ERRORS)
 @_guarded
-async def disable(tenant_id: int) -> JSONResponse:
+def disable(tenant_id: int) -> JSONResponse:
     """Disables the tenant; drift repair releases what we set within 5 minutes."""
     return _update(tenant_id, {"enabled": False}, "tenant disabled")
 
 
 @router.post("/tenants/{tenant_id}/dry-run", responses=_ERRORS)
 @_guarded
-async def post_dry_run(tenant_id: int) -> JSONResponse:
+def post_dry_run(tenant_id: int) -> JSONResponse:
     """What the first cycle would write now (live reads, nothing written)."""
     runtime = get_runtime()
     with runtime.sessions() as session:
@@ -251,18 +265,19 @@ async def post_dry_run(tenant_id: int) -> JSONResponse:
 
 @router.post("/tenants/{tenant_id}/test", responses=_ERRORS)
 @_guarded
-async def post_test(tenant_id: int) -> JSONResponse:
+def post_test(tenant_id: int) -> JSONResponse:
     """Microsoft sign-in and reads, STARFACE admin login, bridge ping; each failure with its fix."""
     runtime = get_runtime()
     with runtime.sessions() as session:
-        results = run_checks(session, _find(session, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S)
+        results = run_checks(session, _find(session, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
+                             runtime.provider_app, runtime.settings.egress_ip_list)
     ok = all(r.status != "FAILED" for r in results)
     return JSONResponse({"ok": ok, "checks": [vars(r) for r in results]})
 
 
 @router.post("/tenants/{tenant_id}/sync", responses=_ERRORS)
 @_guarded
-async def post_sync(tenant_id: int) -> JSONResponse:
+def post_sync(tenant_id: int) -> JSONResponse:
     """Directory sync now: links users by e-mail; returns the count per link state."""
     runtime = get_runtime()
     with transaction(runtime.sessions) as session:
@@ -270,7 +285,7 @@ async def post_sync(tenant_id: int) -> JSONResponse:
         session.expunge(tenant)
     try:
         counts = sync_directory(runtime, tenant, CELERY_QUEUE)
-    except Exception as exc:  # noqa: BLE001 - connector errors carry their fix and no secret
+    except (GraphError, StarfaceError, QueueUnavailable) as exc:  # each carries its fix and no secret
         return error(502, "sync", mask_emails(str(exc)) or "failed",
                      "run POST .../test to see which side fails")
     with transaction(runtime.sessions) as session:
@@ -280,7 +295,7 @@ async def post_sync(tenant_id: int) -> JSONResponse:
 
 @router.get("/tenants/{tenant_id}/logs", responses=_ERRORS)
 @_guarded
-async def get_logs(tenant_id: int, limit: int = 500, format: str = "json") -> Any:
+def get_logs(tenant_id: int, limit: int = 500, format: str = "json") -> Any:
     """The tenant's recent log lines, newest first (``format=text`` for a download)."""
     with get_runtime().sessions() as session:
         _find(session, tenant_id)
@@ -293,7 +308,7 @@ async def get_logs(tenant_id: int, limit: int = 500, format: str = "json") -> An
 
 @router.get("/tenants/{tenant_id}/audit", responses=_ERRORS)
 @_guarded
-async def get_audit(tenant_id: int, q: str = "", page: int = 1, per_page: int = 50) -> JSONResponse:
+def get_audit(tenant_id: int, q: str = "", page: int = 1, per_page: int = 50) -> JSONResponse:
     """Changes made through the console or this API: who, when, what (secrets only as "replaced")."""
     with get_runtime().sessions() as session:
         _find(session, tenant_id)

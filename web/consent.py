@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from models.db import transaction
+from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants.consent import ConsentLinkInvalid, record_answer
 from tenants.diagnostics import CheckResult, run_checks
@@ -50,7 +51,7 @@ def consent_answer(request: Request) -> HTMLResponse:
     try:
         CELERY_QUEUE.directory_sync(tenant_id)
         lines.append("Benutzer werden jetzt verknüpft / users are being linked now (directory sync queued)")
-    except Exception:  # noqa: BLE001 - the periodic directory sync (15 min) links them as well
+    except QueueUnavailable:  # the periodic directory sync (15 min) links them as well
         lines.append("the directory sync could not be queued now; the periodic one links the users "
                      "within 15 minutes")
     failed = any(check.status == "FAILED" for check in checks)

@@ -17,7 +17,10 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Red
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from connectors.graph import GraphError
+from connectors.starface import StarfaceError
 from models import ChangeLog, Tenant, TenantHealth, UserLink
 from models.crypto import SecretBoxError
 from models.db import transaction
@@ -26,9 +29,10 @@ from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import DndAction, TeamsPresenceMode
 from sync.directory import sync_directory
+from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
-from tenants.diagnostics import run_checks
+from tenants.diagnostics import CheckResult, run_checks
 from tenants.dry_run import check_microsoft, check_starface, dry_run
 from tenants.operators import authenticate
 from tenants.overview import change_list, mask_emails, tenant_detail
@@ -334,9 +338,9 @@ async def sync_now(request: Request, tenant_id: int) -> Response:
     with transaction(runtime.sessions) as db:
         tenant = _tenant(db, tenant_id)
         db.expunge(tenant)
-    try:
-        counts = sync_directory(runtime, tenant, CELERY_QUEUE)
-    except Exception as exc:  # noqa: BLE001 - connector errors carry the fix; shown, secrets never in them
+    try:  # Graph and the PBX answer slowly: off the event loop that also serves the bridge's webhooks
+        counts = await run_in_threadpool(sync_directory, runtime, tenant, CELERY_QUEUE)
+    except (GraphError, StarfaceError, QueueUnavailable) as exc:  # each carries its fix, never a secret
         return show_tenant(request, tenant_id, status=502, step=_step_of(target), section="selection",
                            errors=[{"field": "directory sync", "message": mask_emails(str(exc)),
                                     "fix": "run Test connection to see which side fails"}])
@@ -350,8 +354,13 @@ async def sync_now(request: Request, tenant_id: int) -> Response:
 async def test_connection(request: Request, tenant_id: int) -> Response:
     form, _session = await _admin_form(request)
     runtime = get_runtime()
-    with runtime.sessions() as db:
-        results = run_checks(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S)
+
+    def checks() -> list[CheckResult]:
+        with runtime.sessions() as db:
+            return run_checks(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
+                              runtime.provider_app, runtime.settings.egress_ip_list)
+
+    results = await run_in_threadpool(checks)
     target = _safe_next(form.get("next"), "")
     return show_tenant(request, tenant_id, step=_step_of(target), checks=results, section="test")
 
@@ -360,8 +369,12 @@ async def test_connection(request: Request, tenant_id: int) -> Response:
 async def dry_run_page(request: Request, tenant_id: int) -> Response:
     form, _session = await _admin_form(request)
     runtime = get_runtime()
-    with runtime.sessions() as db:
-        planned, error = dry_run(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S)
+
+    def plan() -> tuple[Any, str | None]:
+        with runtime.sessions() as db:
+            return dry_run(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S)
+
+    planned, error = await run_in_threadpool(plan)
     target = _safe_next(form.get("next"), "")
     return show_tenant(request, tenant_id, step=_step_of(target), planned=planned, dry_run_error=error,
                        section="dryrun")
@@ -533,8 +546,9 @@ async def wizard_microsoft(request: Request) -> Response:
     except TenantConfigError as exc:
         return _wizard(request, "microsoft", 400, errors=forms.problems(exc), typed=typed)
     runtime = get_runtime()
-    check = check_microsoft(values["directory_id"], values["client_id"], secret, values["login_base_url"],
-                            values["graph_base_url"], runtime.verify, CHECK_TIMEOUT_S)
+    check = await run_in_threadpool(check_microsoft, values["directory_id"], values["client_id"], secret,
+                                    values["login_base_url"], values["graph_base_url"], runtime.verify,
+                                    CHECK_TIMEOUT_S)
     if check.status != "OK":
         return _wizard(request, "microsoft", 400, check=check, typed=typed)
     response = redirect(request, "/console/new?step=starface")
@@ -570,8 +584,8 @@ async def wizard_starface(request: Request) -> Response:
     except TenantConfigError as exc:
         return _wizard(request, "starface", 400, errors=forms.problems(exc), typed=typed)
     runtime = get_runtime()
-    check = check_starface(typed["starface_base_url"], typed["starface_login_id"], password, runtime.verify,
-                           CHECK_TIMEOUT_S)
+    check = await run_in_threadpool(check_starface, typed["starface_base_url"], typed["starface_login_id"],
+                                    password, runtime.verify, CHECK_TIMEOUT_S)
     if check.status != "OK":
         return _wizard(request, "starface", 400, check=check, typed=typed)
     try:
