@@ -42,6 +42,20 @@ def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResul
     return CheckResult(name, "FAILED", detail)
 
 
+def graph_client(tenant: Tenant, secrets: TenantSecrets, provider: ProviderApp | None, verify: str | bool,
+                 timeout: float) -> GraphClient:
+    """A Graph client for a one-off check: the tenant's own app, or the deployment's provider app
+    (ProviderAppMissing when the tenant uses one that is not configured)."""
+    if tenant.uses_provider_app:
+        if provider is None:
+            raise ProviderAppMissing()
+        client_id, credential = provider.client_id, provider.credential
+    else:
+        client_id, credential = tenant.ms_client_id or "", secrets.ms_client_secret or ""
+    return GraphClient(tenant.ms_directory_id, client_id, credential, login_base_url=tenant.login_base_url,
+                       graph_base_url=tenant.graph_base_url, verify=verify, timeout=timeout)
+
+
 def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
                timeout: float, provider: ProviderApp | None = None,
                egress_ips: list[str] | None = None) -> list[CheckResult]:
@@ -55,17 +69,11 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
     hidden = [s for s in (secrets.ms_client_secret, secrets.starface_password, secrets.bridge_secret) if s]
     results: list[CheckResult] = []
 
-    if tenant.uses_provider_app:
-        if provider is None:
-            missing = str(ProviderAppMissing())
-            results.append(CheckResult("Microsoft sign-in and user read", "FAILED", missing))
-            return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
-        client_id, credential = provider.client_id, provider.credential
-    else:
-        client_id, credential = tenant.ms_client_id or "", secrets.ms_client_secret or ""
-    graph = GraphClient(tenant.ms_directory_id, client_id, credential,
-                        login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
-                        verify=verify, timeout=timeout)
+    try:
+        graph = graph_client(tenant, secrets, provider, verify, timeout)
+    except ProviderAppMissing as missing:
+        results.append(CheckResult("Microsoft sign-in and user read", "FAILED", str(missing)))
+        return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
     try:
         signin = _check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
                         + (", ".join(graph.check_access()) or "(none)"), hidden)

@@ -20,8 +20,9 @@ from models.secrets import read_secrets
 from presence.categories import categorize
 from presence.linking import LinkState
 from presence.policy import DndAction
-from tenants.diagnostics import CheckResult
+from tenants.diagnostics import CheckResult, graph_client
 from tenants.policy import rules_of
+from tenants.provider_app import ProviderApp, ProviderAppMissing
 
 MAX_DRY_RUN_USERS = 200
 
@@ -71,7 +72,7 @@ def check_starface(base_url: str, login_id: str, password: str, verify: str | bo
 
 
 def dry_run(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
-            timeout: float) -> tuple[list[PlannedWrite], str | None]:
+            timeout: float, provider: ProviderApp | None = None) -> tuple[list[PlannedWrite], str | None]:
     """(the writes the first cycle would make per linked user, an error message or None). Reads only."""
     try:
         secrets = read_secrets(tenant, box)
@@ -84,9 +85,10 @@ def dry_run(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool
     if not links:
         return [], "no linked users yet: run the directory sync (User selection) first"
     rules = rules_of(tenant)
-    graph = GraphClient(tenant.ms_directory_id, tenant.ms_client_id, secrets.ms_client_secret,
-                        login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
-                        verify=verify, timeout=timeout)
+    try:
+        graph = graph_client(tenant, secrets, provider, verify, timeout)
+    except ProviderAppMissing as missing:
+        return [], str(missing)
     try:
         ids = [link.entra_object_id or "" for link in links]
         presences = {p.user_id: p for p in graph.get_presences(ids)}

@@ -257,7 +257,7 @@ def post_dry_run(tenant_id: int) -> JSONResponse:
     runtime = get_runtime()
     with runtime.sessions() as session:
         planned, failure = dry_run(session, _find(session, tenant_id), runtime.box, runtime.verify,
-                                   CHECK_TIMEOUT_S)
+                                   CHECK_TIMEOUT_S, runtime.provider_app)
     if failure:
         return error(502, "dry_run", failure, "run POST .../test to see which side fails")
     return JSONResponse({"writes": [vars(p) for p in planned]})

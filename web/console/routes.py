@@ -372,7 +372,8 @@ async def dry_run_page(request: Request, tenant_id: int) -> Response:
 
     def plan() -> tuple[Any, str | None]:
         with runtime.sessions() as db:
-            return dry_run(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S)
+            return dry_run(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
+                           runtime.provider_app)
 
     planned, error = await run_in_threadpool(plan)
     target = _safe_next(form.get("next"), "")
