@@ -6,7 +6,7 @@ at least the current tenant's level (set by ``tenant_log_level`` around the tena
 tenant's work, the process's level (``TEAMSCONNECT_LOG_LEVEL``). Other libraries' records are untouched.
 
 Tenant levels are the STARFACE module's: ERROR, WARN, INFO, DEBUG, TRACE. TRACE (number 5, below DEBUG)
-is for request/response summaries without secrets: log them with ``log.log(TRACE, ...)``.
+is for request/response summaries without secrets: the connectors write them (``connectors.trace``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from connectors.trace import TRACE
+
 OUR_PACKAGES = ("workers", "scheduler", "sync", "tenants", "connectors", "presence", "models", "web", "cli",
                 "embedded", "demo")
 
-#: Below DEBUG, as in the STARFACE module: request/response summaries (never secrets).
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
 _NAMED = {"TRACE": TRACE, "WARN": logging.WARNING}
 
 _tenant_level: ContextVar[int | None] = ContextVar("tenant_log_level", default=None)

@@ -31,6 +31,7 @@ from connectors.graph._errors import (
     GraphUnavailable,
 )
 from connectors.graph._models import DirectoryUser, Presence
+from connectors.trace import trace_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +145,15 @@ class GraphClient:
             headers = {"Authorization": f"Bearer {self._tokens.token()}"}
             try:
                 self.requests_made += 1
+                started = time.perf_counter()
                 response = self._http.request(method, url, json=body, headers=headers)
             except httpx.TimeoutException as exc:
                 raise GraphUnavailable(f"Graph timed out: {method} {url.split('?')[0]}") from exc
             except httpx.TransportError as exc:
                 raise GraphUnavailable(f"Graph unreachable: {type(exc).__name__}") from exc
             logger.debug("graph %s %s -> %s", method, url.split("?")[0], response.status_code)
+            trace_exchange(logger, "graph", f"{method} {url.split('?')[0]}", response.status_code, started,
+                           len(response.request.content), len(response.content))
             if response.status_code == 401 and attempt == 1:
                 self._tokens.invalidate()  # expired or revoked before MSAL expected: one fresh token, once
                 continue

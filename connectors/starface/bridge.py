@@ -7,6 +7,7 @@ appears in a message, and `_redact` keeps it out of httpx's request log line.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 import xmlrpc.client
@@ -36,6 +37,9 @@ from connectors.starface._models import (
     ChatPresence,
     TelephonyState,
 )
+from connectors.trace import trace_exchange
+
+logger = logging.getLogger(__name__)
 
 CONTRACT_VERSION = "1"
 #: Versions the service talks to: 1.1 adds `sendTestEvent` and the PBX clock in `ping` (both optional).
@@ -185,6 +189,7 @@ class StarfaceBridgeClient:
         method = f"{self._instance}.{entry_point}"
         body = xmlrpc.client.dumps(({**args, "secret": self._secret},), methodname=method, allow_none=False)
         self.requests_made += 1
+        started = time.perf_counter()
         try:
             response = self._http.post(
                 "/xml-rpc", content=body.encode("utf-8"), headers={"Content-Type": "text/xml"}
@@ -199,6 +204,8 @@ class StarfaceBridgeClient:
                 f"cannot reach STARFACE at {self._base_url} for the bridge ({type(exc).__name__}); check the "
                 "PBX address, its certificate and the firewall (service -> PBX HTTPS)"
             ) from exc
+        trace_exchange(logger, "bridge", entry_point, response.status_code, started,
+                       len(response.request.content), len(response.content))
         if response.status_code >= 500:
             raise StarfaceUnavailable(
                 f"STARFACE answered HTTP {response.status_code} to the bridge call "

@@ -15,9 +15,11 @@ the vendor documents and what we assume where it is silent.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import ssl
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -34,6 +36,9 @@ from connectors.starface._errors import (
     StarfaceWriteFailed,
 )
 from connectors.starface._models import AccessCheck, DndWrite, StarfaceGroup, StarfaceUser
+from connectors.trace import trace_exchange
+
+logger = logging.getLogger(__name__)
 
 
 class _User(BaseModel):
@@ -261,8 +266,9 @@ class StarfaceRestClient:
     ) -> httpx.Response:
         """The one seam where httpx errors become connector errors."""
         self.requests_made += 1
+        started = time.perf_counter()
         try:
-            return self._http.request(method, path, json=json, headers=headers)
+            response = self._http.request(method, path, json=json, headers=headers)
         except httpx.TimeoutException as exc:
             raise StarfaceUnavailable(
                 f"STARFACE at {self._base_url} did not answer {method} /rest{path} within {self._timeout} s; "
@@ -273,6 +279,9 @@ class StarfaceRestClient:
                 f"cannot reach STARFACE at {self._base_url} ({type(exc).__name__}); check the PBX address, "
                 "its certificate and the firewall (service -> PBX HTTPS)"
             ) from exc
+        trace_exchange(logger, "starface", f"{method} /rest{path}", response.status_code, started,
+                       len(response.request.content), len(response.content))
+        return response
 
     def _check(self, response: httpx.Response, method: str, path: str, expect: int) -> httpx.Response:
         """Returns `response` if it has the call's documented success status `expect`, else raises.
