@@ -27,7 +27,7 @@ from web.auth import require_metrics_token
 from web.console import routes as console
 from web.metrics import WebMetrics
 from web.settings import WebSettings, load_web_settings
-from workers.app import celery_app
+from workers.app import celery_app, use_request_path_broker_timeouts
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     """A new app; ``settings`` default to the environment (``TEAMSCONNECT_ADMIN_TOKEN``,
     ``TEAMSCONNECT_METRICS_TOKEN``); a bad token raises SettingsError naming the variable."""
     use_request_path_timeouts()  # the bridge contract: an answer within 1 s, also while Redis hangs
+    use_request_path_broker_timeouts()  # ... and while the broker hangs
     app = FastAPI(title="TeamsConnect Cloud", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web_settings = settings or load_web_settings()
     metrics = WebMetrics(lambda: get_runtime().sessions)

@@ -39,8 +39,18 @@ BEAT_SCHEDULE = {
 }
 
 
+#: Broker socket timeouts. A Redis that hangs without closing the connection would hold a publish forever
+#: (kombu's default). Workers wait 5 s, as for coordination (sync.runtime.WORKER_REDIS_TIMEOUT_S); the web
+#: app publishes webhook events while the bridge waits for its answer, so it gives up after 0.5 s and
+#: answers 503 (`use_request_path_broker_timeouts`).
+WORKER_BROKER_TIMEOUT_S = 5.0
+REQUEST_PATH_BROKER_TIMEOUT_S = 0.5
+_broker_timeout_s = WORKER_BROKER_TIMEOUT_S
+
+
 def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
-    """Celery settings for a broker; the same for every process (worker, beat, web, flower)."""
+    """Celery settings for a broker; the same for every process (worker, beat, web, flower) but for the
+    broker socket timeouts."""
     config: dict[str, object] = {
         "broker_url": broker_url,
         "result_backend": None,
@@ -67,7 +77,8 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
     }
     if broker_url.startswith(("redis://", "rediss://")):
         # Unacked tasks of a dead worker come back after this; stale polls expire long before.
-        config["broker_transport_options"] = {"visibility_timeout": 300}
+        config["broker_transport_options"] = {"visibility_timeout": 300,
+                                              **_socket_timeouts(_broker_timeout_s)}
         config["beat_scheduler"] = "redbeat.RedBeatScheduler"
         config["redbeat_redis_url"] = redis_url or broker_url
         config["redbeat_redis_options"] = {"health_check_interval": 30}
@@ -77,6 +88,20 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         config["beat_max_loop_interval"] = 2
         config["redbeat_lock_timeout"] = 10
     return config
+
+
+def _socket_timeouts(timeout_s: float) -> dict[str, float]:
+    return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+
+
+def use_request_path_broker_timeouts() -> None:
+    """Called by the web app: its publishes to a hung broker fail after 0.5 s instead of waiting on."""
+    global _broker_timeout_s
+    _broker_timeout_s = REQUEST_PATH_BROKER_TIMEOUT_S
+    if celery_app.configured and str(celery_app.conf.broker_url).startswith(("redis://", "rediss://")):
+        celery_app.conf.broker_transport_options = {
+            **(celery_app.conf.broker_transport_options or {}), **_socket_timeouts(_broker_timeout_s)}
+        _drop_pooled_connections()
 
 
 def _config_from_settings() -> dict[str, object]:
@@ -103,7 +128,14 @@ def configure_broker(broker_url: str) -> None:
     if celery_app.conf.broker_url == broker_url:
         return
     celery_app.conf.broker_url = broker_url
-    # Celery caches kombu's (process-global) connection and producer pools of the previous broker.
+    if broker_url.startswith(("redis://", "rediss://")):
+        celery_app.conf.broker_transport_options = {
+            **(celery_app.conf.broker_transport_options or {}), **_socket_timeouts(_broker_timeout_s)}
+    _drop_pooled_connections()
+
+
+def _drop_pooled_connections() -> None:
+    """Celery caches kombu's (process-global) connection and producer pools of the previous settings."""
     kombu_pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None

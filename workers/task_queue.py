@@ -74,6 +74,7 @@ class CeleryTaskQueue:
                 # Calls first: the DND and chat-status events that our own STARFACE writes raise (hundreds
                 # during a burst of updates) must not hold up a ringing phone (Redis: 0 is served first).
                 priority=CALL_EVENT_PRIORITY if event.type == "telephony" else OTHER_EVENT_PRIORITY,
+                retry_policy=_WEBHOOK_RETRY,
             )
         except (BrokerError, OSError) as exc:
             raise QueueUnavailable(type(exc).__name__) from exc
@@ -93,6 +94,10 @@ class CeleryTaskQueue:
         except (BrokerError, OSError) as exc:
             raise QueueUnavailable(type(exc).__name__) from exc
 
+
+#: The bridge waits for the webhook's answer and retries a 503 itself: one immediate retry (a pooled
+#: connection the broker closed), then 503 - never kombu's default of three retries per timeout.
+_WEBHOOK_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 #: A maintenance task is requested by a person or a periodic entry: fail fast rather than hang.
 _QUICK_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}

@@ -24,7 +24,7 @@ from sync.coordination import RedisCoordination
 from sync.ports import CollectingQueue
 from sync.runtime import Runtime, redis_client
 from sync.webhook import receive_event
-from tests.web.conftest import SECRET_A, Broker, Tenants, event_body
+from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event
 from web.settings import WebSettings
 
 HANGS_AFTER_S = 3.0
@@ -62,6 +62,28 @@ def test_the_webhook_answers_503_instead_of_hanging_on_a_hung_redis(
     assert not thread.is_alive(), f"the webhook still waits on Redis after {HANGS_AFTER_S} s"
     assert (result[0].status, result[0].body) == (503, {"error": "the event-id store is unavailable; "
                                                                  "retry later"})
+
+
+def test_the_webhook_answers_503_instead_of_hanging_on_a_hung_broker_and_takes_the_retry(
+    client: TestClient, tenants: Tenants, broker: Broker
+) -> None:
+    """The broker is a Redis too: a publish to one that hangs (here: SIGSTOPped after a first publish left a
+    pooled connection) must fail within the bridge's patience, and give the event id back for the retry."""
+    assert post_event(client, tenants.alpha, SECRET_A, event_body()).status_code == 202
+    assert broker.server.process is not None
+    body = event_body()
+    os.kill(broker.server.process.pid, signal.SIGSTOP)
+    try:
+        thread, result = _in_thread(lambda: post_event(client, tenants.alpha, SECRET_A, body))
+    finally:
+        os.kill(broker.server.process.pid, signal.SIGCONT)
+    assert not thread.is_alive(), f"the webhook still waits on the broker after {HANGS_AFTER_S} s"
+    assert result[0].status_code == 503
+    assert result[0].json() == {"error": "the event queue is unavailable; retry later"}
+
+    retried = post_event(client, tenants.alpha, SECRET_A, body)
+    assert (retried.status_code, retried.json()) == (202, {"accepted": body["eventId"]})
+    assert [m["kwargs"]["event"]["event_id"] for m in broker.messages()][-1] == body["eventId"]
 
 
 def test_readyz_names_a_hung_redis_and_healthz_stays_a_liveness_check(
