@@ -202,8 +202,10 @@ def complete_claim(
 def release_claim(session: Session, *, user_link_id: int, target: str, claim_id: str) -> int | None:
     """Gives a claim back unchanged (the external write failed and will be retried).
 
-    Returns the row's new version, which a retry of the same work must expect; None if the claim was
-    not held any more.
+    The claim's fields (the intent of the work) stay on the row: a write may have gone through before the
+    failure, and the next claim holder reads them to recognise it as ours (sync/apply.py). Only a
+    completed claim clears them. Returns the row's new version, which a retry of the same work must
+    expect; None if the claim was not held any more.
     """
     return session.scalar(
         update(AppliedState)
@@ -212,7 +214,7 @@ def release_claim(session: Session, *, user_link_id: int, target: str, claim_id:
             AppliedState.target == target,
             AppliedState.claim_id == claim_id,
         )
-        .values(version=AppliedState.version + 1, claim_id=None, claim_expires_at=None, claim_fields=None)
+        .values(version=AppliedState.version + 1, claim_id=None, claim_expires_at=None)
         .returning(AppliedState.version)
         .execution_options(synchronize_session=False)
     )
@@ -281,7 +283,7 @@ RETURNING a.user_link_id
 
 _RELEASE_MANY = text("""
 UPDATE applied_state
-   SET version = version + 1, claim_id = NULL, claim_expires_at = NULL, claim_fields = NULL
+   SET version = version + 1, claim_id = NULL, claim_expires_at = NULL
  WHERE user_link_id = ANY(CAST(:ids AS integer[])) AND target = :target AND claim_id = :claim_id
 RETURNING user_link_id, version
 """)

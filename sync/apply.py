@@ -11,7 +11,9 @@ Exactly-once per change, however often the task is delivered or run concurrently
 
 A worker that dies between 1 and 4 leaves a claim that expires after ``CLAIM_LEASE``; the next poll
 decides again from what is applied, and the claim's recorded intent lets the next writer recognise a DND
-the dead worker had already switched on as ours.
+the dead worker had already switched on as ours. The same holds for an attempt that failed half-way (the
+DND PUT went through, then the PBX answered 503): its claim is released with the intent left on the row
+(``release_claim``), and the retry records the DND as this change's and owns it.
 """
 
 from __future__ import annotations
@@ -169,15 +171,16 @@ class _Interrupted(StarfaceError):
 
 def recovered_writes(applied: StarfaceApplied, previous_intent: dict[str, Any] | None,
                      reading: StarfaceReading, writes: StarfaceWrites) -> dict[str, Any]:
-    """What a claim's previous holder wrote but never recorded (it died, or its record was lost), as found
-    shown on the PBX when the claim is taken over: recorded now as that change, so the audit trail misses no
-    write and none is made twice."""
-    if not previous_intent or writes.has_writes:
+    """What a claim's previous holder wrote but never recorded (it died, its record was lost, or the PBX
+    failed after its first writes), as found shown on the PBX when the claim is taken over: recorded now
+    with this change, so the audit trail misses no write and none is made twice."""
+    if not previous_intent:
         return {}
     after: dict[str, Any] = {}
-    if writes.applied.dnd_ours and not applied.dnd_ours and reading.dnd:
+    if writes.dnd is None and writes.applied.dnd_ours and not applied.dnd_ours and reading.dnd:
         after["dnd"] = True
-    if writes.applied.chat_text and writes.applied.chat_text != applied.chat_text:
+    if writes.chat_text is None and writes.applied.chat_text \
+            and writes.applied.chat_text != applied.chat_text:
         after["chat_text"] = writes.applied.chat_text
     return after
 
@@ -223,7 +226,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
             select(AppliedState).where(AppliedState.user_link_id == user_link_id,
                                        AppliedState.target == Target.STARFACE.value)
         ).one()
-        previous_intent = row.claim_fields if row.claim_id else None
+        previous_intent = row.claim_fields  # a dead holder's or a failed attempt's intent, else None
         won = claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
                     expected_version=expected_version, claim_id=claim_id, claim_fields=plan_json,
                     expires_at=now + CLAIM_LEASE, now=now)
@@ -296,7 +299,7 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
             fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
             observed_at=observed_at, observed_seq=observed_seq, now=applied_at,
         )
-        after = _written(writes) or recovered or {}
+        after = {**(recovered or {}), **_written(writes)}
         if after:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
                           target=Target.STARFACE.value, before=before, after=after, cause=cause,
@@ -388,7 +391,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                 continue  # superseded: another update or a release changed the state since the poll
             candidates.append((link_id, row.version, plan_json))
             work[link_id] = (accounts[link_id], StarfaceApplied.from_json(row.fields),
-                             row.claim_fields if row.claim_id else None)
+                             row.claim_fields)
         won = claim_many(session, target=Target.STARFACE.value, items=candidates, claim_id=claim_id,
                          expires_at=now + CLAIM_LEASE, now=now)
         work = {link_id: entry for link_id, entry in work.items() if link_id in won}
@@ -433,7 +436,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         changed = 0
         for link_id, (reading, writes) in done.items():
             _, applied, previous_intent = work[link_id]
-            after = _written(writes) or recovered_writes(applied, previous_intent, reading, writes)
+            after = {**recovered_writes(applied, previous_intent, reading, writes), **_written(writes)}
             if link_id in recorded and after:
                 plan = plans[link_id][0]
                 record_change(session, tenant_id=tenant_id, user_link_id=link_id,

@@ -19,7 +19,7 @@ from models.db import transaction
 from models.store import claim, ensure_row, load_applied_states
 from presence import StarfaceApplied, StarfacePlan
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
-from sync.apply import read_and_write, run_apply
+from sync.apply import RetryableStarfaceError, read_and_write, run_apply
 from sync.events import run_event
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
@@ -157,3 +157,42 @@ def test_a_claim_taken_over_after_a_lost_record_writes_nothing_twice(stack: Stac
     with transaction(stack.runtime.sessions) as session:
         state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
         assert state.claim_id is None and state.fields["chat_text"] == "Busy (MS Teams)"
+
+
+def test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours(stack: Stack) -> None:
+    """The DND PUT went through, then the bridge answered 503 to the telephony status: the update is
+    retried. The retry must find the DND as this very plan's (recorded, owned, not written again) rather
+    than as one the user switched on by hand (chaos suite: "duplicate" writes without an audit row, and a
+    DND nobody would clear when the call ends)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0,
+                                 options={"set_chat_text": False, "set_telephony": True,
+                                          "respect_manual_dnd": True})
+    stack.teams(1, "sign_in")
+    batch = stack.linked_batch()
+    link_id = batch[1][0]
+    run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
+    stack.teams(1, "call_start")
+    decided = CollectingQueue()
+    run_poll(stack.runtime, tenant_id, batch, decided)
+    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
+    stack.pbx.inject_fault("/xml-rpc", status=503, count=1)  # the PBX fails right after the DND PUT
+
+    with pytest.raises(RetryableStarfaceError) as failed:
+        run_apply(stack.runtime, tenant_id, link_id, plan, version)
+    assert stack.user(1)["dnd"] is True and stack.phoneconfig_puts(1) == 1
+
+    retried = run_apply(stack.runtime, tenant_id, link_id, plan, failed.value.next_version)
+    assert retried["writes"] == {"telephony": "ACTIVE"}, retried
+    assert stack.phoneconfig_puts(1) == 1  # not written twice
+    assert stack.changes("starface")[-1].after == {"dnd": True, "telephony": "ACTIVE"}  # and recorded
+    with transaction(stack.runtime.sessions) as session:
+        state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
+    assert state.fields["dnd_ours"] is True and state.fields["dnd_manual"] is False
+
+    stack.teams(1, "call_end")  # ours, so the end of the call clears it, also with "respect manual DND"
+    stack.runtime.coordination.clear_pending(tenant_id, link_id)  # run directly, not by the update task
+    decided = CollectingQueue()
+    run_poll(stack.runtime, tenant_id, batch, decided)
+    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
+    run_apply(stack.runtime, tenant_id, link_id, plan, version)
+    assert stack.user(1)["dnd"] is False
