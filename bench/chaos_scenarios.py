@@ -33,6 +33,7 @@ from bench.chaos_stack import (
     start_worker,
     terminate,
     wait_polls,
+    write_trails,
 )
 from bench.harness import TickDriver, make_due, progress, teams_action
 from embedded.stack import COORDINATION_URL, Stack
@@ -494,6 +495,8 @@ def run_scenario(scenario: Scenario, params: Params, redis_server: RedisProcess,
                 ChangeLog.tenant_id == run.tenant_id, ChangeLog.target == "starface",
                 ChangeLog.id > since_id)))
         extra = duplicate_writes(stack, changes, dnd, chat)
+        if extra:
+            run.notes["duplicate_write_trails"] = write_trails(stack, sorted(extra)[:5], kept, changes)
         change_accounts = {stack.seeds.account(i) for i in run.change_users}
         with transaction(stack.runtime.sessions) as session:
             recorded_twice = session.scalar(select(func.count()).select_from(

@@ -168,6 +168,31 @@ def duplicate_writes(stack: Stack, changes: list[ChangeLog], dnd: Counter[int],
     return extra
 
 
+def write_trails(stack: Stack, accounts: list[int], entries: list[dict[str, Any]],
+                 changes: list[ChangeLog]) -> dict[str, dict[str, list[Any]]]:
+    """For accounts with duplicate writes: their writes as the PBX received them and their audit rows, in
+    time order, so a duplicate can be told apart from a write that was made but not recorded."""
+    with transaction(stack.runtime.sessions) as session:
+        links = dict(session.execute(select(UserLink.starface_account_id, UserLink.id)).all())
+    trails: dict[str, dict[str, list[Any]]] = {}
+    for account in accounts:
+        writes = [[round(e["at"], 3), e["method"], _what(e)] for e in entries
+                  if (e["method"] == "PUT" and e["path"] == f"/rest/users/{account}/phoneconfig")
+                  or (e["path"] == "/xml-rpc" and _chat_account(e["body"]) == account)]
+        rows = [[round(c.applied_at.timestamp(), 3), c.cause, c.after] for c in changes
+                if c.user_link_id == links.get(account)]
+        trails[str(account)] = {"writes": writes, "changes": rows}
+    return trails
+
+
+def _what(entry: dict[str, Any]) -> str:
+    """A write as the trail shows it: the PUT's body, the bridge call's method name (never its secret)."""
+    if entry["path"] != "/xml-rpc":
+        return str(entry["body"])[:120]
+    start = entry["body"].find("<methodName>") + len("<methodName>")
+    return str(entry["body"][start:entry["body"].find("</methodName>")])
+
+
 def poll_requests(stack: Stack) -> int:
     return stack.ms.count("getPresencesByUserId")
 

@@ -122,11 +122,14 @@ def plan_starface(
     applied_starface: StarfaceApplied,
     applied_teams: TeamsApplied,
     now: datetime,
+    unsettled: bool = False,
 ) -> StarfacePlan | None:
     """The poll's decision for one user: a plan when STARFACE should change, else None.
 
     None means one of: the observation is older than the applied one; it is the echo of our own Teams
-    session; or every output already matches (as far as the applied state knows).
+    session; or every output already matches (as far as the applied state knows). `unsettled`: an earlier
+    update stopped after some of its writes (its intent is still on the row), so the applied state may not
+    know what STARFACE shows; the plan is then always handed on, and the update task reads and settles it.
     """
     if is_older(
         observation.sequence_number, observation.observed_at,
@@ -147,7 +150,7 @@ def plan_starface(
     plan = _plan_for(
         policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
     )
-    if _decide(policy, plan, _UNREAD, applied_starface).has_writes:
+    if unsettled or _decide(policy, plan, _UNREAD, applied_starface).has_writes:
         return plan
     # Teams leads over a manual DND the applied state may not know of (no bridge events): the update task
     # reads the DND before deciding, so a changed category that asks for set/clear is always handed on.

@@ -142,9 +142,8 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
         with _gated(gate):
             config = rest.read_phone_config(account)
     reading = StarfaceReading(dnd=config.doNotDisturb if config is not None else None)
-    if previous_intent and reading.dnd and not applied.dnd_manual \
-            and previous_intent.get("dnd") == DndAction.SET.value:
-        # A dead worker switched this DND on for the same intent: it is ours, not the user's.
+    if dnd_set_before(applied, previous_intent, reading):
+        # A dead worker or a failed attempt switched this DND on: it is ours, not the user's.
         applied = replace(applied, dnd_ours=True)
     writes = finalize_starface(plan, reading, applied, policy)
     if bridge is not None and (writes.chat_text is not None or writes.chat_symbol is not None):
@@ -169,20 +168,43 @@ class _Interrupted(StarfaceError):
     permanent = False
 
 
+def dnd_set_before(applied: StarfaceApplied, previous_intent: dict[str, Any] | None,
+                   reading: StarfaceReading) -> bool:
+    """Whether the DND read is one the claim's previous holder switched on and never recorded: its intent
+    was to set it, it is on, and neither we nor (as far as we know) the user had it on before."""
+    return bool(previous_intent and reading.dnd and not applied.dnd_ours and not applied.dnd_manual
+                and previous_intent.get("dnd") == DndAction.SET.value)
+
+
 def recovered_writes(applied: StarfaceApplied, previous_intent: dict[str, Any] | None,
                      reading: StarfaceReading, writes: StarfaceWrites) -> dict[str, Any]:
     """What a claim's previous holder wrote but never recorded (it died, its record was lost, or the PBX
     failed after its first writes), as found shown on the PBX when the claim is taken over: recorded now
-    with this change, so the audit trail misses no write and none is made twice."""
+    (``audit_rows``), so the audit trail misses no write and none is made twice."""
     if not previous_intent:
         return {}
     after: dict[str, Any] = {}
-    if writes.dnd is None and writes.applied.dnd_ours and not applied.dnd_ours and reading.dnd:
+    if dnd_set_before(applied, previous_intent, reading):
         after["dnd"] = True
     if writes.chat_text is None and writes.applied.chat_text \
             and writes.applied.chat_text != applied.chat_text:
         after["chat_text"] = writes.applied.chat_text
     return after
+
+
+#: The audit cause of writes an interrupted update made, recorded apart from the change that found them.
+RECOVERED_CAUSE = "recovered: written by an interrupted update"
+
+
+def audit_rows(recovered: dict[str, Any], written: dict[str, Any], cause: str) -> list[tuple[dict[str, Any],
+                                                                                            str]]:
+    """The audit rows (after, cause) of one recorded update: what it wrote, with what an interrupted update
+    wrote before it - in the same row when they touch different fields, else as a row of its own first (a
+    DND switched on by a dead update and off by this one is two writes)."""
+    if recovered.keys() & written.keys():
+        return [(recovered, RECOVERED_CAUSE), (written, cause)]
+    after = {**recovered, **written}
+    return [(after, cause)] if after else []
 
 
 def _cause(plan: StarfacePlan) -> str:
@@ -299,12 +321,13 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
             fields=writes.applied.to_json(), owned=owned_fields(writes.applied),
             observed_at=observed_at, observed_seq=observed_seq, now=applied_at,
         )
-        after = {**(recovered or {}), **_written(writes)}
-        if after:
+        rows = audit_rows(recovered or {}, _written(writes), cause)
+        for after, why in rows:
             record_change(session, tenant_id=tenant_id, user_link_id=user_link_id,
-                          target=Target.STARFACE.value, before=before, after=after, cause=cause,
+                          target=Target.STARFACE.value, before=before, after=after, cause=why,
                           observed_at=noticed_at or observed_at, applied_at=applied_at)
-            health.record_changes(session, tenant_id)
+        if rows:
+            health.record_changes(session, tenant_id, len(rows))
         return recorded
 
     if not durably(runtime, record):
@@ -433,19 +456,22 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                        for link_id, (_, writes) in done.items()]
         recorded = complete_claims(session, target=Target.STARFACE.value, claim_id=claim_id, now=applied_at,
                                    items=completions)
-        changed = 0
+        changed = audit_count = 0
         for link_id, (reading, writes) in done.items():
             _, applied, previous_intent = work[link_id]
-            after = {**recovered_writes(applied, previous_intent, reading, writes), **_written(writes)}
-            if link_id in recorded and after:
-                plan = plans[link_id][0]
+            if link_id not in recorded:
+                continue
+            plan = plans[link_id][0]
+            rows = audit_rows(recovered_writes(applied, previous_intent, reading, writes), _written(writes),
+                              _cause(plan))
+            for after, why in rows:
                 record_change(session, tenant_id=tenant_id, user_link_id=link_id,
                               target=Target.STARFACE.value, before={"dnd": reading.dnd},
-                              after=after, cause=_cause(plan), observed_at=plan.observed_at,
-                              applied_at=applied_at)
-                changed += 1
-        if changed:
-            health.record_changes(session, tenant_id, changed)
+                              after=after, cause=why, observed_at=plan.observed_at, applied_at=applied_at)
+            changed += 1 if rows else 0
+            audit_count += len(rows)
+        if audit_count:
+            health.record_changes(session, tenant_id, audit_count)
         next_versions = release_claims(session, target=Target.STARFACE.value, claim_id=claim_id,
                                        user_link_ids=[*failed, *deferred])
         permanent = [exc for exc in failed.values() if exc.permanent]

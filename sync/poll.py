@@ -85,7 +85,9 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
             applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()
             observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
                                            presence.sequence_number, observed_at)
-            plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at)
+            # A released claim's intent still on the row: an update stopped after some of its writes.
+            unsettled = starface_row is not None and starface_row.claim_fields is not None
+            plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at, unsettled)
             if plan is not None:
                 updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
         health.record_success(session, tenant_id, observed_at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class RequestLog:
 
     def add(self, req: Request) -> None:
         entry = {
+            "at": time.time(),  # when the simulator received it (chaos suite: the order of writes)
             "method": req.method,
             "path": req.path,
             "query": req.query_string,

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -159,11 +160,19 @@ def test_a_claim_taken_over_after_a_lost_record_writes_nothing_twice(stack: Stac
         assert state.claim_id is None and state.fields["chat_text"] == "Busy (MS Teams)"
 
 
-def test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours(stack: Stack) -> None:
-    """The DND PUT went through, then the bridge answered 503 to the telephony status: the update is
-    retried. The retry must find the DND as this very plan's (recorded, owned, not written again) rather
-    than as one the user switched on by hand (chaos suite: "duplicate" writes without an audit row, and a
-    DND nobody would clear when the call ends)."""
+
+def _decide(stack: Stack, tenant_id: int, batch: Any, link_id: int) -> tuple[dict[str, Any], int | None]:
+    """One poll, run here rather than by the tick: the plan and expected version decided for the user."""
+    stack.runtime.coordination.clear_pending(tenant_id, link_id)  # no update task clears it here
+    decided = CollectingQueue()
+    run_poll(stack.runtime, tenant_id, batch, decided)
+    return next((p, v) for _, link, p, v in decided.applies if link == link_id)
+
+
+def _dnd_put_then_bridge_503(stack: Stack) -> tuple[int, Any, int, int | None]:
+    """A call starts in Teams; its update switches the DND on, then the bridge answers 503 to the
+    telephony status: the update fails after its first write. Returns the tenant, batch, user and the
+    version the retry must expect."""
     tenant_id = stack.add_tenant(poll_interval_s=3600.0,
                                  options={"set_chat_text": False, "set_telephony": True,
                                           "respect_manual_dnd": True})
@@ -172,16 +181,22 @@ def test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours(stac
     link_id = batch[1][0]
     run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
     stack.teams(1, "call_start")
-    decided = CollectingQueue()
-    run_poll(stack.runtime, tenant_id, batch, decided)
-    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
-    stack.pbx.inject_fault("/xml-rpc", status=503, count=1)  # the PBX fails right after the DND PUT
-
+    plan, version = _decide(stack, tenant_id, batch, link_id)
+    stack.pbx.inject_fault("/xml-rpc", status=503, count=1)
     with pytest.raises(RetryableStarfaceError) as failed:
         run_apply(stack.runtime, tenant_id, link_id, plan, version)
     assert stack.user(1)["dnd"] is True and stack.phoneconfig_puts(1) == 1
+    return tenant_id, batch, link_id, failed.value.next_version
 
-    retried = run_apply(stack.runtime, tenant_id, link_id, plan, failed.value.next_version)
+
+def test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours(stack: Stack) -> None:
+    """The retry must find the DND as this very plan's (recorded, owned, not written again) rather than as
+    one the user switched on by hand (chaos suite: "duplicate" writes without an audit row, and a DND that
+    "respect a DND set by hand" would never clear)."""
+    tenant_id, batch, link_id, next_version = _dnd_put_then_bridge_503(stack)
+    plan, _ = _decide(stack, tenant_id, batch, link_id)
+
+    retried = run_apply(stack.runtime, tenant_id, link_id, plan, next_version)
     assert retried["writes"] == {"telephony": "ACTIVE"}, retried
     assert stack.phoneconfig_puts(1) == 1  # not written twice
     assert stack.changes("starface")[-1].after == {"dnd": True, "telephony": "ACTIVE"}  # and recorded
@@ -189,10 +204,23 @@ def test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours(stac
         state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
     assert state.fields["dnd_ours"] is True and state.fields["dnd_manual"] is False
 
-    stack.teams(1, "call_end")  # ours, so the end of the call clears it, also with "respect manual DND"
-    stack.runtime.coordination.clear_pending(tenant_id, link_id)  # run directly, not by the update task
-    decided = CollectingQueue()
-    run_poll(stack.runtime, tenant_id, batch, decided)
-    plan, version = next((p, v) for _, link, p, v in decided.applies if link == link_id)
-    run_apply(stack.runtime, tenant_id, link_id, plan, version)
+    stack.teams(1, "call_end")  # ours, so the end of the call clears it
+    run_apply(stack.runtime, tenant_id, link_id, *_decide(stack, tenant_id, batch, link_id))
     assert stack.user(1)["dnd"] is False
+
+
+def test_a_write_of_a_failed_update_is_recorded_when_the_next_change_undoes_it(stack: Stack) -> None:
+    """The call ended before the failed update was retried (or after its retries ran out): the applied
+    state still says "available", yet the poll hands the change on because the failed update's intent is
+    unsettled; the update clears the DND and the audit trail shows both writes - the interrupted update's,
+    then its own. Before, nobody cleared that DND."""
+    tenant_id, batch, link_id, _ = _dnd_put_then_bridge_503(stack)
+    stack.teams(1, "call_end")
+    plan, version = _decide(stack, tenant_id, batch, link_id)
+
+    run_apply(stack.runtime, tenant_id, link_id, plan, version)
+    assert stack.user(1)["dnd"] is False and stack.phoneconfig_puts(1) == 2
+    assert [(c.cause, c.after) for c in stack.changes("starface")[-2:]] == [
+        ("recovered: written by an interrupted update", {"dnd": True}),
+        ("teams:Available", {"dnd": False}),  # the telephony status was never set: nothing to undo
+    ]
