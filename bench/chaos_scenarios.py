@@ -398,12 +398,19 @@ def _auth_token(entry: dict[str, Any]) -> str | None:
 
 
 def _writes_that_landed(run: Run, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The STARFACE request log without requests a fault answered (its entries carry no status): those in
-    an injected fault's window, and those sent with an authToken issued before the tokens were expired."""
+    """The STARFACE request log without requests that did not succeed: by the answer the simulator logged
+    (a 2xx that is no XML-RPC fault), and for entries without one (a request cut off mid-way) by the
+    window of an injected fault and the authTokens issued before the tokens were expired."""
     cut = run.tokens_expired_at if run.tokens_expired_at is not None else len(log)
     expired = {_auth_token(e) for e in log[:cut]} - {None}
-    return [e for n, e in enumerate(log)
-            if not any(a <= n < b for a, b in run.excluded) and not (n >= cut and _auth_token(e) in expired)]
+
+    def landed(n: int, entry: dict[str, Any]) -> bool:
+        if "status" in entry:
+            return 200 <= entry["status"] < 300 and not entry["fault"]
+        in_fault = any(a <= n < b for a, b in run.excluded)
+        return not in_fault and not (n >= cut and _auth_token(entry) in expired)
+
+    return [e for n, e in enumerate(log) if landed(n, e)]
 
 
 def _max_change_id(run: Run) -> int:

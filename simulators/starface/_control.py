@@ -71,8 +71,9 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: deque[dict[str, Any]] = deque(maxlen=limit)
 
-    def add(self, req: Request) -> None:
-        entry = {
+    def add(self, req: Request) -> dict[str, Any]:
+        """Logs the request as received; the caller adds the answer with `answered`."""
+        entry: dict[str, Any] = {
             "at": time.time(),  # when the simulator received it (chaos suite: the order of writes)
             "method": req.method,
             "path": req.path,
@@ -82,10 +83,18 @@ class RequestLog:
         }
         with self._lock:
             self._entries.append(entry)
+        return entry
+
+    def answered(self, entry: dict[str, Any], status: int, body: bytes) -> None:
+        """The answer's HTTP status, and for the bridge whether it was an XML-RPC fault: a write counts as
+        made only when it was answered with success (the chaos suite counts writes this way)."""
+        with self._lock:
+            entry["status"] = status
+            entry["fault"] = b"<fault>" in body
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self._entries)
+            return [dict(entry) for entry in self._entries]  # copies: `answered` may still add to one
 
     def clear(self) -> None:
         with self._lock:

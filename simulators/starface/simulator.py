@@ -134,9 +134,11 @@ class StarfaceSimulator:
     def dispatch(self, req: Request) -> Response:
         if req.path.startswith("/__sim/"):
             return _control.handle(self, req)
-        self.request_log.add(req)
+        entry = self.request_log.add(req)
         with self.concurrency:
-            return self._serve(req)
+            response = self._serve(req)
+        self.request_log.answered(entry, response.status, response.body)
+        return response
 
     def _serve(self, req: Request) -> Response:
         fault = self.faults.take(req.method, req.path)

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from connectors.starface import (
+    StarfaceError,
     StarfaceForbidden,
     StarfaceNotFound,
     StarfaceRestClient,
@@ -157,3 +158,22 @@ def test_it_never_sends_the_raw_password(
     for entry in log:
         wire = entry["query"] + entry["body"] + " ".join(f"{k}: {v}" for k, v in entry["headers"].items())
         assert ADMIN_PASSWORD not in wire, entry["path"]
+
+
+def test_the_request_log_tells_a_write_that_landed_from_one_a_fault_answered(
+    rest: StarfaceRestClient, bridge, control: StarfaceSimControl
+) -> None:
+    """The chaos suite counts writes by these answers: only a 2xx that is no XML-RPC fault was applied."""
+    rest.set_dnd(BOB, True)
+    control.inject_fault(f"/rest/users/{BOB}/phoneconfig", status=503, method="PUT")
+    with pytest.raises(StarfaceError):
+        rest.set_dnd(BOB, False)
+    control.inject_fault("/xml-rpc", xmlrpc_fault=500)
+    with pytest.raises(StarfaceError):
+        bridge.get_states()
+
+    log = control.request_log()
+    puts = [(e["status"], e["fault"]) for e in log if e["method"] == "PUT"]
+    assert puts == [(204, False), (503, False)]
+    assert [(e["status"], e["fault"]) for e in log if e["path"] == "/xml-rpc"] == [(200, True)]
+    assert all(e["at"] > 0 for e in log)
