@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
+from connectors import egress
 from connectors.graph import CertificateCredential, GraphClient, GraphCredentialError
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant
@@ -205,6 +206,8 @@ _runtime_lock = threading.Lock()
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    # A PBX's host name may lead into our own network, whatever it looked like when it was saved.
+    egress.refuse_internal_addresses(settings.mode == "production" and not settings.allow_private_urls)
     engine = make_engine(settings.effective_database_url)
     coordination: Coordination
     if settings.redis_url:

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from config import SettingsError, get_settings
+from connectors.egress import internal_reason
 from models.tenant import (
     DEFAULT_BRIDGE_INSTANCE,
     DEFAULT_GRAPH_BASE_URL,
@@ -130,14 +131,7 @@ def _internal_host(host: str) -> str | None:
     if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
         return "a local or internal name"
     address = _address_of(host)
-    if address is None:
-        return None
-    for what, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
-                       ("private", address.is_private), ("unspecified", address.is_unspecified),
-                       ("multicast", address.is_multicast), ("reserved", address.is_reserved)):
-        if flag:
-            return f"a {what} address"
-    return None if address.is_global else "a non-public address"
+    return None if address is None else internal_reason(address)
 
 
 def _check_destination(host: str, scheme: str, value: str) -> None:

@@ -6,6 +6,7 @@
     ├── StarfaceWriteFailed          a write got another answer than its documented success status
     ├── StarfaceNotFound             the addressed user/group does not exist (permanent)
     ├── StarfaceUnavailable          5xx, timeout, connection failure (transient)
+    ├── StarfaceAddressRefused       the PBX's name resolves to an internal address (permanent)
     ├── StarfaceProtocolError        an answer we cannot understand (permanent)
     ├── BridgeError                  the bridge module answered with a fault
     │   ├── BridgeSecretRejected     fault 401 (permanent)
@@ -20,6 +21,8 @@ URL carrying the UCI token.
 """
 
 from __future__ import annotations
+
+from connectors.egress import InternalAddressRefused
 
 
 class StarfaceError(Exception):
@@ -63,6 +66,11 @@ class StarfaceUnavailable(StarfaceError):
     """Raised when the PBX cannot be reached, times out or answers 5xx; retry later."""
 
     permanent = False
+
+
+class StarfaceAddressRefused(StarfaceError):
+    """Raised when the PBX's host name resolves to an internal address and the service refuses to connect
+    there (connectors/egress.py); nothing was sent."""
 
 
 class StarfaceProtocolError(StarfaceError):
@@ -113,3 +121,12 @@ class WebhookReplayed(StarfaceError):
     def __init__(self, event_id: str) -> None:
         super().__init__(f"STARFACE webhook event {event_id} was already accepted; not processed again")
         self.event_id = event_id
+
+
+def address_refused(base_url: str, exc: InternalAddressRefused) -> StarfaceAddressRefused:
+    """The error for a PBX whose name leads into the service's own network (connectors/egress.py)."""
+    return StarfaceAddressRefused(
+        f"STARFACE at {base_url}: {exc}; the service connects only to public addresses. Give the PBX's "
+        "public https:// address, or, for a PBX reached over a VPN, have the operator set "
+        "TEAMSCONNECT_ALLOW_PRIVATE_URLS=true"
+    )

@@ -17,6 +17,7 @@ from xml.parsers.expat import ExpatError
 
 import httpx
 
+from connectors import egress
 from connectors.starface import _redact
 from connectors.starface._auth import tls_verify, uci_token
 from connectors.starface._errors import (
@@ -28,6 +29,7 @@ from connectors.starface._errors import (
     StarfaceLoginFailed,
     StarfaceProtocolError,
     StarfaceUnavailable,
+    address_refused,
 )
 from connectors.starface._models import (
     BridgeChatStatus,
@@ -71,7 +73,7 @@ class StarfaceBridgeClient:
             base_url=self._base_url,
             verify=tls_verify(verify),
             timeout=timeout,
-            transport=transport,
+            transport=transport or egress.transport_for(tls_verify(verify)),
             params={"de.vertico.starface.auth": uci_token(login_id, password)},
         )
         self.requests_made = 0
@@ -194,6 +196,8 @@ class StarfaceBridgeClient:
             response = self._http.post(
                 "/xml-rpc", content=body.encode("utf-8"), headers={"Content-Type": "text/xml"}
             )
+        except egress.InternalAddressRefused as exc:
+            raise address_refused(self._base_url, exc) from None
         except httpx.TimeoutException as exc:
             raise StarfaceUnavailable(
                 f"STARFACE at {self._base_url} did not answer the bridge call {entry_point} within "

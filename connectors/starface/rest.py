@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from connectors import egress
 from connectors.starface._auth import login_secret, tls_verify
 from connectors.starface._errors import (
     StarfaceError,
@@ -34,6 +35,7 @@ from connectors.starface._errors import (
     StarfaceProtocolError,
     StarfaceUnavailable,
     StarfaceWriteFailed,
+    address_refused,
 )
 from connectors.starface._models import AccessCheck, DndWrite, StarfaceGroup, StarfaceUser
 from connectors.trace import trace_exchange
@@ -113,7 +115,7 @@ class StarfaceRestClient:
             base_url=self._base_url + "/rest",
             verify=tls_verify(verify),
             timeout=timeout,
-            transport=transport,
+            transport=transport or egress.transport_for(tls_verify(verify)),
             headers={"X-Version": "2", "Accept": "application/json"},
         )
         self._token: str | None = None
@@ -269,6 +271,8 @@ class StarfaceRestClient:
         started = time.perf_counter()
         try:
             response = self._http.request(method, path, json=json, headers=headers)
+        except egress.InternalAddressRefused as exc:
+            raise address_refused(self._base_url, exc) from None
         except httpx.TimeoutException as exc:
             raise StarfaceUnavailable(
                 f"STARFACE at {self._base_url} did not answer {method} /rest{path} within {self._timeout} s; "

@@ -1,0 +1,105 @@
+"""Outgoing connections to customer-given hosts only at public addresses, checked where it counts: on the
+address the connection is actually made to.
+
+A tenant's STARFACE URL is checked when it is saved (tenants/schema.py), but a host *name* says nothing
+about where it leads: `pbx.example.com` may resolve to 10.0.0.5 or 127.0.0.1, today or after a DNS change,
+and the service would send the STARFACE login and the bridge secret into its own network (server-side
+request forgery). In production (unless TEAMSCONNECT_ALLOW_PRIVATE_URLS) the process switches on
+`refuse_internal_addresses`; the STARFACE clients then connect through `guarded_transport`, whose network
+backend resolves the name itself, refuses if any address it got is internal, and connects to the address
+it checked (no second lookup an attacker's DNS could answer differently). TLS still verifies the name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: host, port -> the addresses the name resolves to (socket.getaddrinfo by default; tests give their own).
+Resolver = Callable[[str, int], list[str]]
+
+_refuse_internal = False
+
+
+class InternalAddressRefused(Exception):
+    """A connection to `host` was refused because it resolves to an internal address."""
+
+    def __init__(self, host: str, address: str, why: str) -> None:
+        super().__init__(f"{host} resolves to {address}, {why}")
+        self.host, self.address, self.why = host, address, why
+
+
+def internal_reason(address: IPAddress) -> str | None:
+    """Why ``address`` is not a public one (loopback, private, link-local, ...), or None if it is."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for what, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+                       ("private", address.is_private), ("unspecified", address.is_unspecified),
+                       ("multicast", address.is_multicast), ("reserved", address.is_reserved)):
+        if flag:
+            return f"a {what} address"
+    return None if address.is_global else "a non-public address"
+
+
+def refuse_internal_addresses(enabled: bool) -> None:
+    """Switches the guard on or off for this process (sync.runtime.build_runtime does, from the settings)."""
+    global _refuse_internal
+    _refuse_internal = enabled
+
+
+def refusing_internal_addresses() -> bool:
+    return _refuse_internal
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+class _PublicOnlyBackend(httpcore.SyncBackend):
+    def __init__(self, resolve: Resolver) -> None:
+        self._resolve = resolve
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        try:
+            addresses = self._resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        for address in addresses:
+            why = internal_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+            if why is not None:
+                raise InternalAddressRefused(host, address, why)
+        return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport with the checking network backend (httpx has no parameter for one, so the
+    connection pool is built here with httpcore's own, public, arguments)."""
+
+    def __init__(self, verify: ssl.SSLContext | str | bool, resolve: Resolver) -> None:
+        super().__init__(verify=verify)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify), max_connections=100,
+            max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=_PublicOnlyBackend(resolve))
+
+
+def guarded_transport(verify: ssl.SSLContext | str | bool,
+                      resolve: Resolver = system_resolver) -> httpx.HTTPTransport:
+    """A transport that connects only to public addresses (see the module docstring)."""
+    return _GuardedTransport(verify, resolve)
+
+
+def transport_for(verify: ssl.SSLContext | str | bool) -> httpx.HTTPTransport | None:
+    """The transport a client should use for a customer-given host: guarded while the process refuses
+    internal addresses, else None (httpx's default)."""
+    return guarded_transport(verify) if _refuse_internal else None
