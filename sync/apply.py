@@ -338,6 +338,10 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
                 teams_row: AppliedState | None, cause: str) -> bool:
     """Re-applies what the user's applied state still asks for, given STARFACE as read back (drift repair)
     or as a bridge event reported it (the STARFACE app overwrote our chat text); True if it wrote."""
+    if row.claim_fields is not None:
+        # An interrupted update's intent is unsettled: what is shown may be its write, not drift. The poll
+        # hands the user's next update on, which settles it from what it reads (run_apply).
+        return False
     policy = policy_for(tenant)
     applied = StarfaceApplied.from_json(row.fields)
     applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
@@ -365,7 +369,7 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
 
 
 #: Delay before a user whose write failed transiently in a batch is tried again on its own (the single
-#: update task then backs off further, 1, 2, 4, 8, 16 s).
+#: update task then backs off further, workers.apply.RETRY_DELAYS_S).
 BATCH_RETRY_DELAY_S = 1.0
 #: A batch starts no user's requests after this long (a PBX slowed down or penalized): the rest is
 #: released untouched and queued as a new batch, so no task comes near its time limit with writes done

@@ -22,6 +22,7 @@ from presence import StarfaceApplied, StarfacePlan
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
 from sync.apply import RetryableStarfaceError, read_and_write, run_apply
 from sync.events import run_event
+from sync.maintenance import run_drift_repair
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
 from tenants.policy import policy_for
@@ -224,3 +225,18 @@ def test_a_write_of_a_failed_update_is_recorded_when_the_next_change_undoes_it(s
         ("recovered: written by an interrupted update", {"dnd": True}),
         ("teams:Available", {"dnd": False}),  # the telephony status was never set: nothing to undo
     ]
+
+
+def test_drift_repair_leaves_an_unsettled_write_to_the_next_update(stack: Stack) -> None:
+    """Drift repair must not learn the failed update's DND as the user's own (it would then never be
+    cleared with "respect a DND set by hand"): it leaves the user alone while the intent is unsettled."""
+    tenant_id, batch, link_id, _ = _dnd_put_then_bridge_503(stack)
+
+    assert run_drift_repair(stack.runtime, tenant_id, CollectingQueue())["repaired"] == 0
+    with transaction(stack.runtime.sessions) as session:
+        state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
+    assert state.fields.get("dnd_manual") is not True and state.claim_fields is not None
+
+    stack.teams(1, "call_end")
+    run_apply(stack.runtime, tenant_id, link_id, *_decide(stack, tenant_id, batch, link_id))
+    assert stack.user(1)["dnd"] is False
