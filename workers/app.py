@@ -75,10 +75,9 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         "broker_connection_retry_on_startup": True,
         "timezone": "UTC",
     }
-    if broker_url.startswith(("redis://", "rediss://")):
+    if _is_redis(broker_url):
         # Unacked tasks of a dead worker come back after this; stale polls expire long before.
-        config["broker_transport_options"] = {"visibility_timeout": 300,
-                                              **_socket_timeouts(_broker_timeout_s)}
+        config["broker_transport_options"] = {"visibility_timeout": 300, **_socket_timeouts()}
         config["beat_scheduler"] = "redbeat.RedBeatScheduler"
         config["redbeat_redis_url"] = redis_url or broker_url
         config["redbeat_redis_options"] = {"health_check_interval": 30}
@@ -90,18 +89,28 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
     return config
 
 
-def _socket_timeouts(timeout_s: float) -> dict[str, float]:
-    return {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+def _is_redis(broker_url: str) -> bool:
+    return broker_url.startswith(("redis://", "rediss://"))
+
+
+def _socket_timeouts() -> dict[str, float]:
+    return {"socket_timeout": _broker_timeout_s, "socket_connect_timeout": _broker_timeout_s}
+
+
+def _apply_socket_timeouts() -> None:
+    """Puts this process's broker socket timeouts into the configured app's transport options."""
+    if _is_redis(str(celery_app.conf.broker_url)):
+        celery_app.conf.broker_transport_options = {
+            **(celery_app.conf.broker_transport_options or {}), **_socket_timeouts()}
+    _drop_pooled_connections()
 
 
 def use_request_path_broker_timeouts() -> None:
     """Called by the web app: its publishes to a hung broker fail after 0.5 s instead of waiting on."""
     global _broker_timeout_s
     _broker_timeout_s = REQUEST_PATH_BROKER_TIMEOUT_S
-    if celery_app.configured and str(celery_app.conf.broker_url).startswith(("redis://", "rediss://")):
-        celery_app.conf.broker_transport_options = {
-            **(celery_app.conf.broker_transport_options or {}), **_socket_timeouts(_broker_timeout_s)}
-        _drop_pooled_connections()
+    if celery_app.configured:  # else build_config takes them when the settings are first read
+        _apply_socket_timeouts()
 
 
 def _config_from_settings() -> dict[str, object]:
@@ -128,10 +137,7 @@ def configure_broker(broker_url: str) -> None:
     if celery_app.conf.broker_url == broker_url:
         return
     celery_app.conf.broker_url = broker_url
-    if broker_url.startswith(("redis://", "rediss://")):
-        celery_app.conf.broker_transport_options = {
-            **(celery_app.conf.broker_transport_options or {}), **_socket_timeouts(_broker_timeout_s)}
-    _drop_pooled_connections()
+    _apply_socket_timeouts()
 
 
 def _drop_pooled_connections() -> None:
