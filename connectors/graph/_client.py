@@ -143,16 +143,17 @@ class GraphClient:
             if (wait := self.throttled_for) > 0:
                 raise GraphThrottled(wait)
             headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+            call = f"{method} {url.split('?')[0]}"  # logged and raised without the query string
             try:
                 self.requests_made += 1
                 started = time.perf_counter()
                 response = self._http.request(method, url, json=body, headers=headers)
             except httpx.TimeoutException as exc:
-                raise GraphUnavailable(f"Graph timed out: {method} {url.split('?')[0]}") from exc
+                raise GraphUnavailable(f"Graph timed out: {call}") from exc
             except httpx.TransportError as exc:
                 raise GraphUnavailable(f"Graph unreachable: {type(exc).__name__}") from exc
-            logger.debug("graph %s %s -> %s", method, url.split("?")[0], response.status_code)
-            trace_exchange(logger, "graph", f"{method} {url.split('?')[0]}", response.status_code, started,
+            logger.debug("graph %s -> %s", call, response.status_code)
+            trace_exchange(logger, "graph", call, response.status_code, started,
                            len(response.request.content), len(response.content))
             if response.status_code == 401 and attempt == 1:
                 self._tokens.invalidate()  # expired or revoked before MSAL expected: one fresh token, once

@@ -69,11 +69,12 @@ class StarfaceBridgeClient:
         self._instance = instance
         self._secret = secret
         self._timeout = timeout
+        tls = tls_verify(verify)
         self._http = httpx.Client(
             base_url=self._base_url,
-            verify=tls_verify(verify),
+            verify=tls,
             timeout=timeout,
-            transport=transport or egress.transport_for(tls_verify(verify)),
+            transport=transport or egress.transport_for(tls),
             params={"de.vertico.starface.auth": uci_token(login_id, password)},
         )
         self.requests_made = 0

@@ -111,11 +111,12 @@ class StarfaceRestClient:
         self._login_id = login_id
         self._password = password
         self._timeout = timeout
+        tls = tls_verify(verify)
         self._http = httpx.Client(
             base_url=self._base_url + "/rest",
-            verify=tls_verify(verify),
+            verify=tls,
             timeout=timeout,
-            transport=transport or egress.transport_for(tls_verify(verify)),
+            transport=transport or egress.transport_for(tls),
             headers={"X-Version": "2", "Accept": "application/json"},
         )
         self._token: str | None = None
