@@ -33,6 +33,7 @@ from bench.chaos_stack import (
     start_worker,
     terminate,
     wait_polls,
+    warm_shutdown,
     write_trails,
 )
 from bench.harness import TickDriver, make_due, progress, teams_action
@@ -221,7 +222,8 @@ def _expire_tokens(run: Run) -> None:
 
 
 def _rolling_restart(run: Run, keys: str) -> None:
-    """New worker processes with ``keys`` first, then the old ones get a warm shutdown (SIGTERM)."""
+    """New worker processes with ``keys`` first, then the old ones get a warm shutdown (SIGTERM to the main
+    process, as `docker compose` stops a container)."""
     run.stack.env["TEAMSCONNECT_ENCRYPTION_KEYS"] = keys
     old = [w for w in run.workers if w.poll() is None]
     generation = run.notes.get("generation", 0) + 1
@@ -230,7 +232,7 @@ def _rolling_restart(run: Run, keys: str) -> None:
         run.start_worker(f"w{k}-keys{generation}")
     rebuild_runtime(run.stack)
     for worker in old:
-        terminate(worker)
+        warm_shutdown(worker)
 
 
 def _rotate_key(run: Run) -> None:

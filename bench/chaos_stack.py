@@ -11,6 +11,7 @@ TEAMSCONNECT_TEST_COORDINATION_URL at its own Redis: `embedded.stack` reads them
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,6 +108,22 @@ def terminate(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def warm_shutdown(process: subprocess.Popen[bytes], grace_s: float = 60.0) -> None:
+    """Stops a worker as `docker compose` does (compose/compose.yaml): SIGTERM to the main process only,
+    which lets its running tasks finish (Celery's warm shutdown), SIGKILL to the group after the stop
+    grace period. A SIGTERM to the whole group would kill the pool's children mid-task (Celery resets
+    SIGTERM to its default in them)."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # nothing of it may outlive it
 
 
 def changes_applied(stack: Stack, tenant_id: int, cause: str) -> list[ChangeLog]:

@@ -9,7 +9,7 @@ Exactly-once per change, however often the task is delivered or run concurrently
    through the bridge (tier 2 only).
 4. Record the new applied state, release the claim and append the audit row, in one transaction.
 
-A worker that dies between 1 and 4 leaves a claim that expires after ``CLAIM_LEASE``; the next poll
+A worker that dies between 1 and 4 leaves a claim that expires after ``UPDATE_CLAIM_LEASE``; the next poll
 decides again from what is applied, and the claim's recorded intent lets the next writer recognise a DND
 the dead worker had already switched on as ours. The same holds for an attempt that failed half-way (the
 DND PUT went through, then the PBX answered 503): its claim is released with the intent left on the row
@@ -68,8 +68,42 @@ from tenants.service import load_tenant
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: A claim that outlives its holder's hard time limit: for a Teams session change (one Graph call, which may
+#: wait out a Retry-After) and a drift repair.
 CLAIM_LEASE = timedelta(seconds=TASK_TIME_LIMIT_S + 30)
+#: A STARFACE update's claim. A worker killed mid-update (kill -9, OOM, a pool child hit by a signal) leaves
+#: its claim behind and its users wait this long for the next writer (chaos suite: 90 s before); the
+#: holder's ``WriteFence`` keeps this short lease safe.
+UPDATE_CLAIM_LEASE = timedelta(seconds=30)
+#: An update's holder starts no STARFACE write once less than this is left of its lease: more than one
+#: request's timeout (10 s) plus clock skew between workers, so no write of a holder still runs when a
+#: takeover can start.
+WRITE_MARGIN = timedelta(seconds=12)
 MAX_RETRIES = 5
+
+
+class LeaseRunningOut(StarfaceError):
+    """An update's claim is too close to its expiry for another write: the user is released and tried
+    again (a transient failure, like a 503), so no write of ours can overlap the next holder's."""
+
+    permanent = False
+
+
+class WriteFence:
+    """Measures an update's lease on this worker's own monotonic clock, started before the claim's
+    expiry was computed, so it always ends earlier than the lease the database holds."""
+
+    def __init__(self, lease: timedelta, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last_write_at = clock() + (lease - WRITE_MARGIN).total_seconds()
+
+    def check(self) -> None:
+        """Raises ``LeaseRunningOut`` when no further write may start under this claim."""
+        late_s = self._clock() - self._last_write_at
+        if late_s > 0:
+            raise LeaseRunningOut(
+                f"the update's claim ends in less than {WRITE_MARGIN.total_seconds():.0f} s "
+                f"({late_s:.1f} s past its last write time); the user is tried again")
 
 
 def owned_fields(applied: StarfaceApplied) -> list[str]:
@@ -101,27 +135,33 @@ def _written(writes: StarfaceWrites) -> dict[str, Any]:
 
 def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClient,
                    bridge: StarfaceBridgeClient | None, gate: PbxGate | None = None,
-                   config: Any = None) -> None:
+                   config: Any = None, fence: WriteFence | None = None) -> None:
     """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge), each
-    request through the PBX's gate when given. ``config`` is the PhoneConfig read just before (saves the
-    DND write its own GET)."""
-    with _gated(gate):
-        if writes.dnd is not None:
+    request through the PBX's gate when given and only while the ``fence`` allows it. ``config`` is the
+    PhoneConfig read just before (saves the DND write its own GET)."""
+    check = fence.check if fence is not None else None
+    if writes.dnd is not None:
+        with _gated(gate, check):
             rest.set_dnd(account, writes.dnd, config)
     if bridge is not None:
         if writes.chat_text is not None or writes.chat_symbol is not None:
             # setChatStatus: presence "" keeps the symbol; the message is always written (the engine
             # passes the text shown when only the symbol changes).
             message = writes.chat_text if writes.chat_text is not None else (writes.applied.chat_text or "")
-            with _gated(gate):
+            with _gated(gate, check):
                 bridge.set_chat_status(account, writes.chat_symbol or "", message)
         if writes.telephony_state is not None:
-            with _gated(gate):
+            with _gated(gate, check):
                 bridge.set_telephony_status(account, writes.telephony_state)
 
 
-def _gated(gate: PbxGate | None) -> Any:
-    return gate.request() if gate is not None else contextlib.nullcontext()
+def _gated(gate: PbxGate | None, before_send: Callable[[], None] | None = None) -> Any:
+    """The PBX's gate around one request; ``before_send`` runs once the request may go (a write's fence)."""
+    if gate is not None:
+        return gate.request(before_send)
+    if before_send is not None:
+        before_send()
+    return contextlib.nullcontext()
 
 
 def pbx_gate(runtime: Runtime, tenant: Tenant) -> PbxGate:
@@ -133,10 +173,11 @@ def pbx_gate(runtime: Runtime, tenant: Tenant) -> PbxGate:
 
 def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                    previous_intent: dict[str, Any] | None, policy: Any, rest: StarfaceRestClient,
-                   bridge: StarfaceBridgeClient | None, gate: PbxGate | None) -> tuple[StarfaceReading,
-                                                                                       StarfaceWrites]:
+                   bridge: StarfaceBridgeClient | None, gate: PbxGate | None,
+                   fence: WriteFence | None = None) -> tuple[StarfaceReading, StarfaceWrites]:
     """Steps 2 and 3 of the module docstring for one claimed user: ONE phoneconfig read (its DND decides,
-    and the DND write puts back the same config), the engine's final word, the writes."""
+    and the DND write puts back the same config), the engine's final word, the writes (each only while
+    the claim's ``fence`` allows it)."""
     config = None
     if policy.set_dnd:
         with _gated(gate):
@@ -157,7 +198,7 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                               chat_symbol=str(shown.chat_presence))
             writes = finalize_starface(plan, reading, applied, policy)
     if writes.has_writes:
-        perform_writes(account, writes, rest, bridge, gate, config)
+        perform_writes(account, writes, rest, bridge, gate, config, fence)
     return reading, writes
 
 
@@ -231,6 +272,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
     """Applies one plan for one user (see the module docstring); returns a summary."""
     plan = StarfacePlan.from_json(plan_json)
     claim_id = uuid.uuid4().hex
+    fence = WriteFence(UPDATE_CLAIM_LEASE)
     now = utcnow()
     with transaction(runtime.sessions) as session:
         # A release (sync/release.py) must also run for a tenant that was just disabled.
@@ -251,7 +293,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
         previous_intent = row.claim_fields  # a dead holder's or a failed attempt's intent, else None
         won = claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
                     expected_version=expected_version, claim_id=claim_id, claim_fields=plan_json,
-                    expires_at=now + CLAIM_LEASE, now=now)
+                    expires_at=now + UPDATE_CLAIM_LEASE, now=now)
         if not won:
             return {"dropped": "superseded"}
         applied = StarfaceApplied.from_json(row.fields)
@@ -263,7 +305,8 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
         gate = pbx_gate(runtime, tenant)
 
     try:
-        reading, writes = read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, gate)
+        reading, writes = read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, gate,
+                                         fence)
     except StarfaceError as exc:
         with transaction(runtime.sessions) as session:
             next_version = release_claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
@@ -373,8 +416,9 @@ def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedSt
 BATCH_RETRY_DELAY_S = 1.0
 #: A batch starts no user's requests after this long (a PBX slowed down or penalized): the rest is
 #: released untouched and queued as a new batch, so no task comes near its time limit with writes done
-#: but not recorded.
-BATCH_TIME_BUDGET_S = 20.0
+#: but not recorded, and a user started just before it still has its writes' time under the claim's
+#: ``WriteFence`` (UPDATE_CLAIM_LEASE - WRITE_MARGIN = 18 s).
+BATCH_TIME_BUDGET_S = 12.0
 
 
 def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
@@ -397,6 +441,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
     for link_id, plan_json, version in items:
         plans.setdefault(link_id, (StarfacePlan.from_json(plan_json), plan_json, version))
     claim_id = uuid.uuid4().hex
+    fence = WriteFence(UPDATE_CLAIM_LEASE)
     now = utcnow()
     release = any(plan.release for plan, _, _ in plans.values())
     work: dict[int, tuple[int, StarfaceApplied, dict[str, Any] | None]] = {}
@@ -420,7 +465,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
             work[link_id] = (accounts[link_id], StarfaceApplied.from_json(row.fields),
                              row.claim_fields)
         won = claim_many(session, target=Target.STARFACE.value, items=candidates, claim_id=claim_id,
-                         expires_at=now + CLAIM_LEASE, now=now)
+                         expires_at=now + UPDATE_CLAIM_LEASE, now=now)
         work = {link_id: entry for link_id, entry in work.items() if link_id in won}
         if not work:
             return {"dropped": len(plans), "retrying": []}
@@ -437,7 +482,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         account, applied, previous_intent = work[link_id]
         try:
             return read_and_write(plans[link_id][0], account, applied, previous_intent, policy, rest, bridge,
-                                  gate)
+                                  gate, fence)
         except StarfaceError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - not the PBX's answer: this user retries alone

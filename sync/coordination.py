@@ -22,6 +22,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -391,8 +392,10 @@ class PbxGate:
         self._clock = clock
         self.waited_s = 0.0
 
-    def request(self) -> _GatedRequest:
-        return _GatedRequest(self)
+    def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
+        """A slot for one request; ``before_send`` runs once the slot is held (it may refuse the request
+        by raising: the slot is given back unused and the PBX not penalized)."""
+        return _GatedRequest(self, before_send)
 
     def _acquire(self, holder: str) -> None:
         started = self._clock()
@@ -421,13 +424,20 @@ class PbxGate:
 
 
 class _GatedRequest:
-    def __init__(self, gate: PbxGate) -> None:
+    def __init__(self, gate: PbxGate, before_send: Callable[[], None] | None) -> None:
         self._gate = gate
+        self._before_send = before_send
         self._holder = uuid.uuid4().hex
         self._started = 0.0
 
     def __enter__(self) -> None:
         self._gate._acquire(self._holder)
+        if self._before_send is not None:
+            try:
+                self._before_send()
+            except BaseException:
+                self._gate._release(self._holder, 0.0, failed=False)
+                raise
         self._started = self._gate._clock()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:

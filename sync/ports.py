@@ -20,8 +20,9 @@ ApplyItem = tuple[int, dict[str, Any], int | None]
 #: task stays short (its users' requests run under the PBX's limits) and several workers can share a burst.
 APPLY_BATCH_MAX = 50
 
-#: An update not started within this time is dropped (a newer poll decides again).
-APPLY_EXPIRES_S = 60.0
+#: An update not started within this time is dropped (a newer poll decides again); the user's "update
+#: queued" mark lasts as long, so the users of a task lost with its worker wait no longer than this.
+APPLY_EXPIRES_S = 30.0
 #: How long one task may run (the Celery limits); a claim on an applied state outlives the hard limit.
 TASK_SOFT_TIME_LIMIT_S = 45
 TASK_TIME_LIMIT_S = 60

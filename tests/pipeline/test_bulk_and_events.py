@@ -13,6 +13,7 @@ from embedded.waiting import wait_until
 from models import ChangeLog
 from models.db import transaction
 from simulators.paired import paired_seeds
+from sync.apply import LeaseRunningOut
 from sync.coordination import LocalCoordination, PbxGate, PbxLimits
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
@@ -136,3 +137,20 @@ def test_small_tenants_polled_in_one_task_get_their_changes(stack: Stack) -> Non
     with transaction(stack.runtime.sessions) as session:
         tenants = dict(session.execute(select(ChangeLog.user_link_id, ChangeLog.tenant_id)).all())
     assert sorted(tenants.values()) == sorted([first, second])
+
+
+def test_a_request_refused_before_sending_gives_its_slot_back_without_a_penalty() -> None:
+    """A write stopped by its claim's fence (sync/apply.py: WriteFence) holds no slot and says nothing
+    about the PBX's health, although it is a transient failure."""
+    coordination = LocalCoordination()
+    limits = PbxLimits(max_in_flight=4, max_per_s=1000.0)
+    gate = PbxGate(coordination, "pbx", limits)
+
+    def refuse() -> None:
+        raise LeaseRunningOut("too late to write")
+
+    sent = []
+    with pytest.raises(LeaseRunningOut), gate.request(refuse):
+        sent.append("request")
+    assert sent == []
+    assert [coordination.pbx_acquire("pbx", limits, f"a{i}") for i in range(4)] == [0.0] * 4

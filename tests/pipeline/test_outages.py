@@ -20,7 +20,17 @@ from models.db import transaction
 from models.store import claim, ensure_row, load_applied_states
 from presence import StarfaceApplied, StarfacePlan
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_PASSWORD, paired_seeds
-from sync.apply import RetryableStarfaceError, read_and_write, run_apply
+from sync.apply import (
+    UPDATE_CLAIM_LEASE,
+    WRITE_MARGIN,
+    LeaseRunningOut,
+    RetryableStarfaceError,
+    WriteFence,
+    pbx_gate,
+    read_and_write,
+    run_apply,
+    run_apply_batch,
+)
 from sync.events import run_event
 from sync.maintenance import run_drift_repair
 from sync.poll import run_poll
@@ -240,3 +250,57 @@ def test_drift_repair_leaves_an_unsettled_write_to_the_next_update(stack: Stack)
     stack.teams(1, "call_end")
     run_apply(stack.runtime, tenant_id, link_id, *_decide(stack, tenant_id, batch, link_id))
     assert stack.user(1)["dnd"] is False
+
+
+def _call_started_and_decided(stack: Stack) -> tuple[int, Any, int, dict[str, Any], int | None]:
+    """A call starts in Teams and a poll decides the DND for user 1: tenant, batch, user, plan, version."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(1, "sign_in")
+    batch = stack.linked_batch()
+    link_id = batch[1][0]
+    run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
+    stack.teams(1, "call_start")
+    plan, version = _decide(stack, tenant_id, batch, link_id)
+    return tenant_id, batch, link_id, plan, version
+
+
+def test_an_update_starts_no_write_once_its_claim_is_close_to_expiry(stack: Stack) -> None:
+    """A claim lasts UPDATE_CLAIM_LEASE (30 s, so a killed worker's users wait no longer); its holder may
+    still be alive, only slow (a PBX that answers late, a worker paused). Its fence stops it writing once
+    less than WRITE_MARGIN is left, so its writes can never overlap those of whoever takes the claim over."""
+    tenant_id, _, _, plan, _ = _call_started_and_decided(stack)
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+        assert tenant is not None
+    clock = [0.0]
+    fence = WriteFence(UPDATE_CLAIM_LEASE, clock=lambda: clock[0])
+    fence.check()  # just claimed: writes may start
+    clock[0] = (UPDATE_CLAIM_LEASE - WRITE_MARGIN).total_seconds() + 0.1
+    gate = pbx_gate(stack.runtime, tenant)
+    with pytest.raises(LeaseRunningOut):
+        read_and_write(StarfacePlan.from_json(plan), stack.seeds.account(1), StarfaceApplied(), None,
+                       policy_for(tenant), stack.runtime.starface(tenant), stack.runtime.bridge(tenant), gate,
+                       fence)
+    assert stack.phoneconfig_puts(1) == 0 and stack.user(1)["dnd"] is False  # read, but not written
+    assert _chat_writes(stack, 1) == 0
+
+
+def test_a_batch_whose_claim_runs_out_writes_nothing_and_hands_its_users_on(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batched update under the same fence: a user reached too late is released (its claim free at
+    once, not after the lease) and retried on its own, which then writes once."""
+    tenant_id, _, link_id, plan, version = _call_started_and_decided(stack)
+    monkeypatch.setattr("sync.apply.UPDATE_CLAIM_LEASE", WRITE_MARGIN)  # no time left to write at all
+    handed_on = CollectingQueue()
+    result = run_apply_batch(stack.runtime, tenant_id, [(link_id, plan, version)], handed_on)
+    assert (result["failed"], result["retrying"]) == (1, [link_id]), result
+    assert stack.phoneconfig_puts(1) == 0
+    with transaction(stack.runtime.sessions) as session:
+        state = load_applied_states(session, [link_id])[(link_id, Target.STARFACE.value)]
+    assert state.claim_id is None
+    monkeypatch.undo()
+    (_, retried_link, retried_plan, retried_version), = handed_on.applies
+    assert retried_link == link_id and retried_version == state.version
+    run_apply(stack.runtime, tenant_id, link_id, retried_plan, retried_version)
+    assert stack.user(1)["dnd"] is True and stack.phoneconfig_puts(1) == 1
