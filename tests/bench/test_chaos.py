@@ -42,19 +42,12 @@ def test_it_runs_every_scenario_and_prints_one_json_object(chaos: tuple[dict[str
     assert markdown_table(result["scenarios"]) in (results / "chaos.md").read_text()
 
 
-# Product bugs this suite found and that are not fixed yet (README, chaos section); each fails the invariant
-# named, not every run. The others it found are fixed, with tests of their own in tests/pipeline: stale Teams
-# sessions after a hang-up, writes repeated after a PostgreSQL crash or a STARFACE timeout, records lost when
-# Redis restarted or a worker died during a batch, and a five-minute beat fail-over.
-# starface_down's duplicates (5 DND PUTs without an audit row) had a cause that is fixed now (an update
-# failing after its DND PUT: test_a_write_made_before_the_pbx_failed_is_recorded_once_and_stays_ours); it
-# stays non-strict until more runs than its one verification run (0 duplicates) have shown it clean.
-KNOWN_BUGS = {
-    "starface_down": "fixed: DND PUTs of updates that failed half-way; 0 in 1 verification run so far",
-    "key_rotation": "2 duplicate STARFACE writes in one full run (0 in the last 2 quick runs; not analysed)",
-    "worker_kill": ("1-2 duplicate DND writes in some runs (0 in the last verification run); the write trail "
-                    "in the scenario's notes shows the next one"),
-}
+# Product bugs this suite found, each fixed with a test of its own in tests/pipeline (README, chaos
+# section): stale Teams sessions after a hang-up, writes repeated after a PostgreSQL crash or a STARFACE
+# timeout, records lost when Redis restarted or a worker died during a batch, a five-minute beat fail-over,
+# DND PUTs of updates that failed half-way, and a dead worker's users waiting out a 90 s claim. A bug found
+# and not fixed yet goes here, as a non-strict xfail naming the invariant it breaks.
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _scenario_params() -> list[Any]:
