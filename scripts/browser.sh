@@ -8,10 +8,21 @@ CHROMIUM=${TEAMSCONNECT_CHROMIUM:-/usr/bin/chromium}
 if [ -x "$CHROMIUM" ]; then
   exit 0
 fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+install_chromium() {
+  [ -x "$CHROMIUM" ] && return 0  # another run installed it while this one waited for the lock
   echo "browser: installing Debian's chromium for the console's browser tests" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+  # Another apt (not ours) may hold dpkg's lock: wait for it rather than fail.
+  local apt=(apt-get -o DPkg::Lock::Timeout=600 -y -qq)
+  "${apt[@]}" install chromium >/dev/null 2>&1 || { "${apt[@]}" update && "${apt[@]}" install chromium; }
+}
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  # Two `make test` runs started at once on a fresh machine: one installs, the other waits for it.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>/tmp/teamsconnect-browser-install.lock
+    flock -w 900 9 || echo "browser: gave up waiting for another run's install after 900 s" >&2
+  fi
+  install_chromium
 fi
 if [ ! -x "$CHROMIUM" ]; then
   echo "browser: no Chromium at $CHROMIUM. Install it (as root: apt-get install chromium) or point" \
