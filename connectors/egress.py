@@ -86,20 +86,23 @@ class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with the checking network backend (httpx has no parameter for one, so the
     connection pool is built here with httpcore's own, public, arguments)."""
 
-    def __init__(self, verify: ssl.SSLContext | str | bool, resolve: Resolver) -> None:
+    def __init__(self, verify: ssl.SSLContext | str | bool, resolve: Resolver, limits: httpx.Limits) -> None:
         super().__init__(verify=verify)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify), max_connections=100,
-            max_keepalive_connections=20, keepalive_expiry=5.0, network_backend=_PublicOnlyBackend(resolve))
+            ssl_context=httpx.create_ssl_context(verify=verify), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=_PublicOnlyBackend(resolve))
 
 
-def guarded_transport(verify: ssl.SSLContext | str | bool,
-                      resolve: Resolver = system_resolver) -> httpx.HTTPTransport:
-    """A transport that connects only to public addresses (see the module docstring)."""
-    return _GuardedTransport(verify, resolve)
+def guarded_transport(verify: ssl.SSLContext | str | bool, resolve: Resolver = system_resolver,
+                      limits: httpx.Limits | None = None) -> httpx.HTTPTransport:
+    """A transport that connects only to public addresses (see the module docstring); ``limits`` as the
+    client's own (a client given a transport no longer applies its ``limits``)."""
+    return _GuardedTransport(verify, resolve, limits or httpx.Limits())
 
 
-def transport_for(verify: ssl.SSLContext | str | bool) -> httpx.HTTPTransport | None:
+def transport_for(verify: ssl.SSLContext | str | bool,
+                  limits: httpx.Limits | None = None) -> httpx.HTTPTransport | None:
     """The transport a client should use for a customer-given host: guarded while the process refuses
     internal addresses, else None (httpx's default)."""
-    return guarded_transport(verify) if _refuse_internal else None
+    return guarded_transport(verify, limits=limits) if _refuse_internal else None

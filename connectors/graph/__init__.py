@@ -8,6 +8,7 @@ from connectors.graph._credentials import CertificateCredential, ClientCredentia
 from connectors.graph._errors import (
     AADSTS_HELP,
     CONSENT_FIX,
+    GraphAddressRefused,
     GraphAuthError,
     GraphBadRequest,
     GraphCredentialError,
@@ -37,6 +38,7 @@ __all__ = [
     "CertificateCredential",
     "ClientCredential",
     "DirectoryUser",
+    "GraphAddressRefused",
     "GraphAuthError",
     "GraphBadRequest",
     "GraphClient",

@@ -18,8 +18,9 @@ import httpx
 import msal
 from msal.exceptions import MsalServiceError
 
+from connectors.egress import InternalAddressRefused
 from connectors.graph._credentials import CertificateCredential, ClientCredential
-from connectors.graph._errors import GraphAuthError, GraphUnavailable
+from connectors.graph._errors import GraphAddressRefused, GraphAuthError, GraphUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class TokenSource:
         login_base_url: str,
         http: httpx.Client,
     ) -> None:
-        self._authority = f"{login_base_url.rstrip('/')}/{directory_id}"
+        self._login_base_url = login_base_url.rstrip("/")
+        self._authority = f"{self._login_base_url}/{directory_id}"
         self._client_id = client_id
         self._credential = credential
         self._http = _MsalHttp(http)
@@ -113,6 +115,8 @@ class TokenSource:
         with self._lock:
             try:
                 result = self._application().acquire_token_for_client(scopes=[GRAPH_SCOPE])
+            except InternalAddressRefused as exc:
+                raise GraphAddressRefused.for_url(self._login_base_url, str(exc)) from None
             except httpx.TransportError as exc:
                 raise GraphUnavailable(f"login endpoint unreachable: {type(exc).__name__}") from exc
             except MsalServiceError as exc:

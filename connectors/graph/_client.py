@@ -21,9 +21,11 @@ from urllib.parse import quote
 
 import httpx
 
+from connectors import egress
 from connectors.graph._auth import TokenSource
 from connectors.graph._credentials import ClientCredential
 from connectors.graph._errors import (
+    GraphAddressRefused,
     GraphAuthError,
     GraphBadRequest,
     GraphNotFound,
@@ -101,18 +103,23 @@ class GraphClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         max_inline_wait: float = 5.0,
+        transport: httpx.HTTPTransport | None = None,
     ) -> None:
         self.directory_id = directory_id
         self.client_id = client_id.lower()
-        self._graph = graph_base_url.rstrip("/") + "/v1.0"
+        self._graph_base_url = graph_base_url.rstrip("/")
+        self._graph = self._graph_base_url + "/v1.0"
         tls: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         )
+        limits = httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60)
         self._http = httpx.Client(
             verify=tls,
             timeout=timeout,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
+            limits=limits,
+            # A tenant may name its own login and Graph hosts (test systems): guarded like a PBX's.
+            transport=transport or egress.transport_for(tls, limits),
         )
         # `credential`: the client secret of the customer's own app registration, or the certificate of
         # the provider's multi-tenant app (CertificateCredential).
@@ -148,6 +155,8 @@ class GraphClient:
                 self.requests_made += 1
                 started = time.perf_counter()
                 response = self._http.request(method, url, json=body, headers=headers)
+            except egress.InternalAddressRefused as exc:
+                raise GraphAddressRefused.for_url(self._graph_base_url, str(exc)) from None
             except httpx.TimeoutException as exc:
                 raise GraphUnavailable(f"Graph timed out: {call}") from exc
             except httpx.TransportError as exc:

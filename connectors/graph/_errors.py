@@ -6,6 +6,7 @@ translate at one seam each.
     ├── GraphCredentialError      the credential we were given is unusable (key does not fit certificate)
     ├── GraphThrottled            429; `.retry_after` seconds (float) to wait; transient
     ├── GraphUnavailable          5xx, timeout, connection failure; transient
+    ├── GraphAddressRefused       a custom login/Graph host resolves to an internal address; permanent
     ├── GraphBadRequest           any other 4xx (bad id list, unsupported query); permanent
     │   └── GraphNotFound         404 for a user / group that does not exist (or is in another tenant)
 
@@ -43,6 +44,17 @@ class GraphUnavailable(GraphError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class GraphAddressRefused(GraphError):
+    """Raised before anything is sent when a tenant's custom login or Graph host resolves to an address of
+    the service's own network (connectors/egress.py)."""
+
+    @classmethod
+    def for_url(cls, base_url: str, why: str) -> GraphAddressRefused:
+        return cls(f"Microsoft at {base_url}: {why}; the service connects only to public addresses. Leave "
+                   "the tenant's login and Graph addresses at Microsoft's (the default), or, for a test "
+                   "system in a private network, have the operator set TEAMSCONNECT_ALLOW_PRIVATE_URLS=true")
 
 
 class GraphBadRequest(GraphError):

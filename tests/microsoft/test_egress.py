@@ -1,0 +1,68 @@
+"""A tenant's custom login or Graph host that leads into the service's own network is refused at connect
+time, as a PBX's is (tests/starface/test_egress.py): the URL check when a tenant is saved sees only the
+name. Nothing is sent, and the error names the host, the address and the fix."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from connectors import egress
+from connectors.graph import GraphAddressRefused, GraphClient
+from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator
+
+NAME = "login.customer-lab.example"
+
+
+@pytest.fixture
+def guard_on() -> Iterator[None]:
+    egress.refuse_internal_addresses(True)
+    yield
+    egress.refuse_internal_addresses(False)
+
+
+def _client(sim: MicrosoftSimulator, tenant: dict[str, Any], base_url: str,
+            transport: Any = None) -> GraphClient:
+    app = tenant["apps"][0]
+    return GraphClient(tenant["id"], app["clientId"], app["secret"], login_base_url=base_url,
+                       graph_base_url=base_url, verify=sim.ca_path, transport=transport)
+
+
+def test_a_process_that_refuses_internal_addresses_sends_nothing_to_a_loopback_login(
+    guard_on: None, sim: MicrosoftSimulator, control: MicrosoftSimControl, tenant: dict[str, Any],
+) -> None:
+    graph = _client(sim, tenant, sim.base_url)
+    try:
+        with pytest.raises(GraphAddressRefused) as raised:
+            graph.get_presences([tenant["users"][0]["id"]])
+    finally:
+        graph.close()
+    message = str(raised.value)
+    assert f"Microsoft at {sim.base_url}" in message and "127.0.0.1, a loopback address" in message
+    assert "TEAMSCONNECT_ALLOW_PRIVATE_URLS=true" in message and tenant["apps"][0]["secret"] not in message
+    assert raised.value.permanent
+    assert control.count("token") == 0 and control.count("getPresencesByUserId") == 0
+
+
+def test_a_host_name_resolving_to_a_private_address_is_refused_before_the_token_request(
+    sim: MicrosoftSimulator, control: MicrosoftSimControl, tenant: dict[str, Any],
+) -> None:
+    def resolve(host: str, port: int) -> list[str]:
+        assert host == NAME
+        return ["10.1.2.3"]
+
+    base_url = f"https://{NAME}:{urlsplit(sim.base_url).port}"
+    graph = _client(sim, tenant, base_url,
+                    egress.guarded_transport(ssl.create_default_context(cafile=sim.ca_path), resolve))
+    try:
+        with pytest.raises(GraphAddressRefused) as raised:
+            graph.get_presences([tenant["users"][0]["id"]])
+    finally:
+        graph.close()
+    assert f"{NAME} resolves to 10.1.2.3, a private address" in str(raised.value)
+    assert control.count("token") == 0
+
