@@ -180,19 +180,26 @@ def _decide(stack: Stack, tenant_id: int, batch: Any, link_id: int) -> tuple[dic
     return next((p, v) for _, link, p, v in decided.applies if link == link_id)
 
 
-def _dnd_put_then_bridge_503(stack: Stack) -> tuple[int, Any, int, int | None]:
-    """A call starts in Teams; its update switches the DND on, then the bridge answers 503 to the
-    telephony status: the update fails after its first write. Returns the tenant, batch, user and the
-    version the retry must expect."""
-    tenant_id = stack.add_tenant(poll_interval_s=3600.0,
-                                 options={"set_chat_text": False, "set_telephony": True,
-                                          "respect_manual_dnd": True})
+def _call_started_and_decided(stack: Stack, options: dict[str, Any] | None = None
+                              ) -> tuple[int, Any, int, dict[str, Any], int | None]:
+    """A call starts in Teams and a poll decides the update for user 1: tenant, batch, user, plan and the
+    version the update must expect."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0, **({"options": options} if options else {}))
     stack.teams(1, "sign_in")
     batch = stack.linked_batch()
     link_id = batch[1][0]
     run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
     stack.teams(1, "call_start")
     plan, version = _decide(stack, tenant_id, batch, link_id)
+    return tenant_id, batch, link_id, plan, version
+
+
+def _dnd_put_then_bridge_503(stack: Stack) -> tuple[int, Any, int, int | None]:
+    """A call starts in Teams; its update switches the DND on, then the bridge answers 503 to the
+    telephony status: the update fails after its first write. Returns the tenant, batch, user and the
+    version the retry must expect."""
+    tenant_id, batch, link_id, plan, version = _call_started_and_decided(
+        stack, {"set_chat_text": False, "set_telephony": True, "respect_manual_dnd": True})
     stack.pbx.inject_fault("/xml-rpc", status=503, count=1)
     with pytest.raises(RetryableStarfaceError) as failed:
         run_apply(stack.runtime, tenant_id, link_id, plan, version)
@@ -250,18 +257,6 @@ def test_drift_repair_leaves_an_unsettled_write_to_the_next_update(stack: Stack)
     stack.teams(1, "call_end")
     run_apply(stack.runtime, tenant_id, link_id, *_decide(stack, tenant_id, batch, link_id))
     assert stack.user(1)["dnd"] is False
-
-
-def _call_started_and_decided(stack: Stack) -> tuple[int, Any, int, dict[str, Any], int | None]:
-    """A call starts in Teams and a poll decides the DND for user 1: tenant, batch, user, plan, version."""
-    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
-    stack.teams(1, "sign_in")
-    batch = stack.linked_batch()
-    link_id = batch[1][0]
-    run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
-    stack.teams(1, "call_start")
-    plan, version = _decide(stack, tenant_id, batch, link_id)
-    return tenant_id, batch, link_id, plan, version
 
 
 def test_an_update_starts_no_write_once_its_claim_is_close_to_expiry(stack: Stack) -> None:
