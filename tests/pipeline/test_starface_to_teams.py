@@ -74,6 +74,38 @@ def _telephony(stack: Stack, index: int, state: str, at: datetime) -> dict[str, 
             "telephony_state": state, "dnd": None, "chat_presence": None, "chat_presence_message": None}
 
 
+def test_a_session_that_graph_set_although_our_call_failed_is_cleared_at_the_hang_up(stack: Stack) -> None:
+    """Graph applied the setPresence but its answer never reached us (here: later than the client's 10 s
+    timeout; a dropped connection is the same): the session exists, though the call failed. The hang-up
+    must still clear it (chaos suite, STARFACE down on a loaded machine: a caller who hung up stayed
+    "Presenting" in Teams, because the failed set was recorded as no session at all)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(2, "sign_in")
+    started = utcnow()
+    stack.ms.add_fault("setPresence", delay_s=10.5)  # applied at once, answered too late
+    with pytest.raises(GraphError):
+        run_event(stack.runtime, tenant_id, _telephony(stack, 2, "ACTIVE", started))
+    assert _availability(stack, 2) == ("DoNotDisturb", "Presenting")  # Graph did set it
+    ended = started + timedelta(seconds=5)
+    assert run_event(stack.runtime, tenant_id, _telephony(stack, 2, "AVAILABLE", ended))["action"] == "clear"
+    assert _availability(stack, 2) == ("Available", "Available")
+
+
+def test_a_failed_set_is_sent_again_while_the_call_lasts(stack: Stack) -> None:
+    """The other half: a session recorded as possibly set is still sent again by the event's own retry
+    (Graph answered 503 and set nothing), not taken as standing."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(2, "sign_in")
+    started = utcnow()
+    stack.ms.add_fault("setPresence", 503, count=1)
+    event = _telephony(stack, 2, "ACTIVE", started)
+    with pytest.raises(GraphError):
+        run_event(stack.runtime, tenant_id, event)
+    assert _availability(stack, 2) == ("Available", "Available")
+    assert run_event(stack.runtime, tenant_id, event)["action"] != "unchanged"  # the task's retry
+    assert _availability(stack, 2) == ("DoNotDisturb", "Presenting")
+
+
 def test_a_call_event_whose_teams_session_failed_is_not_forgotten(stack: Stack) -> None:
     """Graph refuses the session for a STARFACE call: the call is still recorded, so keep-alive sets the
     session once Graph answers, and the call's start retried after its end changes nothing (chaos suite:
