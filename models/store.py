@@ -73,8 +73,10 @@ def compare_and_set(
     """Records an applied state if nobody changed it since ``expected_version`` was read.
 
     ``expected_version=None`` means "I saw no row": the row is inserted unless one exists by now. Otherwise
-    the row is updated only if its version is still ``expected_version`` and its observation is not newer
-    than ``observed_at``. Of two concurrent writers exactly one gets True.
+    the row is updated only if its version is still ``expected_version``, no unexpired claim is held on it
+    (its holder is writing: its record would fail) and its observation is not newer than ``observed_at``.
+    A claim's columns are left as they are: a released or expired claim's intent stays for the next
+    holder (sync/apply.py). Of two concurrent writers exactly one gets True.
     """
     now = now or utcnow()
     values = {
@@ -83,9 +85,6 @@ def compare_and_set(
         "observed_at": observed_at,
         "observed_seq": observed_seq,
         "applied_at": now,
-        "claim_id": None,
-        "claim_expires_at": None,
-        "claim_fields": None,
     }
     if expected_version is None:
         statement = (
@@ -102,6 +101,7 @@ def compare_and_set(
             AppliedState.user_link_id == user_link_id,
             AppliedState.target == target,
             AppliedState.version == expected_version,
+            or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
             _not_older(observed_at),
         )
         .values(version=AppliedState.version + 1, **values)

@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import AppliedState, ChangeLog
 from models.crypto import SecretBox
-from models.store import claim, compare_and_set, complete_claim, load_applied_states, record_change
+from models.store import (
+    claim,
+    compare_and_set,
+    complete_claim,
+    load_applied_states,
+    record_change,
+    release_claim,
+)
 from tests.support.factories import make_tenant, make_user_links
 from tests.support.query_counter import count_queries
 
@@ -163,3 +170,30 @@ def test_it_grants_one_claim_at_a_time_until_it_expires(
         assert (row.fields, row.owned, row.claim_id, row.observed_seq) == ({"dnd": True}, ["dnd"], None, "7")
         change = session.scalars(select(ChangeLog)).one()
         assert change.latency_ms == 850.0
+
+
+def test_a_recorded_state_never_takes_an_updates_claim_or_its_intent(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    """A user's DND event, learned while an update of the same user writes, must wait for the update:
+    recording it over the claim would make the update's record fail and wipe its intent, so a DND the
+    update had switched on would later pass for the user's own."""
+    tenant_id, (link_id,) = _setup(sessions, box)
+
+    def learn_dnd(version: int, now: datetime) -> bool:
+        with sessions.begin() as session:
+            return compare_and_set(session, tenant_id=tenant_id, user_link_id=link_id, target="starface",
+                                   expected_version=version, fields={"dnd_manual": True}, owned=[],
+                                   observed_at=T0, now=now)
+
+    with sessions.begin() as session:
+        assert _cas(session, tenant_id, link_id, None, False, T0)
+        assert claim(session, user_link_id=link_id, target="starface", expected_version=1, claim_id="update",
+                     claim_fields={"dnd": "set"}, expires_at=T0 + timedelta(seconds=30), now=T0)
+    assert not learn_dnd(2, T0 + timedelta(seconds=1))  # the update is writing: the event retries later
+    with sessions.begin() as session:
+        assert release_claim(session, user_link_id=link_id, target="starface", claim_id="update") == 3
+    assert learn_dnd(3, T0 + timedelta(seconds=2))  # released: recorded, and the intent stays on the row
+    with sessions() as session:
+        row = load_applied_states(session, [link_id])[(link_id, "starface")]
+    assert row.fields == {"dnd_manual": True} and row.claim_fields == {"dnd": "set"}
