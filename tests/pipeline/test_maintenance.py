@@ -204,6 +204,7 @@ def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) 
     stack.pbx.answer(stack.seeds.login(2))
     stack.until(lambda: stack.user(0)["dnd"] and stack.presence(2)["availability"] == "DoNotDisturb",
                 what="our DND and our Teams session")
+    stack.settle()  # the DND recorded as ours, and its update no longer queued: what a release needs
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
         assert tenant is not None
