@@ -14,7 +14,8 @@ integration) never change the Teams session and never count as a manual DND; rea
 drift repair reconcile ownership instead. So the telephony status we write never comes back as a call.
 
 Order: telephony events are ordered by `occurredAt` against the last telephony event applied, DND
-events against the last DND event applied (PBX clock both); an older event changes nothing.
+events against the last DND event applied (PBX clock both); an older event changes nothing, and of two
+telephony events of the same millisecond the call's end wins.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def decide_teams_session(
         if event.kind is EventKind.TELEPHONY and event.telephony_state is not None:
             if not _older(event.occurred_at, teams.telephony_event_at):
                 in_call = _call_state(policy, event.telephony_state, teams.call_active)
+                if in_call and not teams.call_active and event.occurred_at == teams.telephony_event_at:
+                    # Two events of the same millisecond (a call answered and ended at once), delivered
+                    # end first: their order is unknown, and the end wins - a call that goes on is
+                    # reported again by the PBX, a session set by mistake is cleared by nothing.
+                    in_call = False
                 teams = replace(teams, call_active=in_call, telephony_event_at=event.occurred_at)
         elif (
             event.kind is EventKind.DND

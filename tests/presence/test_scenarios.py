@@ -36,6 +36,7 @@ The test column drops the `test_it_` prefix.
 | manual STARFACE DND -> Teams DND (opt-in)             | mirrors_manual_starface_dnd_to_teams_when_asked    |
 | older observation decides nothing                     | drops_an_older_observation                         |
 | duplicated and reordered STARFACE events              | applies_only_the_newest_telephony_event            |
+| answered and ended in one millisecond, end first      | lets_the_end_win_a_tie_of_telephony_events         |
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from datetime import timedelta
 from presence import (
     DND_PRESENTING,
     SESSION_EXPIRY,
+    EventKind,
+    Origin,
     SessionActionKind,
     TeamsPresenceMode,
     TenantPolicy,
@@ -407,6 +410,21 @@ def test_it_applies_only_the_newest_telephony_event() -> None:
     w.deliver_event(end)
     w.deliver_event(start)  # late: older than the end
     w.deliver_event(end)  # duplicate
+    assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_lets_the_end_win_a_tie_of_telephony_events() -> None:
+    """Chaos suite (webhooks reordered; STARFACE down): a call answered and hung up within the same
+    millisecond, the hang-up delivered first - the start must not set a session nothing would clear."""
+    w = world()
+    w.starface.emit(w._event(EventKind.TELEPHONY, Origin.USER, telephony_state="ACTIVE"))
+    w.starface.emit(w._event(EventKind.TELEPHONY, Origin.USER, telephony_state="AVAILABLE"))
+    start, end = w.starface.events
+    assert start.occurred_at == end.occurred_at
+    w.deliver_event(end)
+    w.deliver_event(start)
+    w.deliver_event(end)  # and again, in either order
+    w.deliver_event(start)
     assert w.teams.app_session is None and not w.applied_teams.call_active
 
 
