@@ -99,31 +99,26 @@ def start_beat(stack: Stack, log_path: str) -> subprocess.Popen[bytes]:
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
-def terminate(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-    """Signals the process group; SIGKILL if it has not exited within ``timeout``."""
+def terminate(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0,
+              group: bool = True) -> None:
+    """Signals the process group (``group=False``: the main process only); SIGKILL to the group if it has
+    not exited within ``timeout``, and nothing of it outlives it."""
     if process.poll() is None:
-        os.killpg(process.pid, sig)
+        (os.killpg if group else os.kill)(process.pid, sig)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-
-
-def warm_shutdown(process: subprocess.Popen[bytes], grace_s: float = 60.0) -> None:
-    """Stops a worker as `docker compose` does (compose/compose.yaml): SIGTERM to the main process only,
-    which lets its running tasks finish (Celery's warm shutdown), SIGKILL to the group after the stop
-    grace period. A SIGTERM to the whole group would kill the pool's children mid-task (Celery resets
-    SIGTERM to its default in them)."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # nothing of it may outlive it
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def warm_shutdown(process: subprocess.Popen[bytes]) -> None:
+    """Stops a worker as `docker compose` does (compose/compose.yaml, stop grace period 60 s): SIGTERM to
+    the main process only, which lets its running tasks finish (Celery's warm shutdown). A SIGTERM to the
+    whole group would kill the pool's children mid-task (Celery resets SIGTERM to its default in them)."""
+    terminate(process, timeout=60.0, group=False)
 
 
 def changes_applied(stack: Stack, tenant_id: int, cause: str) -> list[ChangeLog]:
