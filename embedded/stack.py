@@ -37,7 +37,6 @@ from simulators.paired import (
     PairedSeeds,
 )
 from simulators.starface import StarfaceSimControl, StarfaceSimulator
-from sync.coordination import KEY_PREFIX
 from sync.directory import sync_directory
 from sync.runtime import Runtime, build_runtime, set_runtime
 from tenants.changes import deep_merge
@@ -170,7 +169,6 @@ class Stack:
         write shows on a simulator a moment before the worker records it (same transaction as the claim
         is released), and the task clears its users' "update queued" marks a moment after that."""
         broker = redis.Redis.from_url(BROKER_URL)
-        coordination = redis.Redis.from_url(COORDINATION_URL)
 
         def idle() -> bool:
             queued = sum(queued_tasks(broker, queue) for queue in ("apply", "events", "poll"))
@@ -178,14 +176,12 @@ class Stack:
                 claimed = session.scalar(select(func.count()).select_from(AppliedState)
                                          .where(AppliedState.claim_id.is_not(None),
                                                 AppliedState.claim_expires_at > utcnow()))
-            marked = next(coordination.scan_iter(match=f"{KEY_PREFIX}:tenant:*:pending:*", count=1000), None)
-            return queued == 0 and claimed == 0 and marked is None
+            return queued == 0 and claimed == 0 and not self.runtime.coordination.any_pending()
 
         try:
             wait_until(idle, timeout=timeout, what="the pipeline to settle")
         finally:
             broker.close()
-            coordination.close()
 
     def linked_batch(self) -> list[tuple[int, str]]:
         """(user link id, Entra object id) of every linked user, in id order: a poll batch as the tick

@@ -60,6 +60,7 @@ class Coordination(Protocol):
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
+    def any_pending(self) -> bool: ...
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
@@ -179,7 +180,7 @@ class RedisCoordination:
         self._pbx_penalize = client.register_script(_PBX_PENALIZE_SCRIPT)
 
     @staticmethod
-    def _key(tenant_id: int, what: str) -> str:
+    def _key(tenant_id: int | str, what: str) -> str:
         return f"{KEY_PREFIX}:tenant:{tenant_id}:{what}"
 
     def block(self, tenant_id: int, seconds: float) -> None:
@@ -207,6 +208,10 @@ class RedisCoordination:
     def discard_event_id(self, tenant_id: int, event_id: str) -> None:
         """Forgets an event id whose processing could not be queued, so the bridge's retry is accepted."""
         self._redis.delete(self._key(tenant_id, f"event:{event_id}"))
+
+    def any_pending(self) -> bool:
+        """Whether any user of any tenant has an update queued (a test waiting for the pipeline to settle)."""
+        return next(self._redis.scan_iter(match=self._key("*", "pending:*"), count=1000), None) is not None
 
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]:
         """Marks users whose update is about to be queued; returns those not marked yet (one round trip)."""
@@ -313,6 +318,11 @@ class LocalCoordination:
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
         with self._lock:
             self._pending.pop((tenant_id, user_link_id), None)
+
+    def any_pending(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            return any(until > now for until in self._pending.values())
 
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None:
         with self._lock:
