@@ -48,6 +48,7 @@ from presence.to_teams import (
     SESSION_EXPIRY,
     SessionActionKind,
     TeamsSessionAction,
+    after_failed_change,
     decide_teams_session,
     desired_pair,
     keep_alive,
@@ -56,6 +57,7 @@ from presence.to_teams import (
 )
 
 __all__ = [
+    "after_failed_change",
     "BUSY_IN_A_CALL",
     "CALL_CATEGORIES",
     "ChatSymbol",

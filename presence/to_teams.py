@@ -106,6 +106,19 @@ def decide_teams_session(
     return _reconcile(policy, teams, starface, now)
 
 
+def after_failed_change(applied_teams: TeamsApplied, action: TeamsSessionAction,
+                        maybe_applied: bool) -> TeamsApplied:
+    """What to record when Graph refused ``action`` or its answer was lost. The event's facts (on a call
+    since t, or no longer) always count: keep-alive sets a wanted session that is still missing, and an
+    older event retried later is recognised as older. A setPresence that timed out or lost its connection
+    (``maybe_applied``) may stand in Teams: it is recorded as held, so the hang-up clears it, but never
+    refreshed, so the retry and keep-alive send it again."""
+    if maybe_applied and action.kind in (SessionActionKind.SET, SessionActionKind.REFRESH):
+        return replace(action.teams, refreshed_at=None)
+    return replace(applied_teams, call_active=action.teams.call_active,
+                   telephony_event_at=action.teams.telephony_event_at)
+
+
 def keep_alive(
     policy: TenantPolicy, applied_teams: TeamsApplied, applied_starface: StarfaceApplied, now: datetime
 ) -> TeamsSessionAction:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +35,7 @@ from presence import (
     StarfaceApplied,
     TeamsApplied,
     TeamsSessionAction,
+    after_failed_change,
 )
 from sync import health
 from sync.apply import CLAIM_LEASE, owned_fields
@@ -104,17 +104,9 @@ def reconcile_session(runtime: Runtime, tenant: Tenant, link: UserLink, decide: 
             assert action.pair is not None
             graph.set_presence(entra_id, action.pair.availability, action.pair.activity, SESSION_EXPIRY)
     except GraphError as exc:
-        # What the event told us (the user is on a call since t, or no longer) is recorded: keep-alive
-        # sets a wanted session that is still missing, and an older event retried after a newer one is
-        # recognised as older (design.md, level-triggered convergence).
-        if action.kind is SessionActionKind.CLEAR or exc.permanent:
-            facts = replace(applied_teams, call_active=action.teams.call_active,
-                            telephony_event_at=action.teams.telephony_event_at)
-        else:
-            # A setPresence that timed out or lost its connection may have been applied by Graph: record
-            # the session as held, so the hang-up clears it, but as never refreshed, so the retry and
-            # keep-alive send it again (chaos suite: a caller who had hung up stayed "Presenting").
-            facts = replace(action.teams, refreshed_at=None)
+        # A transient failure may have been applied by Graph (chaos suite: a caller who had hung up stayed
+        # "Presenting"); a permanent one was not.
+        facts = after_failed_change(applied_teams, action, maybe_applied=not exc.permanent)
         with transaction(runtime.sessions) as session:
             complete_claim(session, user_link_id=link.id, target=Target.TEAMS.value, claim_id=claim_id,
                            fields=facts.to_json(), owned=["session"] if facts.held else [],
