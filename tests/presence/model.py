@@ -157,11 +157,12 @@ class World:
         self.teams.out_of_office = on
         self.advance(1)
 
-    def starface_call(self, state: str) -> None:
-        """A real STARFACE call changes state (RINGING / ACTIVE / AVAILABLE)."""
+    def starface_call(self, state: str, then_s: float = 1) -> None:
+        """A real STARFACE call changes state (RINGING / ACTIVE / AVAILABLE); the next thing happens
+        ``then_s`` later (0: within the same millisecond)."""
         self.starface.real_call = self.starface.telephony = state
         self.starface.emit(self._event(EventKind.TELEPHONY, Origin.USER, telephony_state=state))
-        self.advance(1)
+        self.advance(then_s)
 
     def starface_user_dnd(self, on: bool) -> None:
         """The user presses DND in STARFACE; the event (if any) is handled at once, like a webhook.

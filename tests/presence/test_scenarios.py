@@ -46,8 +46,6 @@ from datetime import timedelta
 from presence import (
     DND_PRESENTING,
     SESSION_EXPIRY,
-    EventKind,
-    Origin,
     SessionActionKind,
     TeamsPresenceMode,
     TenantPolicy,
@@ -417,8 +415,8 @@ def test_it_lets_the_end_win_a_tie_of_telephony_events() -> None:
     """Chaos suite (webhooks reordered; STARFACE down): a call answered and hung up within the same
     millisecond, the hang-up delivered first - the start must not set a session nothing would clear."""
     w = world()
-    w.starface.emit(w._event(EventKind.TELEPHONY, Origin.USER, telephony_state="ACTIVE"))
-    w.starface.emit(w._event(EventKind.TELEPHONY, Origin.USER, telephony_state="AVAILABLE"))
+    w.starface_call("ACTIVE", then_s=0)
+    w.starface_call("AVAILABLE")
     start, end = w.starface.events
     assert start.occurred_at == end.occurred_at
     w.deliver_event(end)
