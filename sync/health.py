@@ -22,6 +22,19 @@ def record_success(session: Session, tenant_id: int, now: datetime | None = None
     )
 
 
+def record_successes(session: Session, tenant_ids: list[int], now: datetime | None = None) -> None:
+    """``record_success`` for the tenants of a packed poll, in one UPDATE."""
+    if not tenant_ids:
+        return
+    session.execute(
+        update(TenantHealth)
+        .where(TenantHealth.tenant_id.in_(tenant_ids))
+        .values(last_success_at=now or utcnow(), polls_ok=TenantHealth.polls_ok + 1,
+                last_error_code=None, last_error_message=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def record_error(session: Session, tenant_id: int, code: str, message: str, *, poll: bool = True) -> None:
     """Something failed for this tenant; ``message`` is the human text with the fix (never a secret)."""
     values: dict[str, object] = {"last_error_at": utcnow(), "last_error_code": code[:100],

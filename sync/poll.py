@@ -5,6 +5,10 @@ with its rules, the batch's applied states in ONE query, one health update). Upd
 after the transaction, together (one task per up to APPLY_BATCH_MAX users), only for users whose desired
 STARFACE state differs from the applied one, and not for users whose update is in flight (an unexpired
 claim).
+
+Several small tenants polled in one task (`run_poll_many`) share that constant: their tenants, their
+applied states and their health stamps are each read or written in one statement for all of them, so a
+packed task of 26 tenants costs the SQL of one poll (the fixed per-tenant cost is what small tenants pay).
 """
 
 from __future__ import annotations
@@ -14,18 +18,20 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.graph import GraphAuthError, GraphError, GraphThrottled
-from models import Target
+from sqlalchemy.orm import Session
+
+from connectors.graph import GraphAuthError, GraphError, GraphThrottled, Presence
+from models import AppliedState, Target, Tenant
 from models.base import utcnow
 from models.db import transaction
-from models.store import is_claimed, load_applied_states
+from models.store import StateKey, is_claimed, load_applied_states
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
 from sync import health
-from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, Batch, TaskQueue
+from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.policy import policy_for
-from tenants.service import load_tenant
+from tenants.service import load_tenant, load_tenants
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,70 @@ log = logging.getLogger(__name__)
 def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
              now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
     """Polls one batch; returns a summary (for logs, Flower and tests)."""
+    refused = _admit(runtime, tenant_id)
+    if refused is not None:
+        return refused
+    with transaction(runtime.sessions) as session:
+        tenant = load_tenant(session, tenant_id)
+        if tenant is None:
+            return {"skipped": "tenant gone or disabled"}
+        read = _read_presences(runtime, session, tenant, batch, now)
+        if isinstance(read, dict):
+            return read
+        presences, observed_at = read
+        states = load_applied_states(session, [link_id for link_id, _ in batch])
+        updates = _decide(tenant, batch, presences, states, observed_at)
+        health.record_success(session, tenant_id, observed_at)
+    return _queue_updates(runtime, queue, tenant_id, batch, presences, updates)
+
+
+def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQueue,
+                  now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
+    """Polls the whole batches of several small tenants in one task (the scheduler packs them): each
+    tenant is admitted, read and decided exactly as by ``run_poll``, but the tenants, the applied states
+    and the health stamps of all of them take one statement each. A tenant's Graph failure, or a failure
+    deciding for it, does not stop the others; a failure of the shared transaction fails them all (the
+    next cycle polls them again)."""
+    results: dict[str, Any] = {}
+    admitted: list[tuple[int, Batch]] = []
+    for tenant_id, batch in polls:
+        refused = _admit(runtime, tenant_id)
+        if refused is not None:
+            results[str(tenant_id)] = refused
+        else:
+            admitted.append((tenant_id, batch))
+    read: list[tuple[int, Batch, list[Presence], datetime]] = []
+    decided: list[tuple[int, Batch, list[Presence], list[ApplyItem]]] = []
+    with transaction(runtime.sessions) as session:
+        tenants = load_tenants(session, [tenant_id for tenant_id, _ in admitted])
+        for tenant_id, batch in admitted:
+            tenant = tenants.get(tenant_id)
+            if tenant is None:
+                results[str(tenant_id)] = {"skipped": "tenant gone or disabled"}
+                continue
+            outcome = _read_presences(runtime, session, tenant, batch, now)
+            if isinstance(outcome, dict):
+                results[str(tenant_id)] = outcome
+            else:
+                read.append((tenant_id, batch, *outcome))
+        states = load_applied_states(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
+        for tenant_id, batch, presences, observed_at in read:
+            try:
+                updates = _decide(tenants[tenant_id], batch, presences, states, observed_at)
+            except Exception as exc:  # noqa: BLE001 - one tenant's bad data must not stop the others
+                log.exception("tenant %s: poll failed", tenant_id)
+                results[str(tenant_id)] = {"failed": type(exc).__name__}
+                continue
+            decided.append((tenant_id, batch, presences, updates))
+        health.record_successes(session, [tenant_id for tenant_id, *_ in decided], now())
+    for tenant_id, batch, presences, updates in decided:
+        results[str(tenant_id)] = _queue_updates(runtime, queue, tenant_id, batch, presences, updates)
+    return {"tenants": len(polls), "results": results}
+
+
+def _admit(runtime: Runtime, tenant_id: int) -> dict[str, Any] | None:
+    """None when the tenant may call Graph now (not throttled, a request taken from its budget), else
+    the summary of why not."""
     coordination = runtime.coordination
     blocked_s = coordination.blocked_for(tenant_id)
     if blocked_s > 0:
@@ -41,58 +111,72 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
     if wait_s > 0:
         log.warning("tenant %s: Graph budget exhausted, batch dropped (next cycle polls again)", tenant_id)
         return {"skipped": "budget", "retry_in_s": wait_s}
+    return None
 
-    updates: list[tuple[int, dict[str, Any], int | None]] = []
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
-        if tenant is None:
-            return {"skipped": "tenant gone or disabled"}
-        policy = policy_for(tenant)
-        graph = runtime.graph(tenant)
-        try:
-            presences = graph.get_presences([entra_id for _, entra_id in batch])
-        except GraphThrottled as exc:
-            coordination.block(tenant_id, exc.retry_after)
-            health.record_throttled(session, tenant_id, now() + timedelta(seconds=exc.retry_after))
-            log.warning("tenant %s: Graph throttled, blocked for %.3f s", tenant_id, exc.retry_after)
-            return {"skipped": "throttled", "retry_in_s": exc.retry_after}
-        except GraphAuthError as exc:
-            code = f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else "graph_auth"
-            health.record_error(session, tenant_id, code, exc.message)
-            if tenant.uses_provider_app and exc.aadsts_code in CONSENT_MISSING_CODES:
-                record_revoked(session, tenant, code, exc.message)
-            log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
-            return {"failed": "auth"}
-        except GraphError as exc:
-            health.record_error(session, tenant_id, type(exc).__name__, exc.message)
-            log.warning("tenant %s: Graph error: %s", tenant_id, exc.message)
-            return {"failed": type(exc).__name__}
-        observed_at = now()
-        by_entra_id = {presence.user_id: presence for presence in presences}
-        states = load_applied_states(session, [link_id for link_id, _ in batch])
-        for link_id, entra_id in batch:
-            presence = by_entra_id.get(entra_id.lower())
-            if presence is None:
-                continue
-            starface_row = states.get((link_id, Target.STARFACE.value))
-            teams_row = states.get((link_id, Target.TEAMS.value))
-            if is_claimed(starface_row, observed_at) or is_claimed(teams_row, observed_at):
-                # An update, or a change of our Teams session, is in flight: the presence just read may
-                # already show our new session while its row does not yet, so decide next cycle instead.
-                continue
-            applied_starface = (StarfaceApplied.from_json(starface_row.fields) if starface_row
-                                else StarfaceApplied())
-            applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()
-            observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
-                                           presence.sequence_number, observed_at)
-            # A released claim's intent still on the row: an update stopped after some of its writes.
-            unsettled = starface_row is not None and starface_row.claim_fields is not None
-            plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at, unsettled)
-            if plan is not None:
-                updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
-        health.record_success(session, tenant_id, observed_at)
-    # Users whose previous update still waits in the queue get no second one (it would only be dropped).
-    fresh = set(coordination.mark_pending(tenant_id, [link_id for link_id, _, _ in updates], APPLY_EXPIRES_S))
+
+def _read_presences(runtime: Runtime, session: Session, tenant: Tenant, batch: Batch,
+                    now: Callable[[], datetime]) -> tuple[list[Presence], datetime] | dict[str, Any]:
+    """The batch's presences and when they were observed; a Graph failure is recorded in the tenant's
+    health (in ``session``) and returned as the poll's summary."""
+    tenant_id = tenant.id
+    try:
+        presences = runtime.graph(tenant).get_presences([entra_id for _, entra_id in batch])
+    except GraphThrottled as exc:
+        runtime.coordination.block(tenant_id, exc.retry_after)
+        health.record_throttled(session, tenant_id, now() + timedelta(seconds=exc.retry_after))
+        log.warning("tenant %s: Graph throttled, blocked for %.3f s", tenant_id, exc.retry_after)
+        return {"skipped": "throttled", "retry_in_s": exc.retry_after}
+    except GraphAuthError as exc:
+        code = f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else "graph_auth"
+        health.record_error(session, tenant_id, code, exc.message)
+        if tenant.uses_provider_app and exc.aadsts_code in CONSENT_MISSING_CODES:
+            record_revoked(session, tenant, code, exc.message)
+        log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
+        return {"failed": "auth"}
+    except GraphError as exc:
+        health.record_error(session, tenant_id, type(exc).__name__, exc.message)
+        log.warning("tenant %s: Graph error: %s", tenant_id, exc.message)
+        return {"failed": type(exc).__name__}
+    return presences, now()
+
+
+def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedState],
+            observed_at: datetime) -> list[ApplyItem]:
+    """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
+    one, none for a user whose update or Teams session change is in flight."""
+    policy = policy_for(tenant)
+    by_entra_id = {presence.user_id: presence for presence in presences}
+    updates: list[ApplyItem] = []
+    for link_id, entra_id in batch:
+        presence = by_entra_id.get(entra_id.lower())
+        if presence is None:
+            continue
+        starface_row = states.get((link_id, Target.STARFACE.value))
+        teams_row = states.get((link_id, Target.TEAMS.value))
+        if is_claimed(starface_row, observed_at) or is_claimed(teams_row, observed_at):
+            # An update, or a change of our Teams session, is in flight: the presence just read may
+            # already show our new session while its row does not yet, so decide next cycle instead.
+            continue
+        applied_starface = (StarfaceApplied.from_json(starface_row.fields) if starface_row
+                            else StarfaceApplied())
+        applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()
+        observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
+                                       presence.sequence_number, observed_at)
+        # A released claim's intent still on the row: an update stopped after some of its writes.
+        unsettled = starface_row is not None and starface_row.claim_fields is not None
+        plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at, unsettled)
+        if plan is not None:
+            updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
+    return updates
+
+
+def _queue_updates(runtime: Runtime, queue: TaskQueue, tenant_id: int, batch: Batch,
+                   presences: list[Presence], updates: list[ApplyItem]) -> dict[str, Any]:
+    """Queues the decided updates (after the commit) and returns the poll's summary. Users whose previous
+    update still waits in the queue get no second one (it would only be dropped)."""
+    fresh = (set(runtime.coordination.mark_pending(tenant_id, [link_id for link_id, _, _ in updates],
+                                                   APPLY_EXPIRES_S))
+             if updates else set())
     queued = [update for update in updates if update[0] in fresh]
     # The batch's changes are applied together (sync/apply.py: run_apply_batch), in tasks of at most
     # APPLY_BATCH_MAX users.
@@ -100,17 +184,3 @@ def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
         queue.apply_batch(tenant_id, queued[start:start + APPLY_BATCH_MAX])
     return {"users": len(batch), "presences": len(presences), "updates": len(queued),
             "already_queued": len(updates) - len(queued)}
-
-
-def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQueue,
-                  now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
-    """Polls the whole batches of several small tenants in one task (the scheduler packs them), one
-    tenant after another, each exactly as ``run_poll``; a tenant's failure does not stop the others."""
-    results: dict[str, Any] = {}
-    for tenant_id, batch in polls:
-        try:
-            results[str(tenant_id)] = run_poll(runtime, tenant_id, batch, queue, now)
-        except Exception as exc:  # noqa: BLE001 - the next cycle polls it again; the others go on
-            log.exception("tenant %s: poll failed", tenant_id)
-            results[str(tenant_id)] = {"failed": type(exc).__name__}
-    return {"tenants": len(polls), "results": results}

@@ -75,6 +75,18 @@ def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False
     return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
 
 
+def load_tenants(session: Session, tenant_ids: Sequence[int]) -> dict[int, Tenant]:
+    """The enabled ones of these tenants with their rule tables, in two queries whatever their number
+    (a packed poll of several small tenants); gone or disabled tenants are left out."""
+    if not tenant_ids:
+        return {}
+    tenants = session.scalars(
+        select(Tenant).where(Tenant.id.in_(list(tenant_ids)), Tenant.enabled.is_(True))
+        .options(selectinload(Tenant.rules))
+    ).all()
+    return {tenant.id: tenant for tenant in tenants}
+
+
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
     """Names are unique per deployment regardless of case, as the module's instance names."""
     wanted = name.casefold()

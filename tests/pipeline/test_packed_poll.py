@@ -1,0 +1,103 @@
+"""Several small tenants polled in one task: each decided as if alone, together at the SQL cost of one
+poll, and one tenant's failure never stops the others (issue 14: small tenants cheaply)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from embedded.stack import Stack, StackFactory
+from models import Tenant, TenantHealth, UserLink
+from models.db import transaction
+from presence.linking import LinkState
+from simulators.paired import paired_seeds
+from sync.poll import run_poll_many
+from sync.ports import Batch, CollectingQueue
+from tenants.service import update_tenant
+from tests.support.query_counter import count_queries
+
+
+@pytest.fixture
+def six_user_stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(6), web=False)
+
+
+def _tenant_of_users(stack: Stack, name: str, users: list[int]) -> tuple[int, Batch]:
+    """A tenant that selects exactly these users (all others listed as excluded), and its poll batch."""
+    others = [stack.seeds.login(i) for i in range(6) if i not in users]
+    tenant_id = stack.add_tenant(name, bridge=False, selection={"login_ids": others})
+    with transaction(stack.runtime.sessions) as session:
+        linked = (UserLink.tenant_id == tenant_id) & (UserLink.state == LinkState.LINKED.value)
+        rows = session.execute(select(UserLink.id, UserLink.entra_object_id).where(linked)
+                               .order_by(UserLink.id)).all()
+    assert len(rows) == len(users)
+    return tenant_id, [(link_id, entra_id or "") for link_id, entra_id in rows]
+
+
+def _polls_ok(stack: Stack) -> dict[int, int]:
+    with transaction(stack.runtime.sessions) as session:
+        return {tenant_id: polls_ok for tenant_id, polls_ok in
+                session.execute(select(TenantHealth.tenant_id, TenantHealth.polls_ok))}
+
+
+def test_it_decides_each_packed_tenant_alone_with_the_sql_of_one_poll(six_user_stack: Stack) -> None:
+    stack = six_user_stack
+    polls = [_tenant_of_users(stack, name, users) for name, users in
+             (("first", [0, 1]), ("second", [2, 3]), ("third", [4, 5]))]
+    for index in range(6):
+        stack.teams(index, "sign_in")
+    run_poll_many(stack.runtime, polls, CollectingQueue())  # the first look at everyone: no change
+    stack.teams(0, "call_start")
+    stack.teams(3, "call_start")
+    before = _polls_ok(stack)
+    two = CollectingQueue()
+    with count_queries(stack.runtime.engine) as two_tenants:
+        run_poll_many(stack.runtime, polls[:2], two)
+    # Each tenant's own user, decided from its own applied state and rules, nobody else's.
+    assert sorted((tenant_id, link_id) for tenant_id, link_id, _, _ in two.applies) == [
+        (polls[0][0], polls[0][1][0][0]), (polls[1][0], polls[1][1][1][0])]
+    assert [len(items) for _, items in two.apply_batches] == [1, 1]  # one update task per tenant
+    three = CollectingQueue()
+    with count_queries(stack.runtime.engine) as three_tenants:
+        summary = run_poll_many(stack.runtime, polls, three)
+    # The two updates are still queued: not decided twice; the third tenant has nothing to change.
+    assert three.applies == []
+    assert summary["results"][str(polls[0][0])]["already_queued"] == 1
+    # tenants + their rules, the applied states of all their users, one health stamp for all
+    assert two_tenants.count == three_tenants.count == 4, three_tenants.statements
+    after = _polls_ok(stack)
+    assert {tenant_id: after[tenant_id] - before[tenant_id] for tenant_id, _ in polls} == {
+        polls[0][0]: 2, polls[1][0]: 2, polls[2][0]: 1}
+
+
+def test_one_packed_tenants_failure_leaves_the_others_polled(six_user_stack: Stack) -> None:
+    stack = six_user_stack
+    healthy, throttled, bad_login, disabled = (
+        _tenant_of_users(stack, name, users) for name, users in
+        (("healthy", [0, 1]), ("throttled", [2]), ("bad-login", [3, 4]), ("disabled", [5])))
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, bad_login[0])
+        assert tenant is not None
+        update_tenant(session, stack.runtime.box, tenant, {"microsoft.client_secret": "not-the-secret"})
+        session.execute(Tenant.__table__.update().where(Tenant.id == disabled[0]).values(enabled=False))
+    stack.runtime.coordination.block(throttled[0], 30.0)
+    stack.teams(0, "sign_in")
+    stack.teams(0, "call_start")
+    before = _polls_ok(stack)
+    decided = CollectingQueue()
+    summary = run_poll_many(stack.runtime, [bad_login, throttled, disabled, healthy], decided)
+    results = summary["results"]
+    assert results[str(bad_login[0])] == {"failed": "auth"}
+    assert results[str(throttled[0])]["skipped"] == "throttled"
+    assert results[str(disabled[0])] == {"skipped": "tenant gone or disabled"}
+    assert results[str(healthy[0])]["updates"] == 1
+    assert [link_id for _, link_id, _, _ in decided.applies] == [healthy[1][0][0]]
+    after = _polls_ok(stack)
+    assert after[healthy[0]] == before[healthy[0]] + 1
+    assert after[bad_login[0]] == before[bad_login[0]]
+    with transaction(stack.runtime.sessions) as session:
+        health = session.get(TenantHealth, bad_login[0])
+        assert health is not None and health.last_error_code is not None
+        assert health.last_error_code.startswith("AADSTS")  # the admin is told which sign-in failed
