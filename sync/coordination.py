@@ -57,6 +57,8 @@ class Coordination(Protocol):
     def block(self, tenant_id: int, seconds: float) -> None: ...
     def blocked_for(self, tenant_id: int) -> float: ...
     def take(self, tenant_id: int, cost: int = 1) -> float: ...
+    def blocked_for_many(self, tenant_ids: list[int]) -> list[float]: ...
+    def take_many(self, tenant_ids: list[int]) -> list[float]: ...
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
@@ -200,6 +202,22 @@ class RedisCoordination:
         )
         return float(wait)
 
+    def blocked_for_many(self, tenant_ids: list[int]) -> list[float]:
+        """``blocked_for`` of several tenants (a packed poll) in one round trip."""
+        pipeline = self._redis.pipeline(transaction=False)
+        for tenant_id in tenant_ids:
+            pipeline.pttl(self._key(tenant_id, "throttled"))
+        return [remaining_ms / 1000.0 if remaining_ms and remaining_ms > 0 else 0.0
+                for remaining_ms in pipeline.execute()]
+
+    def take_many(self, tenant_ids: list[int]) -> list[float]:
+        """``take`` of one request from each tenant's budget in one round trip (each atomic on its own)."""
+        pipeline = self._redis.pipeline(transaction=False)
+        for tenant_id in tenant_ids:
+            self._take(keys=[self._key(tenant_id, "budget")],
+                       args=[self._shape.capacity, self._shape.refill_per_s, 1], client=pipeline)
+        return [float(wait) for wait in pipeline.execute()]
+
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
         """Records a webhook event id; False when the tenant's bridge delivered it before."""
         key = self._key(tenant_id, f"event:{event_id}")
@@ -293,6 +311,12 @@ class LocalCoordination:
                 wait = (cost - tokens) / self._shape.refill_per_s
             self._buckets[tenant_id] = (tokens, now)
             return wait
+
+    def blocked_for_many(self, tenant_ids: list[int]) -> list[float]:
+        return [self.blocked_for(tenant_id) for tenant_id in tenant_ids]
+
+    def take_many(self, tenant_ids: list[int]) -> list[float]:
+        return [self.take(tenant_id) for tenant_id in tenant_ids]
 
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
         with self._lock:

@@ -65,8 +65,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
     next cycle polls them again)."""
     results: dict[str, Any] = {}
     admitted: list[tuple[int, Batch]] = []
-    for tenant_id, batch in polls:
-        refused = _admit(runtime, tenant_id)
+    for (tenant_id, batch), refused in zip(polls, _admit_many(runtime, [t for t, _ in polls]), strict=True):
         if refused is not None:
             results[str(tenant_id)] = refused
         else:
@@ -103,15 +102,23 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
 def _admit(runtime: Runtime, tenant_id: int) -> dict[str, Any] | None:
     """None when the tenant may call Graph now (not throttled, a request taken from its budget), else
     the summary of why not."""
+    return _admit_many(runtime, [tenant_id])[0]
+
+
+def _admit_many(runtime: Runtime, tenant_ids: list[int]) -> list[dict[str, Any] | None]:
+    """``_admit`` for several tenants with two Redis round trips in all: the throttle blocks of all, then
+    one request from the budget of each tenant that is not blocked."""
     coordination = runtime.coordination
-    blocked_s = coordination.blocked_for(tenant_id)
-    if blocked_s > 0:
-        return {"skipped": "throttled", "retry_in_s": blocked_s}
-    wait_s = coordination.take(tenant_id)
-    if wait_s > 0:
-        log.warning("tenant %s: Graph budget exhausted, batch dropped (next cycle polls again)", tenant_id)
-        return {"skipped": "budget", "retry_in_s": wait_s}
-    return None
+    refused: list[dict[str, Any] | None] = [
+        {"skipped": "throttled", "retry_in_s": blocked_s} if blocked_s > 0 else None
+        for blocked_s in coordination.blocked_for_many(tenant_ids)]
+    free = [index for index, reason in enumerate(refused) if reason is None]
+    for index, wait_s in zip(free, coordination.take_many([tenant_ids[i] for i in free]), strict=True):
+        if wait_s > 0:
+            log.warning("tenant %s: Graph budget exhausted, batch dropped (next cycle polls again)",
+                        tenant_ids[index])
+            refused[index] = {"skipped": "budget", "retry_in_s": wait_s}
+    return refused
 
 
 def _read_presences(runtime: Runtime, session: Session, tenant: Tenant, batch: Batch,

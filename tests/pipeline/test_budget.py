@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 from scheduler.tick import effective_interval_s
@@ -70,3 +71,16 @@ def test_it_queues_one_update_per_user_until_it_has_run(redis_client: redis.Redi
     assert coordination.mark_pending(2, [10], ttl_s=60) == [10]  # per tenant
     coordination.clear_pending(1, 10)
     assert coordination.mark_pending(1, [10, 11], ttl_s=60) == [10]
+
+
+def test_a_packed_poll_admits_its_tenants_in_one_round_trip_each_as_alone(redis_client: redis.Redis) -> None:
+    shape = BudgetShape.for_limit(limit=15, window_s=30.0)  # capacity 3
+    coordination = RedisCoordination(redis_client, shape)
+    coordination.block(2, 30.0)
+    assert coordination.blocked_for_many([1, 2, 3]) == [0.0, pytest.approx(30.0, abs=1.0), 0.0]
+    for _ in range(3):
+        coordination.take(3)  # tenant 3 has used its budget
+    waits = coordination.take_many([1, 3])
+    assert waits[0] == 0.0 and waits[1] > 0  # granted to 1, refused to 3 with the time to wait
+    assert coordination.take_many([1, 1]) == [0.0, 0.0]  # each take atomic: 3 of capacity 3, no more
+    assert coordination.take(1) > 0
