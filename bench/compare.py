@@ -1,7 +1,8 @@
-"""Runs the pipeline benchmark for two git revisions back to back on this machine and prints both results
-and their differences as one JSON object, so a claimed speed-up is shown from the same run.
+"""Runs the pipeline (or scale) benchmark for two git revisions back to back on this machine and prints
+both results and their differences as one JSON object, so a claimed speed-up is shown from the same run.
 
     python bench/compare.py --base REV [--head REV] [-- benchmark options, e.g. --users 10000]
+    python bench/compare.py --bench scale --base REV -- --configs 2000x25 --workers 1,2
 
 The base revision is checked out into a temporary git worktree and imported from there (PYTHONPATH);
 ``--head`` defaults to the working tree as it is.
@@ -40,11 +41,16 @@ FIGURES = (
 )
 
 
-def run_bench(tree: Path, options: list[str], results: Path) -> dict[str, Any]:
+#: Per configuration and worker count of bench/scale.py.
+SCALE_FIGURES = ("worker_cpu_ms_per_tenant_cycle", "worker_cpu_us_per_user_cycle", "tenant_cycles_per_s",
+                 "graph_requests_per_cycle")
+
+
+def run_bench(bench: str, tree: Path, options: list[str], results: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    print(f"[compare] benchmark in {tree}", file=sys.stderr, flush=True)
+    print(f"[compare] {bench} benchmark in {tree}", file=sys.stderr, flush=True)
     completed = subprocess.run(
-        [sys.executable, str(tree / "bench" / "pipeline.py"), "--results-dir", str(results), *options],
+        [sys.executable, str(tree / "bench" / f"{bench}.py"), "--results-dir", str(results), *options],
         cwd=tree, env=env, stdout=subprocess.PIPE, check=True,
     )
     return json.loads(completed.stdout)
@@ -57,12 +63,27 @@ def pick(result: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def scale_figures(result: dict[str, Any]) -> dict[str, Any]:
+    """The scale benchmark's figures keyed "TENANTSxUSERS.wWORKERS.figure" (and the statement counts)."""
+    figures: dict[str, Any] = {}
+    for config in result.get("configs", []):
+        name = f"{config['tenants']}x{config['users_per_tenant']}"
+        figures[f"{name}.poll_statements_per_tenant_cycle"] = config.get("poll_statements_per_tenant_cycle")
+        for run in config.get("runs", []):
+            for figure in SCALE_FIGURES:
+                figures[f"{name}.w{run['workers']}.{figure}"] = run.get(figure)
+            figures[f"{name}.w{run['workers']}.poll_lag_s.p95"] = pick(run, ("poll_lag_s", "p95"))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--head", default="", help="git revision (default: the working tree)")
-    parser.add_argument("options", nargs=argparse.REMAINDER, help="options passed to bench/pipeline.py")
+    parser.add_argument("--bench", choices=("pipeline", "scale"), default="pipeline",
+                        help="which benchmark to run for both (default pipeline)")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="options passed to the benchmark")
     args = parser.parse_args()
     options = [o for o in args.options if o != "--"]
     with tempfile.TemporaryDirectory(prefix="tc-compare-") as scratch:
@@ -75,17 +96,22 @@ def main() -> None:
             subprocess.run(["git", "worktree", "add", "--detach", str(trees[name]), revision], cwd=ROOT,
                            check=True, stdout=subprocess.DEVNULL)
         try:
-            results = {name: run_bench(tree, options, Path(scratch) / f"results-{name}")
+            results = {name: run_bench(args.bench, tree, options, Path(scratch) / f"results-{name}")
                        for name, tree in trees.items()}
         finally:
             for tree in trees.values():
                 if tree != ROOT:
                     subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
-    figures = {
-        ".".join(path): {"base": pick(results["base"], path), "head": pick(results["head"], path)}
-        for path in FIGURES
-    }
-    print(json.dumps({"base": args.base, "head": args.head or "working tree", "figures": figures,
+    if args.bench == "scale":
+        base, head = scale_figures(results["base"]), scale_figures(results["head"])
+        figures = {key: {"base": base.get(key), "head": head.get(key)} for key in {**base, **head}}
+    else:
+        figures = {
+            ".".join(path): {"base": pick(results["base"], path), "head": pick(results["head"], path)}
+            for path in FIGURES
+        }
+    print(json.dumps({"bench": args.bench, "base": args.base, "head": args.head or "working tree",
+                      "figures": figures,
                       "results": results}, indent=2))
 
 

@@ -85,3 +85,17 @@ def test_it_writes_the_json_plot_and_profile(bench_run: tuple[dict[str, Any], Pa
     assert json.loads((results / "last.json").read_text()) == result
     assert (results / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "run_poll" in (results / "profile.txt").read_text()
+
+
+def test_compare_names_each_scale_figure_by_configuration_and_worker_count() -> None:
+    from bench.compare import scale_figures
+
+    result = {"configs": [{"tenants": 2000, "users_per_tenant": 25, "poll_statements_per_tenant_cycle": 0.15,
+                           "runs": [{"workers": 1, "worker_cpu_ms_per_tenant_cycle": 3.1,
+                                     "poll_lag_s": {"p95": 2.0}},
+                                    {"workers": 2, "worker_cpu_ms_per_tenant_cycle": 2.9}]}]}
+    figures = scale_figures(result)
+    assert figures["2000x25.w1.worker_cpu_ms_per_tenant_cycle"] == 3.1
+    assert figures["2000x25.w2.worker_cpu_ms_per_tenant_cycle"] == 2.9
+    assert figures["2000x25.w1.poll_lag_s.p95"] == 2.0 and figures["2000x25.w2.poll_lag_s.p95"] is None
+    assert figures["2000x25.poll_statements_per_tenant_cycle"] == 0.15
