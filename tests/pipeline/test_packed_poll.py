@@ -101,3 +101,20 @@ def test_one_packed_tenants_failure_leaves_the_others_polled(six_user_stack: Sta
         health = session.get(TenantHealth, bad_login[0])
         assert health is not None and health.last_error_code is not None
         assert health.last_error_code.startswith("AADSTS")  # the admin is told which sign-in failed
+
+
+def test_a_packed_polls_graph_requests_wait_for_microsoft_together(six_user_stack: Stack) -> None:
+    """Each tenant's request goes to its own Microsoft tenant: with Graph answering after 0.5 s, the
+    requests of four tenants are all sent before the first answer came back."""
+    stack = six_user_stack
+    polls = [_tenant_of_users(stack, name, users) for name, users in
+             (("a", [0]), ("b", [1, 2]), ("c", [3]), ("d", [4, 5]))]
+    run_poll_many(stack.runtime, polls, CollectingQueue())  # warm: tokens and connections
+    slow_s = 0.5
+    stack.ms.add_fault("getPresencesByUserId", None, count=len(polls), delay_s=slow_s)
+    since = stack.ms.requests()["total"]
+    summary = run_poll_many(stack.runtime, polls, CollectingQueue())
+    assert all("users" in result for result in summary["results"].values()), summary
+    sent = sorted(entry["time"] for entry in stack.ms.requests("getPresencesByUserId", since)["entries"])
+    assert len(sent) == len(polls)
+    assert sent[-1] - sent[0] < slow_s  # one after another, the last would be sent >= 1.5 s after the first
