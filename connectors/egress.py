@@ -21,6 +21,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from connectors.tls import tls_context
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: host, port -> the addresses the name resolves to (socket.getaddrinfo by default; tests give their own).
 Resolver = Callable[[str, int], list[str]]
@@ -87,9 +89,9 @@ class _GuardedTransport(httpx.HTTPTransport):
     connection pool is built here with httpcore's own, public, arguments)."""
 
     def __init__(self, verify: ssl.SSLContext | str | bool, resolve: Resolver, limits: httpx.Limits) -> None:
-        super().__init__(verify=verify)
+        super().__init__(verify=tls_context(verify))
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify), max_connections=limits.max_connections,
+            ssl_context=tls_context(verify), max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry, network_backend=_PublicOnlyBackend(resolve))
 

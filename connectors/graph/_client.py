@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from connectors.graph._errors import (
     GraphUnavailable,
 )
 from connectors.graph._models import DirectoryUser, Presence
+from connectors.tls import tls_context
 from connectors.trace import trace_exchange
 
 logger = logging.getLogger(__name__)
@@ -109,9 +109,7 @@ class GraphClient:
         self.client_id = client_id.lower()
         self._graph_base_url = graph_base_url.rstrip("/")
         self._graph = self._graph_base_url + "/v1.0"
-        tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        )
+        tls = tls_context(verify)  # one per process and CA bundle, shared by all tenants' clients
         limits = httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60)
         self._http = httpx.Client(
             verify=tls,

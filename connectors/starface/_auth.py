@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ssl
 
 
 def _sha512_hex(text: str) -> str:
@@ -28,8 +27,3 @@ def login_secret(login_type: str, login_id: str, nonce: str, password: str) -> s
 def uci_token(login_id: str, password: str) -> str:
     """loginId + ":" + hex(SHA512(loginId + "*" + hex(SHA512(password)))), for `de.vertico.starface.auth`."""
     return f"{login_id}:{_sha512_hex(login_id + '*' + _sha512_hex(password))}"
-
-
-def tls_verify(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    """`verify` as httpx wants it: a CA bundle path becomes an SSLContext (httpx 0.28 deprecates paths)."""
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify

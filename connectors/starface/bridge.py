@@ -19,7 +19,7 @@ import httpx
 
 from connectors import egress
 from connectors.starface import _redact
-from connectors.starface._auth import tls_verify, uci_token
+from connectors.starface._auth import uci_token
 from connectors.starface._errors import (
     BridgeError,
     BridgeNotInstalled,
@@ -39,6 +39,7 @@ from connectors.starface._models import (
     ChatPresence,
     TelephonyState,
 )
+from connectors.tls import tls_context
 from connectors.trace import trace_exchange
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class StarfaceBridgeClient:
         self._instance = instance
         self._secret = secret
         self._timeout = timeout
-        tls = tls_verify(verify)
+        tls = tls_context(verify)
         self._http = httpx.Client(
             base_url=self._base_url,
             verify=tls,

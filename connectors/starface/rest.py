@@ -26,7 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from connectors import egress
-from connectors.starface._auth import login_secret, tls_verify
+from connectors.starface._auth import login_secret
 from connectors.starface._errors import (
     StarfaceError,
     StarfaceForbidden,
@@ -38,6 +38,7 @@ from connectors.starface._errors import (
     address_refused,
 )
 from connectors.starface._models import AccessCheck, DndWrite, StarfaceGroup, StarfaceUser
+from connectors.tls import tls_context
 from connectors.trace import trace_exchange
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class StarfaceRestClient:
         self._login_id = login_id
         self._password = password
         self._timeout = timeout
-        tls = tls_verify(verify)
+        tls = tls_context(verify)
         self._http = httpx.Client(
             base_url=self._base_url + "/rest",
             verify=tls,
