@@ -99,3 +99,11 @@ def test_compare_names_each_scale_figure_by_configuration_and_worker_count() -> 
     assert figures["2000x25.w2.worker_cpu_ms_per_tenant_cycle"] == 2.9
     assert figures["2000x25.w1.poll_lag_s.p95"] == 2.0 and figures["2000x25.w2.poll_lag_s.p95"] is None
     assert figures["2000x25.poll_statements_per_tenant_cycle"] == 0.15
+
+
+def test_the_clients_benchmark_prints_the_cost_per_tenant() -> None:
+    command = [sys.executable, str(ROOT / "bench" / "clients.py"), "--tenants", "3", "--guarded"]
+    completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, check=True, timeout=60)
+    result = json.loads(completed.stdout)
+    assert result["tenants"] == 3 and result["guarded"] is True
+    assert result["cpu_ms_per_tenant"] >= 0 and result["rss_mb_per_tenant"] is not None
