@@ -166,8 +166,12 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
         health.record_error(session, tenant_id, type(exc).__name__, exc.message)
         log.warning("tenant %s: Graph error: %s", tenant_id, exc.message)
         return {"failed": type(exc).__name__}
+    # Not Graph's answer (a bug, the provider app missing): the admin sees what failed, the worker log has
+    # the traceback; the message quotes no exception text (it might hold an upstream answer).
+    name = type(exc).__name__
+    health.record_error(session, tenant_id, name, f"{name} while polling; the worker log has the details")
     log.error("tenant %s: poll failed", tenant_id, exc_info=exc)
-    return {"failed": type(exc).__name__}
+    return {"failed": name}
 
 
 def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedState],

@@ -74,21 +74,26 @@ def test_it_decides_each_packed_tenant_alone_with_the_sql_of_one_poll(six_user_s
 
 def test_one_packed_tenants_failure_leaves_the_others_polled(six_user_stack: Stack) -> None:
     stack = six_user_stack
-    healthy, throttled, bad_login, disabled = (
+    healthy, throttled, bad_login, disabled, no_app = (
         _tenant_of_users(stack, name, users) for name, users in
-        (("healthy", [0, 1]), ("throttled", [2]), ("bad-login", [3, 4]), ("disabled", [5])))
+        (("healthy", [0, 1]), ("throttled", [2]), ("bad-login", [3, 4]), ("disabled", [5]), ("no-app", [1])))
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, bad_login[0])
         assert tenant is not None
         update_tenant(session, stack.runtime.box, tenant, {"microsoft.client_secret": "not-the-secret"})
+        tenant = session.get(Tenant, no_app[0])
+        assert tenant is not None  # moved to the provider's app, which this deployment has not configured
+        update_tenant(session, stack.runtime.box, tenant,
+                      {"microsoft": {"app": "provider", "client_id": None, "client_secret": None}})
         session.execute(Tenant.__table__.update().where(Tenant.id == disabled[0]).values(enabled=False))
     stack.runtime.coordination.block(throttled[0], 30.0)
     stack.teams(0, "sign_in")
     stack.teams(0, "call_start")
     before = _polls_ok(stack)
     decided = CollectingQueue()
-    summary = run_poll_many(stack.runtime, [bad_login, throttled, disabled, healthy], decided)
+    summary = run_poll_many(stack.runtime, [bad_login, no_app, throttled, disabled, healthy], decided)
     results = summary["results"]
+    assert results[str(no_app[0])] == {"failed": "ProviderAppMissing"}
     assert results[str(bad_login[0])] == {"failed": "auth"}
     assert results[str(throttled[0])]["skipped"] == "throttled"
     assert results[str(disabled[0])] == {"skipped": "tenant gone or disabled"}
@@ -101,6 +106,8 @@ def test_one_packed_tenants_failure_leaves_the_others_polled(six_user_stack: Sta
         health = session.get(TenantHealth, bad_login[0])
         assert health is not None and health.last_error_code is not None
         assert health.last_error_code.startswith("AADSTS")  # the admin is told which sign-in failed
+        health = session.get(TenantHealth, no_app[0])
+        assert health is not None and health.last_error_code == "ProviderAppMissing"
 
 
 def test_a_packed_polls_graph_requests_wait_for_microsoft_together(six_user_stack: Stack) -> None:
