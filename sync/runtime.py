@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
 from connectors import egress
-from connectors.graph import CertificateCredential, GraphClient, GraphCredentialError
+from connectors.graph import CertificateCredential, GraphClient, GraphCredentialError, shared_graph_http
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant
 from models.crypto import SecretBox, box_from_settings
@@ -70,6 +71,8 @@ class Runtime:
     _log_levels: dict[int, str] = field(default_factory=dict)
     _log_levels_read_at: float = -LOG_LEVELS_TTL_S
     _provider: ProviderApp | None = None
+    #: The Graph and login connections of all tenants' GraphClients (built with the first of them).
+    _graph_http: httpx.Client | None = None
     _provider_read: bool = False
 
     def log_level_of(self, tenant_id: int) -> str:
@@ -147,11 +150,13 @@ class Runtime:
             def credential() -> CertificateCredential | str:
                 return read_secrets(tenant, self.box).ms_client_secret or ""
 
-        def build() -> GraphClient:
+        def build() -> GraphClient:  # runs under self._lock (_cached)
+            if self._graph_http is None:
+                self._graph_http = shared_graph_http(self.verify)
             return GraphClient(
                 tenant.ms_directory_id, client_id, credential(),
                 login_base_url=tenant.login_base_url, graph_base_url=tenant.graph_base_url,
-                verify=self.verify,
+                verify=self.verify, http=self._graph_http,
             )
 
         fingerprint = (tenant.ms_directory_id, client_id, credential_id, tenant.login_base_url,
@@ -198,6 +203,10 @@ class Runtime:
 
     def close(self) -> None:
         self.close_clients()
+        with self._lock:
+            if self._graph_http is not None:
+                self._graph_http.close()
+                self._graph_http = None
         self.engine.dispose()
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote
 
@@ -87,6 +88,31 @@ def _error_text(response: httpx.Response) -> tuple[str, str]:
         return "", response.reason_phrase
 
 
+def shared_graph_http(verify: str | bool = True, timeout: float = 10.0) -> httpx.Client:
+    """One HTTP client for the Graph and login requests of all tenants of a process: one pool of keep-alive
+    connections per host (a worker polling 2,000 small tenants held 2,000 connections to Graph, one per
+    tenant). It keeps no cookies: Entra's login sets some, and one customer's must never travel with
+    another's requests (the client-credentials grant needs none)."""
+    return _http_client(verify, timeout, None, shared=True)
+
+
+def _http_client(verify: str | bool, timeout: float, transport: httpx.HTTPTransport | None,
+                 shared: bool) -> httpx.Client:
+    tls = tls_context(verify)  # one per process and CA bundle, shared by all tenants' clients
+    # Shared: room for a packed poll's concurrent reads (sync/poll.py) and the login requests beside them.
+    limits = (httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60) if shared
+              else httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60))
+    return httpx.Client(
+        verify=tls,
+        timeout=timeout,
+        headers={"Accept": "application/json"},
+        limits=limits,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])) if shared else None,
+        # A tenant may name its own login and Graph hosts (test systems): guarded like a PBX's.
+        transport=transport or egress.transport_for(tls, limits),
+    )
+
+
 class GraphClient:
     """Graph for one (directory, app). Not thread-safe for concurrent calls beyond MSAL's own lock."""
 
@@ -104,21 +130,16 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         max_inline_wait: float = 5.0,
         transport: httpx.HTTPTransport | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
+        """``http``: a client shared with other tenants' GraphClients (``shared_graph_http``), which this
+        one then never closes; without it the GraphClient has a client (a connection pool) of its own."""
         self.directory_id = directory_id
         self.client_id = client_id.lower()
         self._graph_base_url = graph_base_url.rstrip("/")
         self._graph = self._graph_base_url + "/v1.0"
-        tls = tls_context(verify)  # one per process and CA bundle, shared by all tenants' clients
-        limits = httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60)
-        self._http = httpx.Client(
-            verify=tls,
-            timeout=timeout,
-            headers={"Accept": "application/json"},
-            limits=limits,
-            # A tenant may name its own login and Graph hosts (test systems): guarded like a PBX's.
-            transport=transport or egress.transport_for(tls, limits),
-        )
+        self._owns_http = http is None
+        self._http = http if http is not None else _http_client(verify, timeout, transport, shared=False)
         # `credential`: the client secret of the customer's own app registration, or the certificate of
         # the provider's multi-tenant app (CertificateCredential).
         self._tokens = TokenSource(directory_id, client_id, credential, login_base_url, self._http)
@@ -130,7 +151,8 @@ class GraphClient:
         return f"GraphClient(directory_id={self.directory_id!r}, client_id={self.client_id!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     @property
     def login_requests(self) -> int:

@@ -115,7 +115,8 @@ class SimulatorApp:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        req = Req(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers, body)
+        req = Req(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers, body,
+                  client_port=(scope.get("client") or (None, None))[1])
         with self.state.lock:
             resp = self.handle(req)
         if resp.delay_s > 0:
@@ -156,6 +157,8 @@ class SimulatorApp:
                 "app": app,
                 "batch": batch,
                 "time": self.state.clock.now(),
+                "connection": req.client_port,
+                "cookie": req.headers.get("cookie"),
             }
         )
 

@@ -19,6 +19,8 @@ class Req:
     body: bytes = b""
     # Filled by the Graph auth step: the caller's token claims.
     claims: dict[str, Any] = field(default_factory=dict)
+    #: The caller's TCP port: requests with the same one came over one (keep-alive) connection.
+    client_port: int | None = None
 
     @property
     def query(self) -> dict[str, str]:

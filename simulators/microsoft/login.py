@@ -129,7 +129,12 @@ def token(state: SimState, minter: TokenMinter, req: Req, tenant_name: str) -> t
     audiences = {
         f"https://{host}/{name}/oauth2/v2.0/token" for name in (tenant.id, tenant.domain, tenant_name.lower())
     }
-    return _token_for(state, minter, tenant, form, client_id, secret, audiences), details
+    resp = _token_for(state, minter, tenant, form, client_id, secret, audiences)
+    # Entra's login answers set its own cookies (fpc, stsservicecookie, x-ms-gateway-slice) even for the
+    # client-credentials grant, which needs none: a client that keeps and replays them must keep them to
+    # the one customer tenant they came from.
+    resp.headers["set-cookie"] = f"fpc={tenant.id}; path=/; secure; HttpOnly; SameSite=None"
+    return resp, details
 
 
 def _missing_service_principal(client_id: str, tenant: Tenant) -> Resp:

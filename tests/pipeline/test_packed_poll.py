@@ -13,7 +13,7 @@ from models import Tenant, TenantHealth, UserLink
 from models.db import transaction
 from presence.linking import LinkState
 from simulators.paired import paired_seeds
-from sync.poll import run_poll_many
+from sync.poll import run_poll, run_poll_many
 from sync.ports import Batch, CollectingQueue
 from tenants.service import update_tenant
 from tests.support.query_counter import count_queries
@@ -125,3 +125,21 @@ def test_a_packed_polls_graph_requests_wait_for_microsoft_together(six_user_stac
     sent = sorted(entry["time"] for entry in stack.ms.requests("getPresencesByUserId", since)["entries"])
     assert len(sent) == len(polls)
     assert sent[-1] - sent[0] < slow_s  # one after another, the last would be sent >= 1.5 s after the first
+
+
+def test_tenants_share_graph_connections_but_never_a_login_cookie(six_user_stack: Stack) -> None:
+    """One keep-alive connection serves every tenant's polls in a worker process (not one per tenant), and
+    the cookies Entra's login sets are kept by no one, so none can travel with another customer's calls."""
+    stack = six_user_stack
+    first, second = (_tenant_of_users(stack, name, users) for name, users in (("first", [0, 1]),
+                                                                               ("second", [2, 3])))
+    since = stack.ms.requests()["total"]
+    for tenant_id, batch in (first, second, first, second):
+        run_poll(stack.runtime, tenant_id, batch, CollectingQueue())
+    entries = stack.ms.requests(since=since)["entries"]
+    reads = [entry for entry in entries if entry["route"] == "getPresencesByUserId"]
+    assert len(reads) == 4
+    assert len({entry["connection"] for entry in reads}) == 1, reads
+    everything = stack.ms.requests()["entries"]  # the logins of the directory syncs included
+    assert any(entry["route"] == "token" for entry in everything)
+    assert [entry for entry in everything if entry["cookie"]] == []
