@@ -11,19 +11,9 @@ from models import TenantHealth
 from models.base import utcnow
 
 
-def record_success(session: Session, tenant_id: int, now: datetime | None = None) -> None:
-    """A poll worked: stamp the time, count it, and clear the error shown to the admin."""
-    session.execute(
-        update(TenantHealth)
-        .where(TenantHealth.tenant_id == tenant_id)
-        .values(last_success_at=now or utcnow(), polls_ok=TenantHealth.polls_ok + 1,
-                last_error_code=None, last_error_message=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
-def record_successes(session: Session, tenant_ids: list[int], now: datetime | None = None) -> None:
-    """``record_success`` for the tenants of a packed poll, in one UPDATE."""
+def record_success(session: Session, tenant_ids: list[int], now: datetime | None = None) -> None:
+    """Polls worked (one tenant's, or a packed task's tenants'): stamp the time, count them, and clear the
+    error shown to the admin, in one UPDATE."""
     if not tenant_ids:
         return
     session.execute(

@@ -32,7 +32,7 @@ from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQ
 from sync.runtime import Runtime
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.policy import policy_for
-from tenants.service import load_tenant, load_tenants
+from tenants.service import load_tenants
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,16 @@ GRAPH_READS_IN_FLIGHT = 8
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
              now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
-    """Polls one batch; returns a summary (for logs, Flower and tests)."""
-    refused = _admit(runtime, tenant_id)
-    if refused is not None:
-        return refused
-    with transaction(runtime.sessions) as session:
-        tenant = load_tenant(session, tenant_id)
-        if tenant is None:
-            return {"skipped": "tenant gone or disabled"}
-        outcome, observed_at = _fetch(runtime.graph(tenant), batch, now)
-        if isinstance(outcome, Exception):
-            return _record_failure(runtime, session, tenant, outcome, now)
-        states = load_applied_states(session, [link_id for link_id, _ in batch])
-        updates = _decide(tenant, batch, outcome, states, observed_at)
-        health.record_success(session, tenant_id, observed_at)
-    return _queue_updates(runtime, queue, tenant_id, batch, outcome, updates)
+    """Polls one batch (of a large tenant, or a small tenant alone); returns a summary (for logs, Flower
+    and tests). The one-tenant case of ``run_poll_many``."""
+    return run_poll_many(runtime, [(tenant_id, batch)], queue, now)["results"][str(tenant_id)]
 
 
 def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQueue,
                   now: Callable[[], datetime] = utcnow) -> dict[str, Any]:
     """Polls the whole batches of several small tenants in one task (the scheduler packs them): each
-    tenant is admitted, read and decided exactly as by ``run_poll``, but the tenants, the applied states
-    and the health stamps of all of them take one statement each, and their Graph requests (each to
+    tenant is admitted, read and decided on its own, but the tenants, the applied states and the health
+    stamps of all of them take one statement each, and their Graph requests (each to
     another customer's Microsoft tenant) run concurrently, GRAPH_READS_IN_FLIGHT at a time. A tenant's
     failure (Graph, its client, deciding for it) does not stop the others; a failure of the shared
     transaction fails them all (the next cycle polls them again)."""
@@ -107,21 +95,16 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
                 results[str(tenant_id)] = {"failed": type(exc).__name__}
                 continue
             decided.append((tenant_id, batch, presences, updates))
-        health.record_successes(session, [tenant_id for tenant_id, *_ in decided], now())
+        health.record_success(session, [tenant_id for tenant_id, *_ in decided], now())
     for tenant_id, batch, presences, updates in decided:
         results[str(tenant_id)] = _queue_updates(runtime, queue, tenant_id, batch, presences, updates)
     return {"tenants": len(polls), "results": results}
 
 
-def _admit(runtime: Runtime, tenant_id: int) -> dict[str, Any] | None:
-    """None when the tenant may call Graph now (not throttled, a request taken from its budget), else
-    the summary of why not."""
-    return _admit_many(runtime, [tenant_id])[0]
-
-
 def _admit_many(runtime: Runtime, tenant_ids: list[int]) -> list[dict[str, Any] | None]:
-    """``_admit`` for several tenants with two Redis round trips in all: the throttle blocks of all, then
-    one request from the budget of each tenant that is not blocked."""
+    """Per tenant: None when it may call Graph now (not throttled, a request taken from its budget), else
+    the summary of why not. Two Redis round trips in all: the throttle blocks of all tenants, then one
+    request from the budget of each that is not blocked."""
     coordination = runtime.coordination
     refused: list[dict[str, Any] | None] = [
         {"skipped": "throttled", "retry_in_s": blocked_s} if blocked_s > 0 else None
