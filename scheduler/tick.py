@@ -175,9 +175,10 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
         ).all()
         users = _linked_users(session, [row.id for row in due]) if due else {}
         wanted = []
-        for tenant_id, seen, configured_s in due:
+        # The throttle blocks of the whole chunk in one Redis round trip, not one per tenant.
+        blocks = coordination.blocked_for_many([row.id for row in due]) if due else []
+        for (tenant_id, seen, configured_s), blocked_s in zip(due, blocks, strict=True):
             interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
-            blocked_s = coordination.blocked_for(tenant_id)
             wanted.append((tenant_id, seen, next_poll_time(seen, now, max(interval_s, blocked_s)), interval_s,
                            blocked_s))
         won = _claim(session, [(tenant_id, seen, next_at) for tenant_id, seen, next_at, _, _ in wanted], now)

@@ -71,3 +71,37 @@ def test_it_claims_chunk_after_chunk_until_no_tenant_is_due(
     result = run_tick(pg_sessions, LocalCoordination(), queue, NOW)
     assert len(result.claimed) == 7 == len(set(result.claimed))
     assert run_tick(pg_sessions, LocalCoordination(), queue, NOW).claimed == []
+
+
+class _CountingCoordination(LocalCoordination):
+    """Counts how often the tick asks for throttle blocks (each call is a Redis round trip in production)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block_reads = 0
+
+    def blocked_for(self, tenant_id: int) -> float:
+        self.block_reads += 1
+        return super().blocked_for(tenant_id)
+
+    def blocked_for_many(self, tenant_ids: list[int]) -> list[float]:
+        self.block_reads += 1
+        return [super(_CountingCoordination, self).blocked_for(tenant_id) for tenant_id in tenant_ids]
+
+
+def test_it_reads_a_chunks_throttle_blocks_at_once_and_leaves_blocked_tenants_unpolled(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    with pg_sessions.begin() as session:
+        ids = []
+        for n in range(5):
+            tenant = make_tenant(session, box, name=f"t{n}", next_poll_at=NOW - timedelta(seconds=1))
+            make_user_links(session, tenant, 2, first_account=1000 * n)
+            ids.append(tenant.id)
+    coordination = _CountingCoordination()
+    coordination.block(ids[2], 30.0)
+    queue = CollectingQueue()
+    result = run_tick(pg_sessions, coordination, queue, NOW)
+    assert result.skipped_blocked == [ids[2]]
+    assert sorted(tenant_id for tenant_id, *_ in queue.polls) == sorted(set(ids) - {ids[2]})
+    assert coordination.block_reads == 1  # one chunk: one read for all five tenants
