@@ -57,7 +57,6 @@ from presence.to_teams import (
 )
 
 __all__ = [
-    "after_failed_change",
     "BUSY_IN_A_CALL",
     "CALL_CATEGORIES",
     "ChatSymbol",
@@ -85,6 +84,7 @@ __all__ = [
     "TeamsPresenceMode",
     "TeamsSessionAction",
     "TenantPolicy",
+    "after_failed_change",
     "categorize",
     "decide_teams_session",
     "desired_pair",
