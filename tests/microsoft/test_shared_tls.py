@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import certifi
 import pytest
 
 from connectors import egress
@@ -50,6 +51,9 @@ def test_many_tenants_clients_load_the_ca_bundle_at_most_once(
 def test_a_private_ca_gets_its_own_context_and_a_given_context_is_kept() -> None:
     own = ssl.create_default_context()
     assert tls_context(own) is own
+    bundle = certifi.where()  # any CA file stands for a private one (test systems, the simulators)
+    assert tls_context(bundle) is tls_context(bundle)
+    assert tls_context(bundle) is not tls_context(True)
     assert tls_context(True) is tls_context(True)
     assert tls_context(False) is not tls_context(True)
     assert tls_context(False).verify_mode == ssl.CERT_NONE
