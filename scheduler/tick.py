@@ -11,6 +11,11 @@ Algorithm (one tick, run every second by beat; any number of beats or ticks may 
 4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
 5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after two intervals;
    small tenants (<= SMALL_TENANT_USERS users) share one task, up to 650 users and PACK_TENANTS tenants.
+6. A tenant with a bridge claimed more than CATCH_UP_AFTER_S after it was due has not been served for a
+   while: the broker, beat or every worker was down. Bridge events of that time may be lost on the way (a
+   broker that crashed between taking a message and recording it as unacked; a webhook whose queued id
+   could not be taken back), so the tick queues a drift repair for it, which reads the PBX's states and
+   sets or clears Teams sessions by them - at most once per CATCH_UP_EVERY_S per tenant.
 """
 
 from __future__ import annotations
@@ -19,18 +24,18 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant, UserLink
 from models.db import transaction
 from presence.linking import LinkState
 from sync.coordination import BudgetShape, Coordination
-from sync.ports import Batch, TaskQueue
+from sync.ports import Batch, QueueUnavailable, TaskQueue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +51,12 @@ SMALL_TENANT_USERS = 100
 #: batch, so a poll never waits long behind another tenant's.
 PACK_USERS = GRAPH_BATCH_SIZE
 PACK_TENANTS = 40
+#: Due longer ago than this = five ticks missed: something was down (step 6).
+CATCH_UP_AFTER_S = 5.0
+#: At most one catch-up per tenant in this time (the periodic drift repair's interval), so a tick that
+#: falls behind under load does not add a repair each cycle.
+CATCH_UP_EVERY_S = 300.0
+_CATCH_UP_NOTE = "catch-up"
 
 
 
@@ -54,6 +65,7 @@ class TickResult:
     claimed: list[int]
     skipped_blocked: list[int]
     batches: int
+    caught_up: list[int] = field(default_factory=list)
 
 
 def batches_of(pairs: Sequence[tuple[int, str]], size: int = GRAPH_BATCH_SIZE) -> list[Batch]:
@@ -149,15 +161,17 @@ def run_tick(
     out before the next, until none is due (at most MAX_CHUNKS_PER_TICK)."""
     claimed: list[int] = []
     blocked: list[int] = []
+    caught_up: list[int] = []
     batches = 0
     for _ in range(MAX_CHUNKS_PER_TICK):
         chunk, due = _tick_chunk(sessions, coordination, queue, now, shape or BudgetShape.for_limit())
         claimed += chunk.claimed
         blocked += chunk.skipped_blocked
+        caught_up += chunk.caught_up
         batches += chunk.batches
         if due < CLAIM_CHUNK:
             break
-    return TickResult(claimed=claimed, skipped_blocked=blocked, batches=batches)
+    return TickResult(claimed=claimed, skipped_blocked=blocked, batches=batches, caught_up=caught_up)
 
 
 def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, queue: TaskQueue, now: datetime,
@@ -166,9 +180,12 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
     the claims are committed."""
     claimed: list[tuple[int, float, list[tuple[int, str]]]] = []
     blocked: list[int] = []
+    stalled: list[tuple[int, float]] = []
     with transaction(sessions) as session:
         due = session.execute(
-            select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s)
+            select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s,
+                   and_(Tenant.bridge_instance.is_not(None), Tenant.bridge_instance != "",
+                        Tenant.bridge_secret_encrypted.is_not(None)).label("has_bridge"))
             .where(Tenant.enabled.is_(True), Tenant.next_poll_at <= now)
             .order_by(Tenant.next_poll_at)
             .limit(CLAIM_CHUNK)
@@ -177,11 +194,15 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
         wanted = []
         # The throttle blocks of the whole chunk in one Redis round trip, not one per tenant.
         blocks = coordination.blocked_for_many([row.id for row in due]) if due else []
-        for (tenant_id, seen, configured_s), blocked_s in zip(due, blocks, strict=True):
+        for (tenant_id, seen, configured_s, has_bridge), blocked_s in zip(due, blocks, strict=True):
             interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
             wanted.append((tenant_id, seen, next_poll_time(seen, now, max(interval_s, blocked_s)), interval_s,
                            blocked_s))
+            overdue_s = (now - seen).total_seconds()
+            if has_bridge and overdue_s > CATCH_UP_AFTER_S:
+                stalled.append((tenant_id, overdue_s))
         won = _claim(session, [(tenant_id, seen, next_at) for tenant_id, seen, next_at, _, _ in wanted], now)
+        stalled = [(tenant_id, overdue_s) for tenant_id, overdue_s in stalled if tenant_id in won]
         for tenant_id, _, _, interval_s, blocked_s in wanted:
             if tenant_id not in won:
                 continue  # another tick claimed it first
@@ -208,4 +229,25 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
         batch_count += len(group)
     if blocked:
         log.info("tick: tenants %s are throttled by Graph; their polls wait for Retry-After", blocked)
-    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count), len(due)
+    caught_up = _catch_up(coordination, queue, stalled)
+    return TickResult(claimed=[c[0] for c in claimed], skipped_blocked=blocked, batches=batch_count,
+                      caught_up=caught_up), len(due)
+
+
+def _catch_up(coordination: Coordination, queue: TaskQueue, stalled: list[tuple[int, float]]) -> list[int]:
+    """Step 6: a drift repair for each stalled bridge tenant not caught up within CATCH_UP_EVERY_S."""
+    queued = []
+    for tenant_id, overdue_s in stalled:
+        if coordination.read_note(tenant_id, _CATCH_UP_NOTE) is not None:
+            continue
+        log.warning("tenant %s: not polled for %.0f s (broker, beat or workers were down); reading its "
+                    "STARFACE states again, as bridge events of that time may be lost", tenant_id, overdue_s)
+        try:
+            queue.drift_repair(tenant_id)
+        except QueueUnavailable as exc:  # the next tick finds the tenant stalled again only if still down
+            log.error("tenant %s: catch-up repair not queued (%s); the periodic drift repair covers it",
+                      tenant_id, exc)
+            continue
+        coordination.note(tenant_id, _CATCH_UP_NOTE, "1", CATCH_UP_EVERY_S)
+        queued.append(tenant_id)
+    return queued

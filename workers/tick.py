@@ -14,4 +14,5 @@ from workers.task_queue import CELERY_QUEUE
 def tick(self: TenantTask) -> dict[str, int]:
     runtime = self.runtime
     result = run_tick(runtime.sessions, runtime.coordination, CELERY_QUEUE, utcnow())
-    return {"claimed": len(result.claimed), "batches": result.batches, "blocked": len(result.skipped_blocked)}
+    return {"claimed": len(result.claimed), "batches": result.batches, "blocked": len(result.skipped_blocked),
+            "caught_up": len(result.caught_up)}

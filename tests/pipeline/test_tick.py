@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import Tenant
 from models.crypto import SecretBox
 from scheduler import tick
 from scheduler.tick import run_tick
@@ -105,3 +106,30 @@ def test_it_reads_a_chunks_throttle_blocks_at_once_and_leaves_blocked_tenants_un
     assert result.skipped_blocked == [ids[2]]
     assert sorted(tenant_id for tenant_id, *_ in queue.polls) == sorted(set(ids) - {ids[2]})
     assert coordination.block_reads == 1  # one chunk: one read for all five tenants
+
+
+def test_a_bridge_tenant_claimed_long_after_it_was_due_gets_one_catch_up_repair(
+    pg_sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    """Bridge events may be lost while the broker is down; the first tick after such a stall re-reads the
+    PBX (a drift repair) - once per CATCH_UP_EVERY_S, and only for tenants with a bridge."""
+    stalled_at = NOW - timedelta(seconds=tick.CATCH_UP_AFTER_S + 7)
+    with pg_sessions.begin() as session:
+        stalled = make_tenant(session, box, name="stalled", next_poll_at=stalled_at)
+        on_time = make_tenant(session, box, name="on-time", next_poll_at=NOW - timedelta(seconds=1))
+        rest_only = make_tenant(session, box, name="rest-only", bridge=False, next_poll_at=stalled_at)
+        for n, tenant in enumerate((stalled, on_time, rest_only)):
+            make_user_links(session, tenant, 3, first_account=1000 * n)
+    coordination = LocalCoordination()
+    queue = CollectingQueue()
+    result = run_tick(pg_sessions, coordination, queue, NOW)
+    assert sorted(result.claimed) == sorted([stalled.id, on_time.id, rest_only.id])
+    assert result.caught_up == [stalled.id]
+    assert queue.maintenance == [("drift_repair", stalled.id)]
+
+    later = NOW + timedelta(seconds=60)  # stalled again within CATCH_UP_EVERY_S: polled, not repaired again
+    with pg_sessions.begin() as session:
+        session.get(Tenant, stalled.id).next_poll_at = later - timedelta(seconds=tick.CATCH_UP_AFTER_S + 7)
+    again = run_tick(pg_sessions, coordination, queue, later)
+    assert stalled.id in again.claimed and stalled.id not in again.caught_up
+    assert queue.maintenance.count(("drift_repair", stalled.id)) == 1
