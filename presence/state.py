@@ -94,6 +94,9 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_CATEGORIES = {category.value: category for category in Category}
+
+
 def _time(data: Mapping[str, Any], key: str) -> datetime | None:
     raw = data.get(key)
     if raw is None:
@@ -161,10 +164,9 @@ class StarfaceApplied:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StarfaceApplied:
         raw_category = data.get("category")
-        try:
-            category = None if raw_category is None else Category(raw_category)
-        except ValueError:
-            raise StateError(f"category: unknown category {raw_category!r}") from None
+        category = None if raw_category is None else _CATEGORIES.get(raw_category)
+        if category is None and raw_category is not None:
+            raise StateError(f"category: unknown category {raw_category!r}")
         return cls(
             dnd_ours=_bool(data, "dnd_ours"),
             dnd_manual=_bool(data, "dnd_manual"),
@@ -241,6 +243,8 @@ class TeamsApplied:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TeamsApplied:
+        if all(value is None or value is False for value in data.values()):
+            return _NO_SESSION  # most users, every poll: no session held or remembered, nothing to parse
         return cls(
             call_active=_bool(data, "call_active"),
             telephony_event_at=_time(data, "telephony_event_at"),
@@ -251,3 +255,7 @@ class TeamsApplied:
             released=_pair(data, "released"),
             released_at=_time(data, "released_at"),
         )
+
+
+#: The applied Teams state of a user we hold no session for and never did (or long ago).
+_NO_SESSION = TeamsApplied()
