@@ -33,6 +33,13 @@ PRESENCE_WINDOW_S = 30.0
 log = logging.getLogger(__name__)
 KEY_PREFIX = "teamsconnect"
 EVENT_ID_TTL_S = 3600
+#: An event id is first recorded as pending, for this long only, and kept as done for EVENT_ID_TTL_S once its
+#: event is queued. A delivery of a pending id is answered "retry later" (the first may still fail), and if
+#: Redis fails between recording the id and queueing the event (so the id cannot be taken back), the id
+#: lapses after this time and the bridge's retry is accepted instead of being answered as a replay.
+PENDING_EVENT_ID_TTL_S = 30
+EVENT_PENDING = "pending"
+EVENT_DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class Coordination(Protocol):
     def take_many(self, tenant_ids: list[int]) -> list[float]: ...
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
+    def confirm_event_id(self, tenant_id: int, event_id: str) -> None: ...
+    def event_id_state(self, tenant_id: int, event_id: str) -> str | None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
     def any_pending(self) -> bool: ...
     def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
@@ -219,9 +228,19 @@ class RedisCoordination:
         return [float(wait) for wait in pipeline.execute()]
 
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
-        """Records a webhook event id; False when the tenant's bridge delivered it before."""
+        """Records a webhook event id (for PENDING_EVENT_ID_TTL_S until confirmed); False when the tenant's
+        bridge delivered it before."""
         key = self._key(tenant_id, f"event:{event_id}")
-        return bool(self._redis.set(key, "1", nx=True, ex=EVENT_ID_TTL_S))
+        return bool(self._redis.set(key, EVENT_PENDING, nx=True, ex=PENDING_EVENT_ID_TTL_S))
+
+    def confirm_event_id(self, tenant_id: int, event_id: str) -> None:
+        """Keeps a recorded id as done for EVENT_ID_TTL_S: its event was queued (or needs no work)."""
+        self._redis.set(self._key(tenant_id, f"event:{event_id}"), EVENT_DONE, xx=True, ex=EVENT_ID_TTL_S)
+
+    def event_id_state(self, tenant_id: int, event_id: str) -> str | None:
+        """EVENT_PENDING, EVENT_DONE, or None when the id is not recorded (any more)."""
+        value = self._redis.get(self._key(tenant_id, f"event:{event_id}"))
+        return None if value is None else value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
     def discard_event_id(self, tenant_id: int, event_id: str) -> None:
         """Forgets an event id whose processing could not be queued, so the bridge's retry is accepted."""
@@ -285,7 +304,7 @@ class LocalCoordination:
         self._lock = threading.Lock()
         self._blocked_until: dict[int, float] = {}
         self._buckets: dict[int, tuple[float, float]] = {}
-        self._event_ids: dict[tuple[int, str], float] = {}
+        self._event_ids: dict[tuple[int, str], tuple[str, float]] = {}
         self._pending: dict[tuple[int, int], float] = {}
         self._notes: dict[tuple[int, str], tuple[str, float]] = {}
         self._pbx: dict[str, dict[str, float]] = {}
@@ -321,11 +340,21 @@ class LocalCoordination:
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool:
         with self._lock:
             now = self._clock()
-            seen = self._event_ids.get((tenant_id, event_id))
-            if seen is not None and now - seen < EVENT_ID_TTL_S:
+            recorded = self._event_ids.get((tenant_id, event_id))
+            if recorded is not None and now < recorded[1]:
                 return False
-            self._event_ids[(tenant_id, event_id)] = now
+            self._event_ids[(tenant_id, event_id)] = (EVENT_PENDING, now + PENDING_EVENT_ID_TTL_S)
             return True
+
+    def confirm_event_id(self, tenant_id: int, event_id: str) -> None:
+        with self._lock:
+            if (tenant_id, event_id) in self._event_ids:
+                self._event_ids[(tenant_id, event_id)] = (EVENT_DONE, self._clock() + EVENT_ID_TTL_S)
+
+    def event_id_state(self, tenant_id: int, event_id: str) -> str | None:
+        with self._lock:
+            recorded = self._event_ids.get((tenant_id, event_id))
+            return recorded[0] if recorded is not None and self._clock() < recorded[1] else None
 
     def discard_event_id(self, tenant_id: int, event_id: str) -> None:
         with self._lock:
@@ -480,6 +509,14 @@ class _GatedRequest:
         self._gate._release(self._holder, self._gate._clock() - self._started, overloaded)
 
 
+class EventIdPending(Exception):
+    """A delivery of an event whose earlier delivery is still being queued: answered "retry later"."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id} is being queued by an earlier delivery")
+        self.event_id = event_id
+
+
 class TenantEventIds:
     """Adapts a coordination to the connector's ``EventIdStore`` for one tenant (ids never cross tenants)."""
 
@@ -488,8 +525,18 @@ class TenantEventIds:
         self._tenant_id = tenant_id
 
     def add_if_new(self, event_id: str) -> bool:
-        return self._coordination.add_event_id_if_new(self._tenant_id, event_id)
+        """True for a new id (now pending); False for the id of an event already queued; raises
+        EventIdPending while another delivery of it is being queued (or failed and lapses soon)."""
+        if self._coordination.add_event_id_if_new(self._tenant_id, event_id):
+            return True
+        if self._coordination.event_id_state(self._tenant_id, event_id) != EVENT_DONE:
+            raise EventIdPending(event_id)
+        return False
 
     def discard(self, event_id: str) -> None:
         """Forgets an id whose event could not be queued, so the bridge's retry counts as new."""
         self._coordination.discard_event_id(self._tenant_id, event_id)
+
+    def confirm(self, event_id: str) -> None:
+        """Keeps the id for an hour: its event was queued (or needs no work), so a replay is one."""
+        self._coordination.confirm_event_id(self._tenant_id, event_id)

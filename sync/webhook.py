@@ -10,9 +10,12 @@ Per request, in this order (fast: one row read, one Redis SET NX, one broker pub
    with another tenant's secret fails here (401). An authentic, timely request whose body breaks the
    contract gets 400 naming the field: the bridge must not retry it, and the PBX admin must see why.
 3. A replayed eventId: 202 ``{"duplicate": id}``, not enqueued again (the bridge delivers at least once).
+   The id is recorded as pending first and confirmed once the event is queued; a delivery arriving while it
+   is pending gets 503 with Retry-After 1 (the first delivery may still fail).
 4. Hand it to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it, or anything else
    fails after the eventId was recorded: forget the eventId again, then 503, so the bridge's retry is
-   accepted as new (an event is never lost to a "duplicate" answer).
+   accepted as new (an event is never lost to a "duplicate" answer). If Redis fails right then, so the id
+   cannot be forgotten, it lapses unconfirmed after PENDING_EVENT_ID_TTL_S (30 s) and a later retry is new.
 
 The answer is a `Receipt` (status, body, outcome for the metrics); the web app only sends it.
 """
@@ -38,7 +41,7 @@ from connectors.starface import (
 from models import Tenant
 from models.secrets import read_secrets
 from sync.bridge_probe import note_test_event
-from sync.coordination import TenantEventIds
+from sync.coordination import PENDING_EVENT_ID_TTL_S, EventIdPending, TenantEventIds
 from sync.ports import QueueUnavailable, TaskQueue
 from sync.runtime import Runtime
 
@@ -127,6 +130,11 @@ def receive_event(
     except WebhookReplayed as replay:
         logger.info("tenant %s: webhook event %s replayed; not processed again", tenant.id, replay.event_id)
         return Receipt(202, {"duplicate": replay.event_id}, "duplicate")
+    except EventIdPending as pending:  # an earlier delivery may yet fail: this one must not be the 202
+        logger.info("tenant %s: webhook event %s arrived again while being queued; retry asked",
+                    tenant.id, pending.event_id)
+        return Receipt(503, {"error": f"event {pending.event_id} is being queued; retry later"}, "pending",
+                       {"Retry-After": "1"})
     except WebhookMalformed as malformed:
         logger.warning("tenant %s: malformed webhook body: %s", tenant.id, malformed.reason)
         return Receipt(400, {"error": malformed.reason}, "malformed")
@@ -140,17 +148,21 @@ def receive_event(
 
     try:
         if event.type == "test":  # contract 1.1 sendTestEvent: note the arrival for `bridge verify`, no work
-            return Receipt(202, note_test_event(runtime.coordination, tenant.id, event, received_at),
-                           "ignored")
-        if not tenant.enabled:
+            receipt = Receipt(202, note_test_event(runtime.coordination, tenant.id, event, received_at),
+                              "ignored")
+        elif not tenant.enabled:
             logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
-            return Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
-        return _enqueue(queue, store, tenant.id, event, received_at)
+            receipt = Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
+        else:
+            receipt = _enqueue(queue, store, tenant.id, event, received_at)
     except Exception as exc:  # the id is recorded: whatever failed, the bridge's retry must count as new
         _forget(store, tenant.id, event.event_id)
         logger.error("tenant %s: webhook event %s failed after its id was recorded (%s); id forgotten, "
                      "answered 503 so the bridge retries", tenant.id, event.event_id, type(exc).__name__)
         return _unavailable("the event receiver")
+    if receipt.status == 202:
+        _confirm(store, tenant.id, event.event_id)
+    return receipt
 
 
 def _decoy_rejection(tenant_ref: str, headers: dict[str, str], raw_body: bytes) -> Receipt:
@@ -180,8 +192,18 @@ def _enqueue(
     return Receipt(202, {"accepted": event.event_id}, "accepted")
 
 
+def _confirm(store: TenantEventIds, tenant_id: int, event_id: str) -> None:
+    """Keeps the id of a handled event for an hour (recorded, it lasts only PENDING_EVENT_ID_TTL_S)."""
+    try:
+        store.confirm(event_id)
+    except redis.RedisError as exc:  # handled all the same; a replay after 30 s is processed again (a fact)
+        logger.warning("tenant %s: could not keep event id %s (%s); a replay of it after %s s is processed "
+                       "again", tenant_id, event_id, type(exc).__name__, PENDING_EVENT_ID_TTL_S)
+
+
 def _forget(store: TenantEventIds, tenant_id: int, event_id: str) -> None:
-    """Takes the id back so the retry counts as new; if that fails, reconciliation covers the lost event."""
+    """Takes the id back so the retry counts as new. If that fails, the id lapses after
+    PENDING_EVENT_ID_TTL_S (it was never confirmed), and the bridge's next retry is accepted."""
     try:
         store.discard(event_id)
     except redis.RedisError as exc:

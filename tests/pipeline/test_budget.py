@@ -9,7 +9,13 @@ import pytest
 import redis
 
 from scheduler.tick import effective_interval_s
-from sync.coordination import BudgetShape, RedisCoordination
+from sync.coordination import (
+    EVENT_DONE,
+    EVENT_PENDING,
+    PENDING_EVENT_ID_TTL_S,
+    BudgetShape,
+    RedisCoordination,
+)
 
 
 def test_it_keeps_many_workers_together_within_the_tenants_budget(redis_client: redis.Redis) -> None:
@@ -56,6 +62,23 @@ def test_it_forgets_a_webhook_event_id_only_when_told(redis_client: redis.Redis)
     assert coordination.add_event_id_if_new(2, "e-1")  # ids never cross tenants
     coordination.discard_event_id(1, "e-1")
     assert coordination.add_event_id_if_new(1, "e-1")
+
+
+def test_a_webhook_event_id_is_pending_briefly_and_kept_an_hour_once_confirmed(
+    redis_client: redis.Redis,
+) -> None:
+    """Recorded ids lapse after PENDING_EVENT_ID_TTL_S unless confirmed: one that Redis failed to take back
+    does not turn the bridge's retries into "duplicates" for an hour."""
+    coordination = RedisCoordination(redis_client)
+    assert coordination.add_event_id_if_new(1, "e-1")
+    key = next(redis_client.scan_iter(match="*event:e-1"))
+    assert coordination.event_id_state(1, "e-1") == EVENT_PENDING
+    assert 0 < redis_client.ttl(key) <= PENDING_EVENT_ID_TTL_S
+    coordination.confirm_event_id(1, "e-1")
+    assert coordination.event_id_state(1, "e-1") == EVENT_DONE
+    assert redis_client.ttl(key) > PENDING_EVENT_ID_TTL_S
+    coordination.confirm_event_id(1, "e-2")  # never recorded: nothing is created
+    assert coordination.event_id_state(1, "e-2") is None
 
 
 def test_it_stretches_the_cadence_only_as_far_as_the_budget_requires() -> None:

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.starface import StarfaceEvent, sign
-from sync.ports import CollectingQueue
+from sync import coordination as coordination_module
+from sync.coordination import RedisCoordination
+from sync.ports import CollectingQueue, QueueUnavailable
 from sync.runtime import Runtime
 from sync.webhook import receive_event
 from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event
@@ -181,5 +185,78 @@ def test_any_failure_after_recording_the_id_forgets_it_so_the_retry_is_accepted(
     retry = receive_event(runtime, retried_into, str(tenants.alpha), headers, raw)
 
     assert failed.status == 503
+    assert (retry.status, retry.body) == (202, {"accepted": body["eventId"]})
+    assert [event.event_id for _, event, _ in retried_into.events] == [body["eventId"]]
+
+
+# --- an event id is pending until its event is queued -----------------------------------------------------
+
+
+def _signed(body: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    raw = json.dumps(body).encode()
+    stamp = str(int(time.time()))
+    return {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}, raw
+
+
+class _QueueSeeingASecondDelivery(CollectingQueue):
+    """Publishes, but first lets the bridge deliver the same event again (a retry racing the first)."""
+
+    def __init__(self, deliver_again: Any) -> None:
+        super().__init__()
+        self._deliver_again = deliver_again
+        self.second: Any = None
+
+    def starface_event(self, tenant_id: int, event: StarfaceEvent, received_at: datetime) -> None:
+        self.second = self._deliver_again()
+        super().starface_event(tenant_id, event, received_at)
+
+
+def test_a_delivery_racing_one_that_is_still_being_queued_is_asked_to_retry_not_told_duplicate(
+    runtime: Runtime, tenants: Tenants
+) -> None:
+    body = event_body()
+    headers, raw = _signed(body)
+    queue = _QueueSeeingASecondDelivery(
+        lambda: receive_event(runtime, CollectingQueue(), str(tenants.alpha), headers, raw))
+    first = receive_event(runtime, queue, str(tenants.alpha), headers, raw)
+    later = receive_event(runtime, CollectingQueue(), str(tenants.alpha), headers, raw)
+
+    assert (first.status, first.body) == (202, {"accepted": body["eventId"]})
+    assert queue.second.status == 503 and queue.second.headers["Retry-After"] == "1"  # the first might fail
+    assert (later.status, later.body) == (202, {"duplicate": body["eventId"]})  # queued: now a replay
+    assert len(queue.events) == 1
+
+
+class _CoordinationLosingRedisOnForget(RedisCoordination):
+    """Redis fails right after the id was recorded: taking it back fails too."""
+
+    def discard_event_id(self, tenant_id: int, event_id: str) -> None:
+        raise redis.ConnectionError("Redis went away")
+
+
+class _UnavailableQueue(CollectingQueue):
+    def starface_event(self, tenant_id: int, event: StarfaceEvent, received_at: datetime) -> None:
+        raise QueueUnavailable("ConnectionError")
+
+
+def test_an_id_that_could_not_be_taken_back_lapses_and_the_bridges_retry_is_then_accepted(
+    runtime: Runtime, tenants: Tenants, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coordination_module, "PENDING_EVENT_ID_TTL_S", 1)
+    failing = replace(runtime, coordination=_CoordinationLosingRedisOnForget(redis_client))
+    body = event_body()
+    headers, raw = _signed(body)
+
+    failed = receive_event(failing, _UnavailableQueue(), str(tenants.alpha), headers, raw)
+    assert failed.status == 503
+    early = receive_event(runtime, CollectingQueue(), str(tenants.alpha), headers, raw)
+    assert early.status == 503  # never a "duplicate" for an event that was not queued
+
+    retried_into = CollectingQueue()
+    deadline = time.monotonic() + 10
+    retry = early
+    while retry.status != 202 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        retry = receive_event(runtime, retried_into, str(tenants.alpha), headers, raw)
     assert (retry.status, retry.body) == (202, {"accepted": body["eventId"]})
     assert [event.event_id for _, event, _ in retried_into.events] == [body["eventId"]]
