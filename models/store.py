@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Integer, and_, any_, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import utcnow
 from models.state import AppliedState, ChangeLog
@@ -24,22 +25,54 @@ from models.state import AppliedState, ChangeLog
 StateKey = tuple[int, str]  # (user_link_id, target)
 
 
+class AppliedView(Protocol):
+    """What a poll reads of an applied state, as a plain result row (``read_applied_states``)."""
+
+    @property
+    def fields(self) -> dict[str, Any]: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def claim_id(self) -> str | None: ...
+    @property
+    def claim_expires_at(self) -> datetime | None: ...
+    @property
+    def claim_fields(self) -> dict[str, Any] | None: ...
+
+
 def load_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedState]:
     """All applied states (every target) of these users, in ONE query, keyed by (user link id, target)."""
     ids = list(user_link_ids)
     if not ids:
         return {}
-    if session.get_bind().dialect.name == "postgresql":
-        # One array parameter: the statement text is the same for every batch size, so neither
-        # SQLAlchemy nor psycopg re-renders or re-prepares it (650 IN-parameters cost a quarter of a poll).
-        condition = AppliedState.user_link_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
-    else:
-        condition = AppliedState.user_link_id.in_(ids)
-    rows = session.scalars(select(AppliedState).where(condition))
+    rows = session.scalars(select(AppliedState).where(_of_users(session, ids)))
     return {(row.user_link_id, row.target): row for row in rows}
 
 
-def is_claimed(row: AppliedState | None, now: datetime) -> bool:
+_VIEW_COLUMNS = (AppliedState.user_link_id, AppliedState.target, AppliedState.fields, AppliedState.version,
+                 AppliedState.claim_id, AppliedState.claim_expires_at, AppliedState.claim_fields)
+
+
+def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedView]:
+    """The same rows as ``load_applied_states``, read-only and as plain result rows: what every poll reads
+    for two rows per user each cycle, where building ORM objects cost about four times the query itself
+    (bench/results: 49 against 12 us per user for 650 users)."""
+    ids = list(user_link_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(*_VIEW_COLUMNS).where(_of_users(session, ids)))
+    return {(row.user_link_id, row.target): row for row in rows}  # type: ignore[misc]
+
+
+def _of_users(session: Session, ids: list[int]) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: the statement text is the same for every batch size, so neither
+        # SQLAlchemy nor psycopg re-renders or re-prepares it (650 IN-parameters cost a quarter of a poll).
+        return AppliedState.user_link_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+    return AppliedState.user_link_id.in_(ids)
+
+
+def is_claimed(row: AppliedState | AppliedView | None, now: datetime) -> bool:
     """True while some worker holds an unexpired claim on this applied state (its write is in flight)."""
     return (row is not None and row.claim_id is not None and row.claim_expires_at is not None
             and row.claim_expires_at > now)

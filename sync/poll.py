@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from connectors.graph import GraphAuthError, GraphClient, GraphError, GraphThrottled, Presence
-from models import AppliedState, Target, Tenant
+from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
-from models.store import StateKey, is_claimed, load_applied_states
+from models.store import AppliedView, StateKey, is_claimed, read_applied_states
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
 from sync import health
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
@@ -84,7 +84,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
                 results[str(tenant.id)] = _record_failure(runtime, session, tenant, outcome, now)
             else:
                 read.append((tenant.id, batch, outcome, observed_at))
-        states = load_applied_states(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
+        states = read_applied_states(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
         for tenant_id, batch, presences, observed_at in read:
             try:
                 updates = _decide(tenants[tenant_id], batch, presences, states, observed_at)
@@ -166,7 +166,7 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
     return {"failed": name}
 
 
-def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedState],
+def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedView],
             observed_at: datetime) -> list[ApplyItem]:
     """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
     one, none for a user whose update or Teams session change is in flight."""

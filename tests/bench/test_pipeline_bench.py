@@ -107,3 +107,14 @@ def test_the_clients_benchmark_prints_the_cost_per_tenant() -> None:
     result = json.loads(completed.stdout)
     assert result["tenants"] == 3 and result["guarded"] is True
     assert result["cpu_ms_per_tenant"] >= 0 and result["rss_mb_per_tenant"] is not None
+
+
+def test_the_decide_benchmark_times_each_step_of_a_settled_batch(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "bench" / "decide.py"), "--users", "30", "--repeats", "1",
+               "--results", str(tmp_path / "decide.json")]
+    env = {k: v for k, v in os.environ.items() if k != "TEAMSCONNECT_BENCH_DATABASE_URL"}  # a fresh database
+    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True, timeout=120)
+    result = json.loads(completed.stdout)
+    assert result == json.loads((tmp_path / "decide.json").read_text())
+    assert set(result["cpu_us_per_user"]) == {"read_orm", "read_rows", "parse", "decide"}
+    assert result["users"] == 30 and all(value > 0 for value in result["records_per_cpu_s"].values())

@@ -1,0 +1,174 @@
+"""What one poll batch costs in the worker's own code, per user, once every user has applied states.
+
+    python bench/decide.py [--users 650] [--repeats 20]
+
+A service that has run for a day holds two applied-state rows for nearly every user (anyone who was
+busy once has a STARFACE row; the Teams row comes with it). The steady part of bench/pipeline.py starts
+from fresh users, most of whom never had a change and so have no rows: it leaves out what reading and
+parsing those rows costs. This benchmark measures, in this process against a fresh PostgreSQL
+database (no network to Microsoft or the PBX), the steps of `sync.poll` for one batch whose users all
+have their rows and whose presence has not changed, in CPU time of this thread (best of 7 rounds of
+``--repeats`` batches each):
+
+- ``read_orm``: the batch's applied states as ORM objects (`models.store.load_applied_states`, what the
+  poll used before; other writers still use it);
+- ``read_rows``: the same rows as plain result rows (`models.store.read_applied_states`, what it uses);
+- ``parse``: the Graph answer for the batch (JSON to `Presence`, as `connectors.graph` does);
+- ``decide``: the decision for every user (`sync.poll._decide`: the rows parsed, the engine asked).
+
+Prints ONE JSON object (also written to bench/results/decide.json): CPU microseconds per user for each
+step, and the records per CPU-second of read + parse + decide with either read (the HTTP request, the
+Celery task and the few other statements of a poll come on top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: import bench.* and tests.* from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from sqlalchemy import insert, select  # noqa: E402
+
+from bench.harness import bench_database, progress  # noqa: E402
+from bench.procstat import cpu_model  # noqa: E402
+from connectors.graph import Presence  # noqa: E402
+from models import AppliedState, Target, UserLink  # noqa: E402
+from models.crypto import SecretBox, generate_key  # noqa: E402
+from models.db import make_engine, make_session_factory  # noqa: E402
+from models.store import load_applied_states, read_applied_states  # noqa: E402
+from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface  # noqa: E402
+from presence.categories import categorize  # noqa: E402
+from sync import poll  # noqa: E402
+from tenants.policy import policy_for  # noqa: E402
+from tenants.service import load_tenants  # noqa: E402
+from tests.support.factories import make_tenant, make_user_links  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "decide.json"
+ROUNDS = 7
+#: Presence of the batch's users, in turn: what a working day shows.
+PRESENCES = [("Available", "Available"), ("Busy", "InACall"), ("Away", "Away"), ("Busy", "InAMeeting"),
+             ("Offline", "Offline"), ("DoNotDisturb", "Presenting")]
+
+
+def graph_answer(entra_ids: list[str]) -> bytes:
+    """The body Graph's getPresencesByUserId returns for these users (graph-api.md section 1)."""
+    return json.dumps({"value": [
+        {"id": entra_id, "availability": PRESENCES[n % len(PRESENCES)][0],
+         "activity": PRESENCES[n % len(PRESENCES)][1], "statusMessage": None,
+         "outOfOfficeSettings": {"message": None, "isOutOfOffice": False}, "sequenceNumber": f"C{n:010d}"}
+        for n, entra_id in enumerate(entra_ids)]}).encode()
+
+
+def parse(answer: bytes) -> list[Presence]:
+    """What `GraphClient.get_presences` does with the body."""
+    return [Presence.from_graph(item) for item in json.loads(answer).get("value", [])]
+
+
+def settled_states(presences: list[Presence], policy: Any, observed_at: datetime) -> list[dict[str, Any]]:
+    """Per user the STARFACE fields the last applied change left: what the presence asks for, applied."""
+    states = []
+    for presence in presences:
+        observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
+                                       presence.sequence_number, observed_at)
+        plan = plan_starface(policy, observation, StarfaceApplied(), TeamsApplied(), observed_at, True)
+        assert plan is not None  # unsettled: always a plan
+        category = plan.category or categorize(presence.availability, presence.activity, False)
+        states.append(StarfaceApplied(
+            dnd_ours=plan.dnd.value == "set", chat_text=plan.chat_text or None, category=category,
+            sequence_number=presence.sequence_number, observed_at=observed_at, chat_symbol=plan.chat_symbol,
+        ).to_json())
+    return states
+
+
+def cpu_us_per_user(step: Callable[[], object], users: int, repeats: int) -> float:
+    """CPU time of this thread per user: the best of ROUNDS rounds of ``repeats`` calls."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        started = time.thread_time()
+        for _ in range(repeats):
+            step()
+        best = min(best, (time.thread_time() - started) / repeats)
+    return round(best / users * 1e6, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=650, help="users in the batch (Graph's most: 650)")
+    parser.add_argument("--repeats", type=int, default=20, help="batches per timed round")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    with bench_database() as (url, database):
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
+            tenant = make_tenant(session, SecretBox([generate_key()]), name="decide")
+            make_user_links(session, tenant, args.users)
+            tenant_id = tenant.id
+        with sessions.begin() as session:
+            tenant = load_tenants(session, [tenant_id])[tenant_id]
+            batch = [(link_id, entra_id) for link_id, entra_id in session.execute(
+                select(UserLink.id, UserLink.entra_object_id).where(UserLink.tenant_id == tenant_id)
+                .order_by(UserLink.id))]
+        answer = graph_answer([entra_id for _, entra_id in batch])
+        presences = parse(answer)
+        observed_at = datetime.now(UTC)
+        with sessions.begin() as session:
+            session.execute(insert(AppliedState), [
+                {"user_link_id": link_id, "tenant_id": tenant_id, "target": target, "fields": fields,
+                 "owned": [], "version": 3}
+                for (link_id, _), starface in zip(batch, settled_states(presences, policy_for(tenant),
+                                                                        observed_at), strict=True)
+                for target, fields in ((Target.STARFACE.value, starface),
+                                       (Target.TEAMS.value, TeamsApplied().to_json()))])
+        link_ids = [link_id for link_id, _ in batch]
+
+        def read(load: Callable[..., dict[Any, Any]]) -> Callable[[], object]:
+            def step() -> object:
+                with sessions.begin() as session:
+                    return load(session, link_ids)
+            return step
+
+        rows = read(read_applied_states)()
+        assert isinstance(rows, dict) and len(rows) == 2 * args.users
+        decided = poll._decide(tenant, batch, presences, rows, observed_at)
+        if decided:
+            raise SystemExit(f"{len(decided)} users would be updated: the rows are not settled")
+        progress(f"decide: {args.users} users with their applied rows; timing {ROUNDS} rounds")
+        per_user = {
+            "read_orm": cpu_us_per_user(read(load_applied_states), args.users, args.repeats),
+            "read_rows": cpu_us_per_user(read(read_applied_states), args.users, args.repeats),
+            "parse": cpu_us_per_user(lambda: parse(answer), args.users, args.repeats),
+            "decide": cpu_us_per_user(lambda: poll._decide(tenant, batch, presences, rows, observed_at),
+                                      args.users, args.repeats),
+        }
+        engine.dispose()
+    with_orm = per_user["read_orm"] + per_user["parse"] + per_user["decide"]
+    with_rows = per_user["read_rows"] + per_user["parse"] + per_user["decide"]
+    result = {
+        "method": "bench/decide.py: one batch, every user with both applied rows, nothing changed; CPU "
+                  f"time of this thread, best of {ROUNDS} rounds of {args.repeats} batches",
+        "users": args.users, "cpu_us_per_user": per_user,
+        "records_per_cpu_s": {"read_orm_parse_decide": round(1e6 / with_orm),
+                              "read_rows_parse_decide": round(1e6 / with_rows)},
+        "database": database,
+        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
