@@ -140,21 +140,24 @@ def repair_teams_session(
     applied_starface: StarfaceApplied,
     now: datetime,
 ) -> TeamsSessionAction:
-    """Drift repair: end a call whose end event was lost, then reconcile the session.
+    """Drift repair: end a call whose end event was lost, or start one whose start event was lost, then
+    reconcile the session.
 
-    A read-back can end a call but never start one: ACTIVE may be the telephony status we wrote for a
-    Teams call. Pass the `applied` of `repair_starface` as `applied_starface` so a manual DND found in
-    the same read counts.
+    Only when the last telephony event is older than READBACK_GRACE (the read may race an event). A
+    read-back starts a call only while we have not written the telephony status ACTIVE ourselves
+    (`applied_starface.telephony_active`): ours would look like a call. The event time is left as it
+    is, so any later event of the PBX - the hang-up - still counts. Pass the `applied` of
+    `repair_starface` as `applied_starface` so a manual DND found in the same read counts.
     """
     teams = applied_teams
     state = reading.telephony_state
-    if (
-        state is not None
-        and teams.call_active
-        and not _call_state(policy, state, True)
-        and (teams.telephony_event_at is None or now - teams.telephony_event_at > READBACK_GRACE)
-    ):
-        teams = replace(teams, call_active=False)
+    if state is not None and (teams.telephony_event_at is None
+                              or now - teams.telephony_event_at > READBACK_GRACE):
+        if teams.call_active and not _call_state(policy, state, True):
+            teams = replace(teams, call_active=False)
+        elif not teams.call_active and not applied_starface.telephony_active \
+                and _call_state(policy, state, False):
+            teams = replace(teams, call_active=True)
     return _reconcile(policy, teams, applied_starface, now)
 
 

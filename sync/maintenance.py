@@ -23,8 +23,11 @@ from models.db import transaction
 from models.secrets import read_secrets
 from models.store import is_claimed
 from presence import (
+    SessionActionKind,
+    StarfaceApplied,
     StarfaceReading,
     TeamsApplied,
+    TenantPolicy,
     keep_alive,
     refresh_due_at,
     repair_teams_session,
@@ -115,6 +118,20 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
             for link in links}
 
 
+def _session_may_need_repair(policy: TenantPolicy, reading: StarfaceReading,
+                             rows: dict[str, AppliedState]) -> bool:
+    """A user with a Teams row is always looked at; one without only if the read-back asks for a session
+    (no row is written for the thousands of users who are simply not on a call)."""
+    if Target.TEAMS.value in rows:
+        return True
+    starface = rows.get(Target.STARFACE.value)
+    if starface is not None and is_claimed(starface, utcnow()):
+        return False  # an update is writing (maybe the telephony status): the next round looks again
+    applied = StarfaceApplied.from_json(starface.fields) if starface is not None else StarfaceApplied()
+    action = repair_teams_session(policy, reading, TeamsApplied(), applied, utcnow())
+    return action.kind is not SessionActionKind.NOTHING
+
+
 def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict[str, int]:
     """Reads the tenant's STARFACE users back and repairs drift (one getStates call with a bridge).
 
@@ -127,7 +144,11 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
     if not tenant.enabled:
         return release_tenant(runtime, queue, tenant)
     policy = policy_for(tenant)
-    pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id) if rows]
+    # With Teams sessions, users we never wrote for are read too: a lost call-start event of theirs
+    # leaves them without applied rows, and only the read-back finds the call.
+    sessions_wanted = policy.teams_session_enabled
+    pairs = [(link, rows) for link, rows in _linked_with_states(runtime, tenant_id)
+             if rows or sessions_wanted]
     counts = {"checked": len(pairs), "repaired": 0, "sessions": 0}
     if not pairs:
         return counts
@@ -142,7 +163,7 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
                                 cause="drift-repair"):
             counts["repaired"] += 1
             rivals.observe_repair(runtime, tenant, link, starface_row, reading)
-        if Target.TEAMS.value in rows and policy.teams_session_enabled:
+        if sessions_wanted and _session_may_need_repair(policy, reading, rows):
             now = utcnow()
             try:
                 result = reconcile_session(

@@ -88,6 +88,25 @@ def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_wa
     assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 0
 
 
+def test_drift_repair_sets_the_session_of_a_call_whose_start_event_was_lost(
+    stack_without_webhooks: Stack,
+) -> None:
+    """User 2 never had a change (no applied rows) and the PBX's call events never arrive: drift repair
+    reads the call back and holds the Teams session, then ends it when the read-back shows the call over."""
+    stack = stack_without_webhooks
+    stack.add_tenant()
+    login = stack.seeds.login(2)
+    stack.pbx.ring(login)
+    stack.pbx.answer(login)
+    assert not stack.presence(2).get("sessions", {}).get("apps")
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["sessions"] == 1
+    assert stack.presence(2)["sessions"]["apps"]  # our DoNotDisturb/Presenting session
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["sessions"] == 0  # held: as it is
+    stack.pbx.hang_up(login)
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["sessions"] == 1
+    assert not stack.presence(2).get("sessions", {}).get("apps")
+
+
 def test_it_refreshes_a_held_teams_session_before_it_lapses(stack: Stack) -> None:
     stack.add_tenant(poll_interval_s=3600.0)
     stack.start_worker("w1")

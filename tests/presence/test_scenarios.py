@@ -33,6 +33,8 @@ The test column drops the `test_it_` prefix.
 | DND/Presenting mode                                   | uses_dnd_presenting_when_configured                |
 | keep-alive refreshes; a dead service lapses in 15 min | refreshes_the_session_and_lets_it_lapse            |
 | lost call-end event repaired from getStates           | ends_a_call_whose_end_event_was_lost               |
+| lost call-start event repaired from getStates         | starts_a_call_whose_start_event_was_lost           |
+| our telephony write, read back, never starts a call   | never_takes_its_own_active_read_back_for_a_call    |
 | manual STARFACE DND -> Teams DND (opt-in)             | mirrors_manual_starface_dnd_to_teams_when_asked    |
 | older observation decides nothing                     | drops_an_older_observation                         |
 | duplicated and reordered STARFACE events              | applies_only_the_newest_telephony_event            |
@@ -369,6 +371,27 @@ def test_it_ends_a_call_whose_end_event_was_lost() -> None:
     w.starface_call("ACTIVE")
     w.sync()
     w.starface.real_call = w.starface.telephony = "AVAILABLE"  # the end event never arrived
+    w.advance(300)
+    w.drift_repair()
+    assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_starts_a_call_whose_start_event_was_lost() -> None:
+    w = world()
+    w.starface.real_call = w.starface.telephony = "ACTIVE"  # answered; the event never arrived
+    w.advance(5)
+    w.drift_repair()
+    assert w.teams.app_session == DND_PRESENTING and w.applied_teams.call_active
+    w.starface_call("AVAILABLE")  # the hang-up event still counts
+    w.sync()
+    assert w.teams.app_session is None and not w.applied_teams.call_active
+
+
+def test_it_never_takes_its_own_active_read_back_for_a_call() -> None:
+    w = world()
+    w.teams_client("call")
+    w.sync()  # writes the telephony status ACTIVE for the Teams call
+    assert w.starface.telephony == "ACTIVE"
     w.advance(300)
     w.drift_repair()
     assert w.teams.app_session is None and not w.applied_teams.call_active
