@@ -76,8 +76,8 @@ def test_it_counts_webhook_requests_by_outcome(client: TestClient, tenants: Tena
         dict(labels)["outcome"]: value
         for (name, labels), value in samples.items() if name == "teamsconnect_webhook_requests_total"
     }
-    assert counts == {"accepted": 1, "duplicate": 1, "rejected": 1, "malformed": 0, "unknown_tenant": 2,
-                      "ignored": 0, "unavailable": 0}
+    assert counts == {"accepted": 1, "duplicate": 1, "pending": 0, "rejected": 1, "malformed": 0,
+                      "unknown_tenant": 2, "ignored": 0, "unavailable": 0}
 
 
 def test_it_exports_no_secret_and_no_e_mail(client: TestClient, seeded: Tenants, broker: Broker) -> None:
