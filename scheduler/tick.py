@@ -11,11 +11,12 @@ Algorithm (one tick, run every second by beat; any number of beats or ticks may 
 4. A tenant blocked by a 429 is not polled; its next poll moves to the end of the block.
 5. For each claimed tenant, one poll task per batch of at most 650 users, expiring after two intervals;
    small tenants (<= SMALL_TENANT_USERS users) share one task, up to 650 users and PACK_TENANTS tenants.
-6. A tenant with a bridge claimed more than CATCH_UP_AFTER_S after it was due has not been served for a
-   while: the broker, beat or every worker was down. Bridge events of that time may be lost on the way (a
-   broker that crashed between taking a message and recording it as unacked; a webhook whose queued id
-   could not be taken back), so the tick queues a drift repair for it, which reads the PBX's states and
-   sets or clears Teams sessions by them - at most once per CATCH_UP_EVERY_S per tenant.
+6. A tenant with a bridge claimed more than CATCH_UP_AFTER_S after it was due (not its first poll) has
+   not been served for a while: the broker, beat or every worker was down. Bridge events of that time may
+   be lost on the way (a broker that crashed between taking a message and recording it as unacked; a
+   webhook whose queued id could not be taken back), so the tick queues a drift repair for it, which
+   reads the PBX's states and sets or clears Teams sessions by them - at most once per CATCH_UP_EVERY_S
+   per tenant.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
         due = session.execute(
             select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s,
                    and_(Tenant.bridge_instance.is_not(None), Tenant.bridge_instance != "",
-                        Tenant.bridge_secret_encrypted.is_not(None)).label("has_bridge"))
+                        Tenant.bridge_secret_encrypted.is_not(None)).label("has_bridge"),
+                   Tenant.created_at)
             .where(Tenant.enabled.is_(True), Tenant.next_poll_at <= now)
             .order_by(Tenant.next_poll_at)
             .limit(CLAIM_CHUNK)
@@ -194,12 +196,15 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
         wanted = []
         # The throttle blocks of the whole chunk in one Redis round trip, not one per tenant.
         blocks = coordination.blocked_for_many([row.id for row in due]) if due else []
-        for (tenant_id, seen, configured_s, has_bridge), blocked_s in zip(due, blocks, strict=True):
+        for row, blocked_s in zip(due, blocks, strict=True):
+            tenant_id, seen, configured_s, has_bridge, created_at = row
             interval_s = effective_interval_s(configured_s, len(users.get(tenant_id, ())), shape)
             wanted.append((tenant_id, seen, next_poll_time(seen, now, max(interval_s, blocked_s)), interval_s,
                            blocked_s))
             overdue_s = (now - seen).total_seconds()
-            if has_bridge and overdue_s > CATCH_UP_AFTER_S:
+            # Still the poll time it was created with: never polled, so nothing of it was held up.
+            never_polled = abs((seen - created_at).total_seconds()) < 1.0
+            if has_bridge and overdue_s > CATCH_UP_AFTER_S and not never_polled:
                 stalled.append((tenant_id, overdue_s))
         won = _claim(session, [(tenant_id, seen, next_at) for tenant_id, seen, next_at, _, _ in wanted], now)
         stalled = [(tenant_id, overdue_s) for tenant_id, overdue_s in stalled if tenant_id in won]
