@@ -529,7 +529,8 @@ class TenantEventIds:
         EventIdPending while another delivery of it is being queued (or failed and lapses soon)."""
         if self._coordination.add_event_id_if_new(self._tenant_id, event_id):
             return True
-        if self._coordination.event_id_state(self._tenant_id, event_id) != EVENT_DONE:
+        # Any other value is done: "1" is what versions before the pending state recorded.
+        if self._coordination.event_id_state(self._tenant_id, event_id) in (EVENT_PENDING, None):
             raise EventIdPending(event_id)
         return False
 

@@ -14,7 +14,9 @@ from sync.coordination import (
     EVENT_PENDING,
     PENDING_EVENT_ID_TTL_S,
     BudgetShape,
+    EventIdPending,
     RedisCoordination,
+    TenantEventIds,
 )
 
 
@@ -79,6 +81,13 @@ def test_a_webhook_event_id_is_pending_briefly_and_kept_an_hour_once_confirmed(
     assert redis_client.ttl(key) > PENDING_EVENT_ID_TTL_S
     coordination.confirm_event_id(1, "e-2")  # never recorded: nothing is created
     assert coordination.event_id_state(1, "e-2") is None
+
+    ids = TenantEventIds(coordination, 1)
+    assert ids.add_if_new("e-3")
+    with pytest.raises(EventIdPending):
+        ids.add_if_new("e-3")  # a second delivery while the first is being queued
+    redis_client.set(key.decode().replace("e-1", "e-4"), "1")  # recorded by a version before "pending"
+    assert not ids.add_if_new("e-4")  # a replay, as it was then
 
 
 def test_it_stretches_the_cadence_only_as_far_as_the_budget_requires() -> None:
