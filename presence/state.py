@@ -219,6 +219,8 @@ class TeamsApplied:
 
     call_active: bool = False
     telephony_event_at: datetime | None = None
+    #: The TelephonyState of that event (RINGING, ACTIVE, ...): orders two events of the same millisecond.
+    telephony_state: str | None = None
     held: PresencePair | None = None
     held_since: datetime | None = None
     refreshed_at: datetime | None = None
@@ -233,6 +235,7 @@ class TeamsApplied:
         return {
             "call_active": self.call_active,
             "telephony_event_at": _iso(self.telephony_event_at),
+            "telephony_state": self.telephony_state,
             "held": pair(self.held),
             "held_since": _iso(self.held_since),
             "refreshed_at": _iso(self.refreshed_at),
@@ -248,6 +251,7 @@ class TeamsApplied:
         return cls(
             call_active=_bool(data, "call_active"),
             telephony_event_at=_time(data, "telephony_event_at"),
+            telephony_state=_str(data, "telephony_state"),
             held=_pair(data, "held"),
             held_since=_time(data, "held_since"),
             refreshed_at=_time(data, "refreshed_at"),

@@ -87,14 +87,11 @@ def decide_teams_session(
     teams, starface = applied_teams, applied_starface
     if event.origin is Origin.USER:
         if event.kind is EventKind.TELEPHONY and event.telephony_state is not None:
-            if not _older(event.occurred_at, teams.telephony_event_at):
-                in_call = _call_state(policy, event.telephony_state, teams.call_active)
-                if in_call and not teams.call_active and event.occurred_at == teams.telephony_event_at:
-                    # Two events of the same millisecond (a call answered and ended at once), delivered
-                    # end first: their order is unknown, and the end wins - a call that goes on is
-                    # reported again by the PBX, a session set by mistake is cleared by nothing.
-                    in_call = False
-                teams = replace(teams, call_active=in_call, telephony_event_at=event.occurred_at)
+            in_call = _call_state(policy, event.telephony_state, teams.call_active)
+            if not _older(event.occurred_at, teams.telephony_event_at) and not _earlier_of_a_tie(
+                    event.telephony_state, event.occurred_at, teams, in_call):
+                teams = replace(teams, call_active=in_call, telephony_event_at=event.occurred_at,
+                                telephony_state=event.telephony_state)
         elif (
             event.kind is EventKind.DND
             and event.dnd is not None
@@ -116,7 +113,8 @@ def after_failed_change(applied_teams: TeamsApplied, action: TeamsSessionAction,
     if maybe_applied and action.kind in (SessionActionKind.SET, SessionActionKind.REFRESH):
         return replace(action.teams, refreshed_at=None)
     return replace(applied_teams, call_active=action.teams.call_active,
-                   telephony_event_at=action.teams.telephony_event_at)
+                   telephony_event_at=action.teams.telephony_event_at,
+                   telephony_state=action.teams.telephony_state)
 
 
 def keep_alive(
@@ -203,6 +201,22 @@ def _reconcile(
         refreshed = replace(teams, refreshed_at=now, expires_at=now + SESSION_EXPIRY)
         return TeamsSessionAction(SessionActionKind.REFRESH, desired, refreshed, starface)
     return TeamsSessionAction(SessionActionKind.NOTHING, None, teams, starface)
+
+
+#: Where a TelephonyState stands in one call: ringing, then talking, then any other state (the end).
+_CALL_PHASE = {"RINGING": 0, "ACTIVE": 1}
+
+
+def _earlier_of_a_tie(state: str, occurred_at: datetime, teams: TeamsApplied, in_call: bool) -> bool:
+    """Two telephony events of the same millisecond arrive in an unknown order: the one of the later phase
+    of a call stands (ringing < active < ended), so an answer after the ring counts and a call answered
+    and ended at once ends - a call that goes on is reported again by the PBX, a session set by mistake is
+    cleared by nothing. For a row without the last state (older versions), the end wins."""
+    if occurred_at != teams.telephony_event_at:
+        return False
+    if teams.telephony_state is None:
+        return in_call and not teams.call_active
+    return _CALL_PHASE.get(state.upper(), 2) <= _CALL_PHASE.get(teams.telephony_state.upper(), 2)
 
 
 def _call_state(policy: TenantPolicy, telephony_state: str, was_in_call: bool) -> bool:

@@ -39,6 +39,7 @@ The test column drops the `test_it_` prefix.
 | older observation decides nothing                     | drops_an_older_observation                         |
 | duplicated and reordered STARFACE events              | applies_only_the_newest_telephony_event            |
 | answered and ended in one millisecond, end first      | lets_the_end_win_a_tie_of_telephony_events         |
+| rung and answered in one millisecond                  | counts_an_answer_in_the_millisecond_of_its_ring    |
 """
 
 from __future__ import annotations
@@ -501,3 +502,15 @@ def test_it_sets_the_rows_chat_symbol_and_keeps_the_users() -> None:
     w.sync()
     assert (w.starface.chat_symbol, w.starface.chat_text) == ("AVAILABLE", "In a Teams meeting")
     assert w.sync() == 0
+
+
+def test_it_counts_an_answer_in_the_millisecond_of_its_ring() -> None:
+    """The chaos suite's fault-free run lost such a call: the tie rule took the ring for the call's end."""
+    for order in ("ring first", "answer first"):
+        w = world()
+        w.starface_call("RINGING", then_s=0)
+        w.starface_call("ACTIVE")
+        if order == "answer first":
+            w.starface.events.reverse()
+        w.sync()
+        assert w.teams.app_session == DND_PRESENTING and w.applied_teams.call_active, order
