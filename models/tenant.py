@@ -20,9 +20,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     false,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import Base, utcnow
 from models.types import JsonDocument, UTCDateTime
@@ -141,10 +144,16 @@ class Tenant(Base):
         """The option's name before issue 11 (read by the admin API until it shows respect_manual_dnd)."""
         return not self.respect_manual_dnd
 
-    @property
+    @hybrid_property
     def has_bridge(self) -> bool:
-        """True when the tenant runs tier 2 (REST + bridge module)."""
+        """True when the tenant runs tier 2 (REST + bridge module); also usable in a query."""
         return bool(self.bridge_instance and self.bridge_secret_encrypted)
+
+    @has_bridge.inplace.expression
+    @classmethod
+    def _has_bridge_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.bridge_instance.is_not(None), cls.bridge_instance != "",
+                    cls.bridge_secret_encrypted.is_not(None), cls.bridge_secret_encrypted != "")
 
 
 class StatusRule(Base):

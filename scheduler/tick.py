@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant, UserLink
@@ -184,9 +184,7 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
     stalled: list[tuple[int, float]] = []
     with transaction(sessions) as session:
         due = session.execute(
-            select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s,
-                   and_(Tenant.bridge_instance.is_not(None), Tenant.bridge_instance != "",
-                        Tenant.bridge_secret_encrypted.is_not(None)).label("has_bridge"),
+            select(Tenant.id, Tenant.next_poll_at, Tenant.poll_interval_s, Tenant.has_bridge,
                    Tenant.created_at)
             .where(Tenant.enabled.is_(True), Tenant.next_poll_at <= now)
             .order_by(Tenant.next_poll_at)
