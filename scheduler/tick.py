@@ -238,19 +238,20 @@ def _tick_chunk(sessions: sessionmaker[Session], coordination: Coordination, que
 
 
 def _catch_up(coordination: Coordination, queue: TaskQueue, stalled: list[tuple[int, float]]) -> list[int]:
-    """Step 6: a drift repair for each stalled bridge tenant not caught up within CATCH_UP_EVERY_S."""
+    """Step 6: a drift repair for each stalled bridge tenant not caught up within CATCH_UP_EVERY_S (after
+    an outage that is every bridge tenant: their notes are taken in one Redis round trip)."""
+    overdue = dict(stalled)
     queued = []
-    for tenant_id, overdue_s in stalled:
-        if coordination.read_note(tenant_id, _CATCH_UP_NOTE) is not None:
-            continue
+    for tenant_id in coordination.note_first(list(overdue), _CATCH_UP_NOTE, CATCH_UP_EVERY_S):
         log.warning("tenant %s: not polled for %.0f s (broker, beat or workers were down); reading its "
-                    "STARFACE states again, as bridge events of that time may be lost", tenant_id, overdue_s)
+                    "STARFACE states again, as bridge events of that time may be lost", tenant_id,
+                    overdue[tenant_id])
         try:
             queue.drift_repair(tenant_id)
         except QueueUnavailable as exc:  # the next tick finds the tenant stalled again only if still down
+            coordination.drop_note(tenant_id, _CATCH_UP_NOTE)
             log.error("tenant %s: catch-up repair not queued (%s); the periodic drift repair covers it",
                       tenant_id, exc)
             continue
-        coordination.note(tenant_id, _CATCH_UP_NOTE, "1", CATCH_UP_EVERY_S)
         queued.append(tenant_id)
     return queued

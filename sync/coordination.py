@@ -76,6 +76,7 @@ class Coordination(Protocol):
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
     def drop_note(self, tenant_id: int, name: str) -> None: ...
+    def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]: ...
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float: ...
     def pbx_release(self, pbx: str, holder: str) -> None: ...
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None: ...
@@ -271,6 +272,15 @@ class RedisCoordination:
 
     def drop_note(self, tenant_id: int, name: str) -> None:
         self._redis.delete(self._key(tenant_id, f"note:{name}"))
+
+    def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]:
+        """Notes ``name`` for each tenant that has no such note yet; returns those (one round trip)."""
+        pipeline = self._redis.pipeline(transaction=False)
+        ttl_ms = max(1, math.ceil(ttl_s * 1000))
+        for tenant_id in tenant_ids:
+            pipeline.set(self._key(tenant_id, f"note:{name}"), "1", nx=True, px=ttl_ms)
+        return [tenant_id for tenant_id, noted in zip(tenant_ids, pipeline.execute(), strict=True) if noted]
+
     @staticmethod
     def _pbx_key(pbx: str, what: str) -> str:
         return f"{KEY_PREFIX}:pbx:{pbx}:{what}"
@@ -392,6 +402,12 @@ class LocalCoordination:
     def drop_note(self, tenant_id: int, name: str) -> None:
         with self._lock:
             self._notes.pop((tenant_id, name), None)
+
+    def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]:
+        first = [tenant_id for tenant_id in tenant_ids if self.read_note(tenant_id, name) is None]
+        for tenant_id in first:
+            self.note(tenant_id, name, "1", ttl_s)
+        return first
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float:
         with self._lock:
             now = self._clock()

@@ -90,6 +90,14 @@ def test_a_webhook_event_id_is_pending_briefly_and_kept_an_hour_once_confirmed(
     assert not ids.add_if_new("e-4")  # a replay, as it was then
 
 
+def test_it_notes_a_fact_only_for_the_tenants_that_lack_it(redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client)
+    coordination.note(2, "catch-up", "1", 60)
+    assert coordination.note_first([1, 2, 3], "catch-up", 60) == [1, 3]
+    assert coordination.note_first([1, 2, 3], "catch-up", 60) == []
+    assert coordination.note_first([1], "other", 60) == [1]  # per name
+
+
 def test_it_stretches_the_cadence_only_as_far_as_the_budget_requires() -> None:
     shape = BudgetShape.for_limit()  # 40 requests/s steady
     assert effective_interval_s(2.0, 10_000, shape) == 2.0  # 16 requests per cycle fit easily
