@@ -153,19 +153,22 @@ def event_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def signed(body: dict[str, Any] | bytes, secret: str = SECRET_A,
+           timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    """The headers and raw body of ``body`` signed with ``secret`` exactly as the bridge signs them."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(secret, stamp, raw)}, raw
+
+
 def post_event(
     client: TestClient, tenant_id: int | str, secret: str, body: dict[str, Any] | bytes,
     *, timestamp: int | None = None,
 ) -> Any:
     """POSTs ``body`` signed with ``secret`` exactly as the bridge does."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {
-        "Content-Type": "application/json",
-        "X-TeamsConnect-Timestamp": stamp,
-        "X-TeamsConnect-Signature": sign(secret, stamp, raw),
-    }
-    return client.post(f"/hooks/starface/{tenant_id}", content=raw, headers=headers)
+    headers, raw = signed(body, secret, timestamp)
+    return client.post(f"/hooks/starface/{tenant_id}", content=raw,
+                       headers={"Content-Type": "application/json", **headers})
 
 
 #: E-mail addresses the seed puts into link reasons, error messages and change causes; none may leave.

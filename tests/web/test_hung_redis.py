@@ -7,24 +7,21 @@ waited as long as Redis hung, and /healthz said ok. Coordination is built exactl
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from connectors.starface import sign
 from embedded.redis_server import RedisServer
 from sync.coordination import RedisCoordination
 from sync.ports import CollectingQueue
 from sync.runtime import Runtime, redis_client
 from sync.webhook import receive_event
-from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event
+from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event, signed
 from web.settings import WebSettings
 
 HANGS_AFTER_S = 3.0
@@ -52,9 +49,7 @@ def test_the_webhook_answers_503_instead_of_hanging_on_a_hung_redis(
     runtime: Runtime, tenants: Tenants, hung_redis: RedisServer
 ) -> None:
     runtime.coordination = RedisCoordination(redis_client(hung_redis.url()))
-    raw = json.dumps(event_body()).encode()
-    stamp = str(int(time.time()))
-    headers = {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}
+    headers, raw = signed(event_body())
 
     thread, result = _in_thread(lambda: receive_event(runtime, CollectingQueue(), str(tenants.alpha), headers,
                                                       raw))
@@ -139,9 +134,7 @@ def test_the_web_apps_own_runtime_uses_the_short_timeouts(
     built = build_runtime(Settings(_env_file=None, database_url=runtime.settings.database_url,
                                    redis_url=hung_redis.url()))
     built.box = runtime.box
-    raw = json.dumps(event_body()).encode()
-    stamp = str(int(time.time()))
-    headers = {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}
+    headers, raw = signed(event_body())
     try:
         thread, result = _in_thread(lambda: receive_event(built, CollectingQueue(), str(tenants.alpha),
                                                           headers, raw))

@@ -25,7 +25,7 @@ from sync.coordination import RedisCoordination
 from sync.ports import CollectingQueue, QueueUnavailable
 from sync.runtime import Runtime
 from sync.webhook import receive_event
-from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event
+from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event, signed
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -176,9 +176,7 @@ def test_any_failure_after_recording_the_id_forgets_it_so_the_retry_is_accepted(
     runtime: Runtime, tenants: Tenants
 ) -> None:
     body = event_body()
-    raw = json.dumps(body).encode()
-    stamp = str(int(time.time()))
-    headers = {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}
+    headers, raw = signed(body)
 
     failed = receive_event(runtime, _BrokenQueue(), str(tenants.alpha), headers, raw)
     retried_into = CollectingQueue()
@@ -190,12 +188,6 @@ def test_any_failure_after_recording_the_id_forgets_it_so_the_retry_is_accepted(
 
 
 # --- an event id is pending until its event is queued -----------------------------------------------------
-
-
-def _signed(body: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-    raw = json.dumps(body).encode()
-    stamp = str(int(time.time()))
-    return {"x-teamsconnect-timestamp": stamp, "x-teamsconnect-signature": sign(SECRET_A, stamp, raw)}, raw
 
 
 class _QueueSeeingASecondDelivery(CollectingQueue):
@@ -215,7 +207,7 @@ def test_a_delivery_racing_one_that_is_still_being_queued_is_asked_to_retry_not_
     runtime: Runtime, tenants: Tenants
 ) -> None:
     body = event_body()
-    headers, raw = _signed(body)
+    headers, raw = signed(body)
     queue = _QueueSeeingASecondDelivery(
         lambda: receive_event(runtime, CollectingQueue(), str(tenants.alpha), headers, raw))
     first = receive_event(runtime, queue, str(tenants.alpha), headers, raw)
@@ -245,7 +237,7 @@ def test_an_id_that_could_not_be_taken_back_lapses_and_the_bridges_retry_is_then
     monkeypatch.setattr(coordination_module, "PENDING_EVENT_ID_TTL_S", 1)
     failing = replace(runtime, coordination=_CoordinationLosingRedisOnForget(redis_client))
     body = event_body()
-    headers, raw = _signed(body)
+    headers, raw = signed(body)
 
     failed = receive_event(failing, _UnavailableQueue(), str(tenants.alpha), headers, raw)
     assert failed.status == 503
