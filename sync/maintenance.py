@@ -118,17 +118,17 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
             for link in links}
 
 
-def _session_may_need_repair(policy: TenantPolicy, reading: StarfaceReading,
-                             rows: dict[str, AppliedState]) -> bool:
+def _session_may_need_repair(policy: TenantPolicy, reading: StarfaceReading, rows: dict[str, AppliedState],
+                             now: datetime) -> bool:
     """A user with a Teams row is always looked at; one without only if the read-back asks for a session
     (no row is written for the thousands of users who are simply not on a call)."""
     if Target.TEAMS.value in rows:
         return True
     starface = rows.get(Target.STARFACE.value)
-    if starface is not None and is_claimed(starface, utcnow()):
+    if starface is not None and is_claimed(starface, now):
         return False  # an update is writing (maybe the telephony status): the next round looks again
     applied = StarfaceApplied.from_json(starface.fields) if starface is not None else StarfaceApplied()
-    action = repair_teams_session(policy, reading, TeamsApplied(), applied, utcnow())
+    action = repair_teams_session(policy, reading, TeamsApplied(), applied, now)
     return action.kind is not SessionActionKind.NOTHING
 
 
@@ -163,8 +163,8 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
                                 cause="drift-repair"):
             counts["repaired"] += 1
             rivals.observe_repair(runtime, tenant, link, starface_row, reading)
-        if sessions_wanted and _session_may_need_repair(policy, reading, rows):
-            now = utcnow()
+        now = utcnow()
+        if sessions_wanted and _session_may_need_repair(policy, reading, rows, now):
             try:
                 result = reconcile_session(
                     runtime, tenant, link,
