@@ -95,6 +95,32 @@ def _clause(text: str, advanced: bool) -> tuple[Predicate, int]:
     raise FilterError(f"Invalid filter clause: {text}")
 
 
+def equality_terms(text: str) -> list[tuple[str, str]] | None:
+    """For a filter that only ORs equality clauses (`eq`, `in (...)`, `proxyAddresses/any(...)`, as the
+    connector's e-mail look-ups do): every (property, lower-cased value) a matching user must hold, so the
+    directory can answer from its index, as Graph does, instead of testing every user. None for any other
+    filter (`and`, `startsWith`, ...). Call it only for a filter that `compile_filter` accepted."""
+    terms: list[tuple[str, str]] = []
+    for alternative in _split(text, "or"):
+        if len(_split(alternative, "and")) > 1:
+            return None
+        clause = alternative.strip()
+        if clause.startswith("(") and clause.endswith(")"):
+            inner = equality_terms(clause[1:-1])
+            if inner is None:
+                return None
+            terms += inner
+        elif match := _EQ.match(clause):
+            terms.append((_field(match[1]), _unquote(match[2])))
+        elif match := _IN.match(clause):
+            terms += [(_field(match[1]), _unquote(v)) for v in _QUOTED.findall(match[2])]
+        elif match := _ANY.match(clause):
+            terms.append(("proxyAddresses", _unquote(match[2])))
+        else:
+            return None
+    return terms
+
+
 def compile_filter(text: str, advanced: bool) -> tuple[Predicate, int]:
     """A predicate over user resources and the number of clauses it holds (for the 15-clause limit)."""
     any_of: list[Predicate] = []

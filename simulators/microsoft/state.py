@@ -140,6 +140,10 @@ class Group:
     members: list[str]
 
 
+#: The user properties `users_with` answers from an index (the ones Graph filters by equality).
+INDEXED_PROPERTIES = ("id", "mail", "userPrincipalName", "displayName", "proxyAddresses")
+
+
 @dataclass
 class Tenant:
     id: str
@@ -147,6 +151,25 @@ class Tenant:
     apps: dict[str, App] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    # (property, lower-cased value) -> positions of users in directory order; rebuilt when users were added
+    # (users are never changed or removed), so a look-up never tests every user as a filter would.
+    _index: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False)
+    _ordered: list[User] = field(default_factory=list, repr=False)
+
+    def users_with(self, terms: list[tuple[str, str]]) -> list[User]:
+        """The users with any of the (property, value) terms - property one of INDEXED_PROPERTIES (any of
+        the proxyAddresses), value compared case-insensitively - in directory order."""
+        if len(self._ordered) != len(self.users):
+            self._ordered = list(self.users.values())
+            self._index = {}
+            for position, user in enumerate(self._ordered):
+                values = [("id", user.id), ("mail", user.mail or ""),
+                          ("userPrincipalName", user.user_principal_name), ("displayName", user.display_name)]
+                values += [("proxyAddresses", address) for address in user.proxy_addresses]
+                for name, text in dict.fromkeys((name, text.lower()) for name, text in values):
+                    self._index.setdefault((name, text), []).append(position)
+        positions = sorted({p for key, value in terms for p in self._index.get((key, value.lower()), [])})
+        return [self._ordered[p] for p in positions]
 
 
 @dataclass
