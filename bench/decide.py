@@ -19,6 +19,15 @@ have their rows and whose presence has not changed, in CPU time of this thread (
 Prints ONE JSON object (also written to bench/results/decide.json): CPU microseconds per user for each
 step, and the records per CPU-second of read + parse + decide with either read (the HTTP request, the
 Celery task and the few other statements of a poll come on top).
+
+CPU time on a shared virtual machine varies by 2x from run to run. Instructions do not: with
+``--decide-only N`` the script sets up as above and then only runs the decision N times, untimed, so
+
+    valgrind --tool=callgrind python bench/decide.py --decide-only 0    # setup alone
+    valgrind --tool=callgrind python bench/decide.py --decide-only 20   # setup + 20 batches
+
+give the decision's instructions per user as (Ir(20) - Ir(0)) / (20 x users), the same whatever else the
+machine is doing (run both for each revision compared).
 """
 
 from __future__ import annotations
@@ -106,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=650, help="users in the batch (Graph's most: 650)")
     parser.add_argument("--repeats", type=int, default=20, help="batches per timed round")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--decide-only", type=int, default=None, metavar="N",
+                        help="after the setup only run the decision N times, untimed (for callgrind)")
     args = parser.parse_args(argv)
     with bench_database() as (url, database):
         engine = make_engine(url)
@@ -143,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         decided = poll._decide(tenant, batch, presences, rows, observed_at)
         if decided:
             raise SystemExit(f"{len(decided)} users would be updated: the rows are not settled")
+        if args.decide_only is not None:
+            engine.dispose()
+            for _ in range(args.decide_only):
+                poll._decide(tenant, batch, presences, rows, observed_at)
+            sys.stdout.write(json.dumps({"users": args.users, "decide_batches": args.decide_only}) + "\n")
+            return 0
         progress(f"decide: {args.users} users with their applied rows; timing {ROUNDS} rounds")
         per_user = {
             "read_orm": cpu_us_per_user(read(load_applied_states), args.users, args.repeats),

@@ -150,7 +150,7 @@ def plan_starface(
     plan = _plan_for(
         policy, category, applied_teams.call_active, observation.sequence_number, observation.observed_at
     )
-    if unsettled or _decide(policy, plan, _UNREAD, applied_starface).has_writes:
+    if unsettled or _outcome(policy, plan, _UNREAD, applied_starface)[1] != _NO_WRITES:
         return plan
     # Teams leads over a manual DND the applied state may not know of (no bridge events): the update task
     # reads the DND before deciding, so a changed category that asks for set/clear is always handed on.
@@ -249,10 +249,42 @@ def _plan_for(
     )
 
 
+#: The writes part of `_outcome`: (dnd, chat text, chat symbol, telephony state), None = leave as is.
+_Writes = tuple[bool | None, str | None, str | None, str | None]
+_NO_WRITES: _Writes = (None, None, None, None)
+#: The applied part of `_outcome`: (dnd ours, dnd manual, dnd user off, chat text, chat symbol, telephony).
+_Learned = tuple[bool, bool, bool, str | None, str | None, bool]
+
+
 def _decide(
     policy: TenantPolicy, plan: StarfacePlan, reading: StarfaceReading, applied: StarfaceApplied
 ) -> StarfaceWrites:
-    """The one decision core. Unread fields of `reading` are taken to be as the applied state says."""
+    """The one decision core (`_outcome`) as the new applied state and the writes."""
+    learned, writes = _outcome(policy, plan, reading, applied)
+    ours, manual, user_off, chat, symbol, telephony = learned
+    dnd_write, chat_write, symbol_write, telephony_write = writes
+    new = StarfaceApplied(
+        dnd_ours=ours,
+        dnd_manual=manual,
+        dnd_user_off=user_off,
+        chat_text=chat,
+        telephony_active=telephony,
+        category=plan.category,
+        sequence_number=plan.sequence_number,
+        observed_at=plan.observed_at,
+        dnd_event_at=applied.dnd_event_at,
+        chat_symbol=symbol,
+    )
+    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write,
+                          chat_symbol=symbol_write)
+
+
+def _outcome(
+    policy: TenantPolicy, plan: StarfacePlan, reading: StarfaceReading, applied: StarfaceApplied
+) -> tuple[_Learned, _Writes]:
+    """The one decision core, as plain tuples: the poll asks it for every user and cycle whether anything
+    is to be written, and most answers are no. Unread fields of `reading` are taken to be as the applied
+    state says."""
     ours, manual, user_off = applied.dnd_ours, applied.dnd_manual, applied.dnd_user_off
     dnd_on = reading.dnd if reading.dnd is not None else (ours or manual)
     # 1. Learn ownership from what STARFACE shows.
@@ -307,17 +339,5 @@ def _decide(
             elif not plan.telephony_active and telephony and shown_active:
                 telephony_write = TELEPHONY_AVAILABLE  # only ever undo our own ACTIVE
             telephony = plan.telephony_active
-    new = StarfaceApplied(
-        dnd_ours=ours,
-        dnd_manual=manual,
-        dnd_user_off=user_off,
-        chat_text=chat,
-        telephony_active=telephony,
-        category=plan.category,
-        sequence_number=plan.sequence_number,
-        observed_at=plan.observed_at,
-        dnd_event_at=applied.dnd_event_at,
-        chat_symbol=symbol,
-    )
-    return StarfaceWrites(applied=new, dnd=dnd_write, chat_text=chat_write, telephony_state=telephony_write,
-                          chat_symbol=symbol_write)
+    learned: _Learned = (ours, manual, user_off, chat, symbol, telephony)
+    return learned, (dnd_write, chat_write, symbol_write, telephony_write)

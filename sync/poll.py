@@ -166,6 +166,12 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
     return {"failed": name}
 
 
+#: The applied states of a user without rows (never changed): shared, as they are immutable, instead of two
+#: new objects per user and poll.
+_NOTHING_ON_PBX = StarfaceApplied()
+_NO_TEAMS_SESSION = TeamsApplied()
+
+
 def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedView],
             observed_at: datetime) -> list[ApplyItem]:
     """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
@@ -173,19 +179,19 @@ def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dic
     policy = policy_for(tenant)
     by_entra_id = {presence.user_id: presence for presence in presences}
     updates: list[ApplyItem] = []
+    starface, teams = Target.STARFACE.value, Target.TEAMS.value  # an enum's value is a property: look once
     for link_id, entra_id in batch:
         presence = by_entra_id.get(entra_id.lower())
         if presence is None:
             continue
-        starface_row = states.get((link_id, Target.STARFACE.value))
-        teams_row = states.get((link_id, Target.TEAMS.value))
+        starface_row = states.get((link_id, starface))
+        teams_row = states.get((link_id, teams))
         if is_claimed(starface_row, observed_at) or is_claimed(teams_row, observed_at):
             # An update, or a change of our Teams session, is in flight: the presence just read may
             # already show our new session while its row does not yet, so decide next cycle instead.
             continue
-        applied_starface = (StarfaceApplied.from_json(starface_row.fields) if starface_row
-                            else StarfaceApplied())
-        applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else TeamsApplied()
+        applied_starface = StarfaceApplied.from_json(starface_row.fields) if starface_row else _NOTHING_ON_PBX
+        applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else _NO_TEAMS_SESSION
         observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
                                        presence.sequence_number, observed_at)
         # A released claim's intent still on the row: an update stopped after some of its writes.
