@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,8 @@ MICROSOFT_LOGIN_HOSTS = frozenset(
     }
 )
 _AADSTS = re.compile(r"AADSTS(\d+)")
+#: MSAL hands out a cached token only while it has more than this left.
+MSAL_EXPIRY_MARGIN_S = 300.0
 
 
 class _MsalHttp:
@@ -86,6 +89,11 @@ class TokenSource:
         self._http = _MsalHttp(http)
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
+        # The last token and until when (monotonic) MSAL would hand out that same token from its cache.
+        # Asking MSAL costs ~0.1 ms (a cache search, two uuid4 correlation ids): 9 % of a worker's CPU
+        # when each small tenant's poll is one Graph request.
+        self._token: str | None = None
+        self._token_until = 0.0
 
     @property
     def login_requests(self) -> int:
@@ -113,7 +121,10 @@ class TokenSource:
         """A valid access token (from MSAL's cache when it has >5 min left); raises GraphAuthError /
         GraphUnavailable."""
         with self._lock:
+            if self._token is not None and time.monotonic() < self._token_until:
+                return self._token
             try:
+                asked_at = time.monotonic()
                 result = self._application().acquire_token_for_client(scopes=[GRAPH_SCOPE])
             except InternalAddressRefused as exc:
                 raise GraphAddressRefused.for_url(self._login_base_url, str(exc)) from None
@@ -123,6 +134,8 @@ class TokenSource:
                 raise GraphUnavailable(f"login endpoint failed: {exc.error}") from exc
             except ValueError as exc:
                 raise _discovery_error(exc) from exc
+            if "access_token" in result:
+                self._remember(str(result["access_token"]), result, asked_at)
         if "access_token" in result:
             if result.get("token_source") == "identity_provider":
                 logger.info("graph token acquired for app %s at %s", self._client_id, self._authority)
@@ -133,9 +146,20 @@ class TokenSource:
             str(result.get("error_description", "")),
         )
 
+    def _remember(self, token: str, result: dict[str, Any], asked_at: float) -> None:
+        """Keeps the token for as long as MSAL would return it from its cache: until 5 minutes before it
+        expires (MSAL's margin) or until MSAL wants to refresh it early (``refresh_in``), whichever is
+        first; a token within the margin is not kept, so MSAL is asked again at once."""
+        horizons = [float(result.get("expires_in") or 0) - MSAL_EXPIRY_MARGIN_S]
+        if result.get("refresh_in"):
+            horizons.append(float(result["refresh_in"]))
+        keep_s = min(horizons)
+        self._token, self._token_until = (token, asked_at + keep_s) if keep_s > 0 else (None, 0.0)
+
     def invalidate(self) -> None:
         """Forget cached tokens (Graph said 401 although MSAL thought the token was still valid)."""
         with self._lock:
+            self._token, self._token_until = None, 0.0
             if self._app is not None:
                 self._app.remove_tokens_for_client()
 
