@@ -58,8 +58,7 @@ from models.store import load_applied_states, read_applied_states  # noqa: E402
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface  # noqa: E402
 from presence.categories import categorize  # noqa: E402
 from sync import poll  # noqa: E402
-from tenants.policy import policy_for  # noqa: E402
-from tenants.service import load_tenants  # noqa: E402
+from tenants.service import load_tenant_policies  # noqa: E402
 from tests.support.factories import make_tenant, make_user_links  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decide.json"
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             make_user_links(session, tenant, args.users)
             tenant_id = tenant.id
         with sessions.begin() as session:
-            tenant = load_tenants(session, [tenant_id])[tenant_id]
+            tenant, policy = load_tenant_policies(session, [tenant_id])[tenant_id]
             batch = [(link_id, entra_id) for link_id, entra_id in session.execute(
                 select(UserLink.id, UserLink.entra_object_id).where(UserLink.tenant_id == tenant_id)
                 .order_by(UserLink.id))]
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             session.execute(insert(AppliedState), [
                 {"user_link_id": link_id, "tenant_id": tenant_id, "target": target, "fields": fields,
                  "owned": [], "version": 3}
-                for (link_id, _), starface in zip(batch, settled_states(presences, policy_for(tenant),
+                for (link_id, _), starface in zip(batch, settled_states(presences, policy,
                                                                         observed_at), strict=True)
                 for target, fields in ((Target.STARFACE.value, starface),
                                        (Target.TEAMS.value, TeamsApplied().to_json()))])
@@ -151,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = read(read_applied_states)()
         assert isinstance(rows, dict) and len(rows) == 2 * args.users
-        decided = poll._decide(tenant, batch, presences, rows, observed_at)
+        decided = poll._decide(policy, batch, presences, rows, observed_at)
         if decided:
             raise SystemExit(f"{len(decided)} users would be updated: the rows are not settled")
         if args.decide_only is not None:
             engine.dispose()
             for _ in range(args.decide_only):
-                poll._decide(tenant, batch, presences, rows, observed_at)
+                poll._decide(policy, batch, presences, rows, observed_at)
             sys.stdout.write(json.dumps({"users": args.users, "decide_batches": args.decide_only}) + "\n")
             return 0
         progress(f"decide: {args.users} users with their applied rows; timing {ROUNDS} rounds")
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "read_orm": cpu_us_per_user(read(load_applied_states), args.users, args.repeats),
             "read_rows": cpu_us_per_user(read(read_applied_states), args.users, args.repeats),
             "parse": cpu_us_per_user(lambda: parse(answer), args.users, args.repeats),
-            "decide": cpu_us_per_user(lambda: poll._decide(tenant, batch, presences, rows, observed_at),
+            "decide": cpu_us_per_user(lambda: poll._decide(policy, batch, presences, rows, observed_at),
                                       args.users, args.repeats),
         }
         engine.dispose()

@@ -26,13 +26,12 @@ from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
 from models.store import AppliedView, StateKey, is_claimed, read_applied_states
-from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface
+from presence import StarfaceApplied, TeamsApplied, TeamsObservation, TenantPolicy, plan_starface
 from sync import health
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
-from tenants.policy import policy_for
-from tenants.service import load_tenants
+from tenants.service import load_tenant_policies
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +66,13 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
     read: list[tuple[int, Batch, list[Presence], datetime]] = []
     decided: list[tuple[int, Batch, list[Presence], list[ApplyItem]]] = []
     with transaction(runtime.sessions) as session:
-        tenants = load_tenants(session, [tenant_id for tenant_id, _ in admitted])
+        tenants = load_tenant_policies(session, [tenant_id for tenant_id, _ in admitted])
         reads: list[tuple[Tenant, Batch, GraphClient]] = []
         for tenant_id, batch in admitted:
-            tenant = tenants.get(tenant_id)
-            if tenant is None:
+            if tenant_id not in tenants:
                 results[str(tenant_id)] = {"skipped": "tenant gone or disabled"}
                 continue
+            tenant = tenants[tenant_id][0]
             try:
                 reads.append((tenant, batch, runtime.graph(tenant)))  # built here: no ORM use in threads
             except Exception as exc:  # noqa: BLE001 - e.g. the provider app is missing: the others go on
@@ -87,7 +86,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
         states = read_applied_states(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
         for tenant_id, batch, presences, observed_at in read:
             try:
-                updates = _decide(tenants[tenant_id], batch, presences, states, observed_at)
+                updates = _decide(tenants[tenant_id][1], batch, presences, states, observed_at)
             except Exception as exc:  # noqa: BLE001 - one tenant's bad data must not stop the others
                 log.exception("tenant %s: poll failed", tenant_id)
                 results[str(tenant_id)] = {"failed": type(exc).__name__}
@@ -172,11 +171,10 @@ _NOTHING_ON_PBX = StarfaceApplied()
 _NO_TEAMS_SESSION = TeamsApplied()
 
 
-def _decide(tenant: Tenant, batch: Batch, presences: list[Presence], states: dict[StateKey, AppliedView],
-            observed_at: datetime) -> list[ApplyItem]:
+def _decide(policy: TenantPolicy, batch: Batch, presences: list[Presence],
+            states: dict[StateKey, AppliedView], observed_at: datetime) -> list[ApplyItem]:
     """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
     one, none for a user whose update or Teams session change is in flight."""
-    policy = policy_for(tenant)
     by_entra_id = {presence.user_id: presence for presence in presences}
     updates: list[ApplyItem] = []
     starface, teams = Target.STARFACE.value, Target.TEAMS.value  # an enum's value is a property: look once

@@ -12,19 +12,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, raiseload, selectinload
 
 from connectors.starface import StarfaceGroup
 from models import AppliedState, StatusRule, Tenant, TenantHealth
 from models.crypto import SecretBox
 from models.secrets import read_secrets, set_secrets
-from presence import Rule
+from presence import Rule, TenantPolicy
 from presence.categories import Category
 from presence.policy import DndAction, overlay_rules
 from tenants.changes import KEEP_SECRET, changed_paths, deep_merge, given, nest, plain
 from tenants.groups import GroupLister, rest_groups
 from tenants.groups import resolve as resolve_group
 from tenants.naming import slugify, unique_slug
+from tenants.policy import RuleRow, policy_for
 from tenants.schema import (
     DEFAULT_SYMBOL,
     KEEP_SYMBOL,
@@ -75,16 +76,24 @@ def load_tenant(session: Session, tenant_id: int, include_disabled: bool = False
     return tenant if tenant is not None and (tenant.enabled or include_disabled) else None
 
 
-def load_tenants(session: Session, tenant_ids: Sequence[int]) -> dict[int, Tenant]:
-    """The enabled ones of these tenants with their rule tables, in two queries whatever their number
-    (a packed poll of several small tenants); gone or disabled tenants are left out."""
+def load_tenant_policies(session: Session,
+                         tenant_ids: Sequence[int]) -> dict[int, tuple[Tenant, TenantPolicy]]:
+    """The enabled ones of these tenants, each with the engine's policy, in two queries whatever their
+    number: the rule tables as plain rows. A packed poll of 26 small tenants loaded ~300 rule objects
+    through the ORM every cycle, 11 % of its CPU; ``tenant.rules`` is not loaded and raises if used."""
     if not tenant_ids:
         return {}
+    ids = list(tenant_ids)
     tenants = session.scalars(
-        select(Tenant).where(Tenant.id.in_(list(tenant_ids)), Tenant.enabled.is_(True))
-        .options(selectinload(Tenant.rules))
+        select(Tenant).where(Tenant.id.in_(ids), Tenant.enabled.is_(True)).options(raiseload(Tenant.rules))
     ).all()
-    return {tenant.id: tenant for tenant in tenants}
+    rules: dict[int, list[RuleRow]] = {tenant.id: [] for tenant in tenants}
+    for row in session.execute(
+        select(StatusRule.tenant_id, StatusRule.category, StatusRule.dnd_action, StatusRule.chat_text,
+               StatusRule.chat_symbol).where(StatusRule.tenant_id.in_(list(rules))).order_by(StatusRule.id)
+    ) if rules else ():
+        rules[row.tenant_id].append(row)
+    return {tenant.id: (tenant, policy_for(tenant, rules[tenant.id])) for tenant in tenants}
 
 
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import Tenant
 from models.crypto import SecretBox
 from models.secrets import read_secrets
+from tenants.policy import policy_for
 from tenants.schema import TenantConfigError, validate_config
-from tenants.service import create_tenant, update_tenant
+from tenants.service import create_tenant, load_tenant_policies, update_tenant
 from tenants.summary import secret_expiry_warning, tenant_summary
 from tests.cli.conftest import CLIENT_SECRET, SECRETS, TENANT, assert_no_secret
 
@@ -74,3 +76,21 @@ def test_it_warns_within_30_days_and_after_expiry() -> None:
     assert "expires on 2030-01-21 (in 20 days)" in soon
     assert "expired on 2029-12-31" in (secret_expiry_warning(now - timedelta(days=1), now) or "")
     assert secret_expiry_warning(None, now) is None
+
+
+def test_the_poll_reads_each_tenants_policy_as_the_orm_would_build_it(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    other = copy.deepcopy(TENANT)
+    other["name"], other["slug"] = "Other customer", "other"
+    other["rules"] = {"Busy": {"dnd": "set", "chat_text": "Beschäftigt", "chat_symbol": "DO_NOT_DISTURB"}}
+    with sessions() as session, session.begin():
+        ids = [create_tenant(session, box, validate_config(config)).id
+               for config in (copy.deepcopy(TENANT), other)]
+    with sessions() as session:
+        loaded = load_tenant_policies(session, [*ids, 999_999])  # a gone tenant is left out
+        assert sorted(loaded) == ids
+        for tenant_id, (tenant, policy) in loaded.items():
+            assert policy == policy_for(session.get(Tenant, tenant_id, populate_existing=True))
+            assert tenant.id == tenant_id
+        assert loaded[ids[0]][1].rules != loaded[ids[1]][1].rules  # each its own table, none mixed up
