@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from simulators.microsoft.http import Req, Resp, bad_request, graph_error
-from simulators.microsoft.odata_filter import FilterError, compile_filter, equality_terms
+from simulators.microsoft.odata_filter import FilterError, compile_filter
 from simulators.microsoft.state import SimState, User
 from simulators.microsoft.user_schema import BY_LOWER, DEFAULT_SELECT, SINGLE_USER_ONLY
 
@@ -134,13 +134,12 @@ def list_users(state: SimState, req: Req) -> Resp:
     users = list(tenant.users.values())
     if "$filter" in query:
         try:
-            predicate, _ = compile_filter(query["$filter"], advanced)
+            compiled = compile_filter(query["$filter"], advanced)
         except FilterError as exc:
             return bad_request(str(exc), code="Request_UnsupportedQuery")
-        terms = equality_terms(query["$filter"])
-        if terms is not None:  # look the values up, as Graph's index does, then test only those users
-            users = tenant.users_with(terms)
-        users = [u for u in users if predicate(u.resource())]
+        if compiled.terms is not None:  # look the values up, as Graph's index does, then test only those
+            users = tenant.users_with(compiled.terms)
+        users = [u for u in users if compiled.predicate(u.resource())]
     # The context names the selected properties only when $select was given (S20 examples).
     selected = f"({','.join(fields)})" if req.query.get("$select") else ""
     return _page(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_CLAUSES = 15  # [I] Graph: "Too many child clauses ... containing 'OR' operators: 16. Max allowed: 15."
 FILTER_FIELDS = {
@@ -25,6 +25,21 @@ _FUNC = re.compile(r"^(startswith|endswith)\((\w+),\s*'((?:[^']|'')*)'\)$", re.I
 _QUOTED = re.compile(r"\s*'((?:[^']|'')*)'\s*(?:,|$)")
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+
+#: (property, lower-cased value) pairs: a user holding any of them may match (Terms below).
+Terms = list[tuple[str, str]]
+
+
+class Compiled(NamedTuple):
+    """A compiled filter: the predicate over user resources, the number of clauses it holds (for the
+    15-clause limit) and, for a filter that only ORs equality clauses (`eq`, `in (...)`,
+    `proxyAddresses/any(...)`, as the connector's e-mail look-ups do), every (property, value) a matching
+    user must hold, so the directory answers from its index as Graph does (None for any other filter)."""
+
+    predicate: Predicate
+    clauses: int
+    terms: Terms | None
 
 
 class FilterError(ValueError):
@@ -69,72 +84,49 @@ def _values(item: dict[str, Any], key: str) -> str:
     return str(item.get(key) or "").lower()
 
 
-def _clause(text: str, advanced: bool) -> tuple[Predicate, int]:
+def _clause(text: str, advanced: bool) -> Compiled:
     text = text.strip()
     if text.startswith("(") and text.endswith(")"):
         return compile_filter(text[1:-1], advanced)
     if match := _EQ.match(text):
         key, value = _field(match[1]), _unquote(match[2])
-        return (lambda item: _values(item, key) == value), 1
+        return Compiled(lambda item: _values(item, key) == value, 1, [(key, value)])
     if match := _IN.match(text):
         key, body = _field(match[1]), match[2]
         values = {_unquote(v) for v in _QUOTED.findall(body)}
         if not values or _QUOTED.sub("", body).strip():
             raise FilterError("Invalid filter clause: malformed 'in' list.")
-        return (lambda item: _values(item, key) in values), len(values)
+        return Compiled(lambda item: _values(item, key) in values, len(values), [(key, v) for v in values])
     if match := _ANY.match(text):
         value = _unquote(match[2])
-        return (lambda item: value in {p.lower() for p in item.get("proxyAddresses", [])}), 1
+        return Compiled(lambda item: value in {p.lower() for p in item.get("proxyAddresses", [])}, 1,
+                        [("proxyAddresses", value)])
     if match := _FUNC.match(text):
         func, key, value = match[1].lower(), _field(match[2]), _unquote(match[3])
         if func == "endswith":
             if not advanced:
                 raise FilterError("Unsupported Query.")
-            return (lambda item: _values(item, key).endswith(value)), 1
-        return (lambda item: _values(item, key).startswith(value)), 1
+            return Compiled(lambda item: _values(item, key).endswith(value), 1, None)
+        return Compiled(lambda item: _values(item, key).startswith(value), 1, None)
     raise FilterError(f"Invalid filter clause: {text}")
 
 
-def equality_terms(text: str) -> list[tuple[str, str]] | None:
-    """For a filter that only ORs equality clauses (`eq`, `in (...)`, `proxyAddresses/any(...)`, as the
-    connector's e-mail look-ups do): every (property, lower-cased value) a matching user must hold, so the
-    directory can answer from its index, as Graph does, instead of testing every user. None for any other
-    filter (`and`, `startsWith`, ...). Call it only for a filter that `compile_filter` accepted."""
-    terms: list[tuple[str, str]] = []
-    for alternative in _split(text, "or"):
-        if len(_split(alternative, "and")) > 1:
-            return None
-        clause = alternative.strip()
-        if clause.startswith("(") and clause.endswith(")"):
-            inner = equality_terms(clause[1:-1])
-            if inner is None:
-                return None
-            terms += inner
-        elif match := _EQ.match(clause):
-            terms.append((_field(match[1]), _unquote(match[2])))
-        elif match := _IN.match(clause):
-            terms += [(_field(match[1]), _unquote(v)) for v in _QUOTED.findall(match[2])]
-        elif match := _ANY.match(clause):
-            terms.append(("proxyAddresses", _unquote(match[2])))
-        else:
-            return None
-    return terms
-
-
-def compile_filter(text: str, advanced: bool) -> tuple[Predicate, int]:
-    """A predicate over user resources and the number of clauses it holds (for the 15-clause limit)."""
+def compile_filter(text: str, advanced: bool) -> Compiled:
+    """The predicate, clause count and index terms of a `$filter` (see `Compiled`)."""
     any_of: list[Predicate] = []
     count = 0
+    terms: Terms | None = []
     for alternative in _split(text, "or"):
-        all_of: list[Predicate] = []
-        for part in _split(alternative, "and"):
-            predicate, n = _clause(part, advanced)
-            all_of.append(predicate)
-            count += n
-        any_of.append(lambda item, preds=tuple(all_of): all(p(item) for p in preds))
+        parts = [_clause(part, advanced) for part in _split(alternative, "and")]
+        count += sum(part.clauses for part in parts)
+        if len(parts) > 1 or parts[0].terms is None or terms is None:
+            terms = None  # an `and` or a function: only a scan tells
+        else:
+            terms += parts[0].terms
+        any_of.append(lambda item, preds=tuple(part.predicate for part in parts): all(p(item) for p in preds))
     if count > MAX_CLAUSES:
         raise FilterError(
             f"Too many child clauses specified in search filter expression containing 'OR' "
             f"operators: {count}. Max allowed: {MAX_CLAUSES}."
         )
-    return (lambda item: any(p(item) for p in any_of)), count
+    return Compiled(lambda item: any(p(item) for p in any_of), count, terms)

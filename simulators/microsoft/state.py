@@ -140,10 +140,6 @@ class Group:
     members: list[str]
 
 
-#: The user properties `users_with` answers from an index (the ones Graph filters by equality).
-INDEXED_PROPERTIES = ("id", "mail", "userPrincipalName", "displayName", "proxyAddresses")
-
-
 @dataclass
 class Tenant:
     id: str
@@ -157,8 +153,8 @@ class Tenant:
     _ordered: list[User] = field(default_factory=list, repr=False)
 
     def users_with(self, terms: list[tuple[str, str]]) -> list[User]:
-        """The users with any of the (property, value) terms - property one of INDEXED_PROPERTIES (any of
-        the proxyAddresses), value compared case-insensitively - in directory order."""
+        """The users with any of the (property, value) terms - id, mail, userPrincipalName, displayName or
+        one of the proxyAddresses; values compared case-insensitively - in directory order."""
         if len(self._ordered) != len(self.users):
             self._ordered = list(self.users.values())
             self._index = {}
