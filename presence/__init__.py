@@ -22,6 +22,8 @@ from presence.policy import (
 from presence.state import (
     BUSY_IN_A_CALL,
     DND_PRESENTING,
+    NO_TEAMS_SESSION,
+    NOTHING_APPLIED,
     EventKind,
     Origin,
     PresencePair,
@@ -63,6 +65,8 @@ __all__ = [
     "DEFAULT_RULES",
     "DND_PRESENTING",
     "ECHO_WINDOW",
+    "NO_TEAMS_SESSION",
+    "NOTHING_APPLIED",
     "REFRESH_INTERVAL",
     "SESSION_EXPIRY",
     "Category",

@@ -180,6 +180,9 @@ class StarfaceApplied:
             chat_symbol=_str(data, "chat_symbol"),
         )
 
+#: The applied STARFACE state of a user nothing was ever written for (no row yet); immutable, so shared.
+NOTHING_APPLIED = StarfaceApplied()
+
 
 @dataclass(frozen=True, slots=True)
 class PresencePair:
@@ -247,7 +250,7 @@ class TeamsApplied:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TeamsApplied:
         if all(value is None or value is False for value in data.values()):
-            return _NO_SESSION  # most users, every poll: no session held or remembered, nothing to parse
+            return NO_TEAMS_SESSION  # most users, every poll: no session held or remembered, nothing to parse
         return cls(
             call_active=_bool(data, "call_active"),
             telephony_event_at=_time(data, "telephony_event_at"),
@@ -261,5 +264,6 @@ class TeamsApplied:
         )
 
 
-#: The applied Teams state of a user we hold no session for and never did (or long ago).
-_NO_SESSION = TeamsApplied()
+#: The applied Teams state of a user we hold no session for and never did (or long ago); immutable, so
+#: shared by every user without one instead of a new object per user and poll.
+NO_TEAMS_SESSION = TeamsApplied()

@@ -26,7 +26,15 @@ from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
 from models.store import AppliedView, StateKey, is_claimed, read_applied_states
-from presence import StarfaceApplied, TeamsApplied, TeamsObservation, TenantPolicy, plan_starface
+from presence import (
+    NO_TEAMS_SESSION,
+    NOTHING_APPLIED,
+    StarfaceApplied,
+    TeamsApplied,
+    TeamsObservation,
+    TenantPolicy,
+    plan_starface,
+)
 from sync import health
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
@@ -165,12 +173,6 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
     return {"failed": name}
 
 
-#: The applied states of a user without rows (never changed): shared, as they are immutable, instead of two
-#: new objects per user and poll.
-_NOTHING_ON_PBX = StarfaceApplied()
-_NO_TEAMS_SESSION = TeamsApplied()
-
-
 def _decide(policy: TenantPolicy, batch: Batch, presences: list[Presence],
             states: dict[StateKey, AppliedView], observed_at: datetime) -> list[ApplyItem]:
     """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
@@ -188,8 +190,8 @@ def _decide(policy: TenantPolicy, batch: Batch, presences: list[Presence],
             # An update, or a change of our Teams session, is in flight: the presence just read may
             # already show our new session while its row does not yet, so decide next cycle instead.
             continue
-        applied_starface = StarfaceApplied.from_json(starface_row.fields) if starface_row else _NOTHING_ON_PBX
-        applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else _NO_TEAMS_SESSION
+        applied_starface = StarfaceApplied.from_json(starface_row.fields) if starface_row else NOTHING_APPLIED
+        applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row else NO_TEAMS_SESSION
         observation = TeamsObservation(presence.availability, presence.activity, presence.out_of_office,
                                        presence.sequence_number, observed_at)
         # A released claim's intent still on the row: an update stopped after some of its writes.
