@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Tenant
@@ -90,6 +91,8 @@ def test_the_poll_reads_each_tenants_policy_as_the_orm_would_build_it(
     with sessions() as session:
         loaded = load_tenant_policies(session, [*ids, 999_999])  # a gone tenant is left out
         assert sorted(loaded) == ids
+        with pytest.raises(InvalidRequestError):  # not loaded: a use would silently cost ORM objects again
+            _ = loaded[ids[0]][0].rules
         for tenant_id, (tenant, policy) in loaded.items():
             assert policy == policy_for(session.get(Tenant, tenant_id, populate_existing=True))
             assert tenant.id == tenant_id
