@@ -158,6 +158,22 @@ def plan_starface(
     return plan if leads and plan.dnd is not DndAction.LEAVE else None
 
 
+def decided_without_clock(
+    observation: TeamsObservation, applied_starface: StarfaceApplied, applied_teams: TeamsApplied
+) -> bool:
+    """True when `plan_starface`'s answer for these inputs cannot change with the observation time alone,
+    so a poll that sees the same presence over the same applied states may reuse it (sync/settled.py).
+
+    The time takes part in two places: ordering by observation time, when the observation or the applied
+    state has no sequenceNumber (and something was applied), and the echo window of a released session.
+    """
+    ordered_by_stamps = (
+        observation.sequence_number is not None and applied_starface.sequence_number is not None
+    ) or applied_starface.observed_at is None
+    echo_window_open = applied_teams.released is not None and applied_teams.released_at is not None
+    return ordered_by_stamps and not echo_window_open
+
+
 def finalize_starface(
     plan: StarfacePlan, starface_now: StarfaceReading, applied_starface: StarfaceApplied, policy: TenantPolicy
 ) -> StarfaceWrites:
