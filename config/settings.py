@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     starface_max_per_s: float = Field(
         default=20.0, gt=0, description="Requests per second to one STARFACE at most, over all workers."
     )
+    settled_users_max: int = Field(
+        default=100_000, ge=0,
+        description="Users per worker process whose unchanged \"nothing to write\" the poll remembers, so "
+        "it does not read and decide them again (about 600 bytes each; 0 switches the memo off).",
+    )
     allow_private_urls: bool = Field(
         default=False,
         description="Production: let tenant URLs point at loopback, private and link-local addresses "

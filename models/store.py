@@ -29,6 +29,8 @@ class AppliedView(Protocol):
     """What a poll reads of an applied state, as a plain result row (``read_applied_states``)."""
 
     @property
+    def id(self) -> int: ...
+    @property
     def fields(self) -> dict[str, Any]: ...
     @property
     def version(self) -> int: ...
@@ -49,8 +51,9 @@ def load_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[
     return {(row.user_link_id, row.target): row for row in rows}
 
 
-_VIEW_COLUMNS = (AppliedState.user_link_id, AppliedState.target, AppliedState.fields, AppliedState.version,
-                 AppliedState.claim_id, AppliedState.claim_expires_at, AppliedState.claim_fields)
+_VIEW_COLUMNS = (AppliedState.id, AppliedState.user_link_id, AppliedState.target, AppliedState.fields,
+                 AppliedState.version, AppliedState.claim_id, AppliedState.claim_expires_at,
+                 AppliedState.claim_fields)
 
 
 def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedView]:
@@ -62,6 +65,17 @@ def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[
         return {}
     rows = session.execute(select(*_VIEW_COLUMNS).where(_of_users(session, ids)))
     return {(row.user_link_id, row.target): row for row in rows}  # type: ignore[misc]
+
+
+def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, tuple[int, int]]:
+    """Only (row id, version) of the same rows: every change of a row bumps its version, so this names
+    its state without reading its documents (JSON parsing is four fifths of ``read_applied_states``)."""
+    ids = list(user_link_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(AppliedState.user_link_id, AppliedState.target, AppliedState.id,
+                                  AppliedState.version).where(_of_users(session, ids)))
+    return {(link_id, target): (row_id, version) for link_id, target, row_id, version in rows}
 
 
 def _of_users(session: Session, ids: list[int]) -> ColumnElement[bool]:

@@ -1,10 +1,12 @@
 """Poll: one Graph call for a batch of <=650 users, one decision per user, updates only for changes.
 
 Per batch, whatever its size: one Graph request, and a constant number of database queries (the tenant
-with its rules, the batch's applied states in ONE query, one health update). Updates are queued
-after the transaction, together (one task per up to APPLY_BATCH_MAX users), only for users whose desired
-STARFACE state differs from the applied one, and not for users whose update is in flight (an unexpired
-claim).
+with its rules, the batch's applied-state versions in ONE query, the documents of the rows of the users
+to decide in one more, one health update). Users whose presence and applied rows are unchanged since a
+"nothing to write" are not decided again (sync/settled.py), so a settled batch reads no documents.
+Updates are queued after the transaction, together (one task per up to APPLY_BATCH_MAX users), only for
+users whose desired STARFACE state differs from the applied one, and not for users whose update is in
+flight (an unexpired claim).
 
 Several small tenants polled in one task (`run_poll_many`) share that constant: their tenants, their
 applied states and their health stamps are each read or written in one statement for all of them, so a
@@ -25,7 +27,7 @@ from connectors.graph import GraphAuthError, GraphClient, GraphError, GraphThrot
 from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
-from models.store import AppliedView, StateKey, is_claimed, read_applied_states
+from models.store import AppliedView, StateKey, is_claimed, read_applied_heads, read_applied_states
 from presence import (
     NO_TEAMS_SESSION,
     NOTHING_APPLIED,
@@ -33,11 +35,13 @@ from presence import (
     TeamsApplied,
     TeamsObservation,
     TenantPolicy,
+    decided_without_clock,
     plan_starface,
 )
 from sync import health
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
+from sync.settled import RowHead, SettledUsers, TenantSettled, settled_key
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.service import load_tenant_policies
 
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 #: (its own budget and throttling), so reading them one after another only leaves the worker waiting for
 #: Microsoft's round trips (tens of milliseconds each in production).
 GRAPH_READS_IN_FLIGHT = 8
+
+#: One tenant's batch as read from Graph: tenant id, batch, its presences, when they were read.
+Read = tuple[int, Batch, list[Presence], datetime]
 
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,
@@ -71,7 +78,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
             results[str(tenant_id)] = refused
         else:
             admitted.append((tenant_id, batch))
-    read: list[tuple[int, Batch, list[Presence], datetime]] = []
+    read: list[Read] = []
     decided: list[tuple[int, Batch, list[Presence], list[ApplyItem]]] = []
     with transaction(runtime.sessions) as session:
         tenants = load_tenant_policies(session, [tenant_id for tenant_id, _ in admitted])
@@ -91,10 +98,12 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
                 results[str(tenant.id)] = _record_failure(runtime, session, tenant, outcome, now)
             else:
                 read.append((tenant.id, batch, outcome, observed_at))
-        states = read_applied_states(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
-        for tenant_id, batch, presences, observed_at in read:
+        undecided = _undecided(runtime.settled, session, read, tenants)
+        states = read_applied_states(session, [link_id for users, _, _ in undecided for link_id, _ in users])
+        for (tenant_id, batch, presences, observed_at), (users, by_entra_id, settled) in zip(
+                read, undecided, strict=True):
             try:
-                updates = _decide(tenants[tenant_id][1], batch, presences, states, observed_at)
+                updates = _decide(tenants[tenant_id][1], users, by_entra_id, states, observed_at, settled)
             except Exception as exc:  # noqa: BLE001 - one tenant's bad data must not stop the others
                 log.exception("tenant %s: poll failed", tenant_id)
                 results[str(tenant_id)] = {"failed": type(exc).__name__}
@@ -173,14 +182,47 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
     return {"failed": name}
 
 
-def _decide(policy: TenantPolicy, batch: Batch, presences: list[Presence],
-            states: dict[StateKey, AppliedView], observed_at: datetime) -> list[ApplyItem]:
-    """The STARFACE updates the batch needs: one per user whose desired state differs from the applied
-    one, none for a user whose update or Teams session change is in flight."""
-    by_entra_id = {presence.user_id: presence for presence in presences}
-    updates: list[ApplyItem] = []
+def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
+               tenants: dict[int, tuple[Tenant, TenantPolicy]]
+               ) -> list[tuple[Batch, dict[str, Presence], TenantSettled | None]]:
+    """Per read, in order: the users to decide this cycle, the presences by Entra id, and the tenant's
+    remembered answers. A user is left out when Graph returned no presence for it, or when its presence
+    and its applied rows' (id, version) are those of a remembered "nothing to write" (sync/settled.py):
+    one statement reads the rows' heads for all reads, and their documents are then read only for the
+    users left in."""
+    if session.get_bind().dialect.name != "postgresql" or (memo is not None and memo.max_users == 0):
+        # Switched off, or SQLite (the embedded mode), which may give a new row the id of a deleted one,
+        # so (id, version) would not name one state: every user is decided, as before the memo.
+        memo = None
+    heads = (read_applied_heads(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
+             if memo is not None else {})
     starface, teams = Target.STARFACE.value, Target.TEAMS.value  # an enum's value is a property: look once
-    for link_id, entra_id in batch:
+    undecided: list[tuple[Batch, dict[str, Presence], TenantSettled | None]] = []
+    for tenant_id, batch, presences, _ in read:
+        by_entra_id = {presence.user_id: presence for presence in presences}
+        settled = memo.of_tenant(tenant_id, tenants[tenant_id][1]) if memo is not None else None
+        users: Batch = []
+        for link_id, entra_id in batch:
+            presence = by_entra_id.get(entra_id.lower())
+            if presence is None:
+                continue
+            if settled is not None and settled.holds(link_id, settled_key(
+                    entra_id, presence, heads.get((link_id, starface)), heads.get((link_id, teams)))):
+                continue
+            users.append((link_id, entra_id))
+        undecided.append((users, by_entra_id, settled))
+    return undecided
+
+
+def _decide(policy: TenantPolicy, users: Batch, by_entra_id: dict[str, Presence],
+            states: dict[StateKey, AppliedView], observed_at: datetime,
+            settled: TenantSettled | None = None) -> list[ApplyItem]:
+    """The STARFACE updates these users need: one per user whose desired state differs from the applied
+    one, none for a user whose update or Teams session change is in flight. A "nothing to write" that
+    the clock cannot change is remembered in ``settled``."""
+    updates: list[ApplyItem] = []
+    starface, teams = Target.STARFACE.value, Target.TEAMS.value
+    for link_id, entra_id in users:
         presence = by_entra_id.get(entra_id.lower())
         if presence is None:
             continue
@@ -199,7 +241,13 @@ def _decide(policy: TenantPolicy, batch: Batch, presences: list[Presence],
         plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at, unsettled)
         if plan is not None:
             updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
+        elif settled is not None and decided_without_clock(observation, applied_starface, applied_teams):
+            settled.remember(link_id, settled_key(entra_id, presence, _head(starface_row), _head(teams_row)))
     return updates
+
+
+def _head(row: AppliedView | None) -> RowHead:
+    return None if row is None else (row.id, row.version)
 
 
 def _queue_updates(runtime: Runtime, queue: TaskQueue, tenant_id: int, batch: Batch,

@@ -29,6 +29,7 @@ from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
 from models.secrets import read_secrets
 from sync.coordination import Coordination, LocalCoordination, RedisCoordination
+from sync.settled import SettledUsers
 from tenants.provider_app import ProviderApp, ProviderAppMissing, provider_app
 
 #: How long a worker keeps the tenants' log levels before reading them again.
@@ -74,6 +75,8 @@ class Runtime:
     #: The Graph and login connections of all tenants' GraphClients (built with the first of them).
     _graph_http: httpx.Client | None = None
     _provider_read: bool = False
+    #: The polls' remembered "nothing to write" answers in this process (sync/settled.py).
+    settled: SettledUsers = field(default_factory=SettledUsers)
 
     def log_level_of(self, tenant_id: int) -> str:
         """The tenant's log level; all tenants' levels are read in one query at most every 30 s."""
@@ -224,7 +227,8 @@ def build_runtime(settings: Settings) -> Runtime:
     else:
         coordination = LocalCoordination()
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
-                   box=box_from_settings(settings), coordination=coordination)
+                   box=box_from_settings(settings), coordination=coordination,
+                   settled=SettledUsers(max_users=settings.settled_users_max))
 
 
 def get_runtime() -> Runtime:

@@ -1,0 +1,88 @@
+"""Settled users: the poll's "nothing to write" answers, remembered per worker process.
+
+Every cycle a poll decides for every user of its batch, and nearly every answer is "nothing to write".
+That answer depends only on the tenant's policy, the user's Graph presence (with its sequenceNumber) and
+the user's two applied-state rows - unless the observation time takes part, which
+`presence.decided_without_clock` rules out. A row is named by its id and version: every change of it
+(a write, a claim, its release) bumps the version (models/store.py), and PostgreSQL never hands a
+deleted row's id to a new one. So when a user's presence and both rows' (id, version) are what they were
+when the answer was "nothing", deciding again would give "nothing" again, and the poll skips the user
+without reading the rows' documents or deciding (issue 14: skip unchanged users by sequenceNumber).
+
+A change of the tenant's policy (rules, options, bridge) forgets the tenant's answers. The memo is per
+process and bounded (`TEAMSCONNECT_SETTLED_USERS_MAX`, about 600 bytes per user measured with its
+strings): once full it takes no one new, so a process that polls more users than that decides the rest
+every cycle, as it would without the memo.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from connectors.graph import Presence
+from presence import TenantPolicy
+
+#: Users remembered per process unless the settings say otherwise (settled_users_max): some 60 MB.
+MAX_SETTLED_USERS = 100_000
+
+#: (row id, version) of an applied-state row, or None when the user has no such row.
+RowHead = tuple[int, int] | None
+#: What the answer was decided from: Entra id, sequenceNumber, availability, activity, out of office, and
+#: the heads of the STARFACE and the Teams applied-state rows.
+SettledKey = tuple[str, str | None, str, str, bool, RowHead, RowHead]
+
+
+def settled_key(entra_id: str, presence: Presence, starface: RowHead, teams: RowHead) -> SettledKey:
+    return (entra_id, presence.sequence_number, presence.availability, presence.activity,
+            presence.out_of_office, starface, teams)
+
+
+@dataclass
+class SettledUsers:
+    """Per tenant: the policy the answers were decided under, and per user link the key of its answer."""
+
+    max_users: int = MAX_SETTLED_USERS
+    _tenants: dict[int, tuple[TenantPolicy, dict[int, SettledKey]]] = field(default_factory=dict)
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of_tenant(self, tenant_id: int, policy: TenantPolicy) -> TenantSettled:
+        """The tenant's remembered answers, forgotten first if they were decided under another policy."""
+        with self._lock:
+            entry = self._tenants.get(tenant_id)
+            if entry is None or entry[0] != policy:
+                if entry is not None:
+                    self._count -= len(entry[1])
+                entry = (policy, {})
+                self._tenants[tenant_id] = entry
+            return TenantSettled(self, entry[1])
+
+    def _room_for_one(self) -> bool:
+        with self._lock:
+            if self._count >= self.max_users:
+                return False
+            self._count += 1
+            return True
+
+    @property
+    def users(self) -> int:
+        """Users remembered in this process (for tests and benchmarks)."""
+        return self._count
+
+
+@dataclass
+class TenantSettled:
+    """One tenant's remembered answers (see the module docstring)."""
+
+    owner: SettledUsers
+    keys: dict[int, SettledKey]
+
+    def holds(self, link_id: int, key: SettledKey) -> bool:
+        """True if this user's answer was "nothing to write" for exactly this presence and these rows."""
+        return self.keys.get(link_id) == key
+
+    def remember(self, link_id: int, key: SettledKey) -> None:
+        """Records a "nothing to write" answer (a newer one replaces the user's older one)."""
+        if link_id in self.keys or self.owner._room_for_one():
+            self.keys[link_id] = key

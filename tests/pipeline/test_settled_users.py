@@ -1,0 +1,100 @@
+"""The poll's memo of settled users (sync/settled.py, issue 14): a user whose presence and applied rows
+are unchanged since a "nothing to write" is not decided again (no row documents read), and anything the
+answer depends on - the presence, either applied row, the tenant's rules - brings the decision back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from embedded.stack import Stack, StackFactory
+from models import Target, Tenant, UserLink
+from models.base import utcnow
+from models.db import transaction
+from models.store import compare_and_set
+from presence import Category, StarfaceApplied, TenantPolicy
+from presence.linking import LinkState
+from simulators.paired import paired_seeds
+from sync.poll import run_poll
+from sync.ports import Batch, CollectingQueue
+from sync.settled import SettledUsers
+from tenants.service import update_tenant
+from tests.support.query_counter import count_queries
+
+USERS = 3
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    yield from stacks.build(paired_seeds(USERS), web=False)
+
+
+def _batch(stack: Stack, tenant_id: int) -> Batch:
+    with transaction(stack.runtime.sessions) as session:
+        linked = (UserLink.tenant_id == tenant_id) & (UserLink.state == LinkState.LINKED.value)
+        rows = session.execute(select(UserLink.id, UserLink.entra_object_id).where(linked)
+                               .order_by(UserLink.id)).all()
+    assert len(rows) == USERS
+    return [(link_id, entra_id or "") for link_id, entra_id in rows]
+
+
+def _poll(stack: Stack, tenant_id: int, batch: Batch) -> tuple[dict[str, object], list[int], int]:
+    """One poll: its summary, the users it queued updates for, and its SQL statements."""
+    queue = CollectingQueue()
+    with count_queries(stack.runtime.engine) as counted:
+        summary = run_poll(stack.runtime, tenant_id, batch, queue)
+    return summary, [link_id for _, items in queue.apply_batches for link_id, _, _ in items], counted.count
+
+
+def test_a_settled_user_is_decided_again_when_its_presence_rows_or_rules_change(stack: Stack) -> None:
+    tenant_id = stack.add_tenant("settled", bridge=False)
+    batch = _batch(stack, tenant_id)
+    for index in range(USERS):
+        stack.teams(index, "sign_in")
+    assert _poll(stack, tenant_id, batch)[1] == []  # the first look at everyone: Available, nothing to write
+    assert stack.runtime.settled.users == USERS
+
+    summary, queued, statements = _poll(stack, tenant_id, batch)
+    assert (summary["presences"], queued) == (USERS, [])
+    # tenant, rules, the rows' versions, one health stamp: no row's document is read, nobody decided
+    assert statements == 4
+
+    # The presence: user 1 starts a Teams call.
+    stack.teams(1, "call_start")
+    assert _poll(stack, tenant_id, batch)[1] == [batch[1][0]]
+
+    # An applied row: user 0's STARFACE row now says we switched DND on for an earlier Busy; Available
+    # asks for it to be cleared. Same presence as when the answer was "nothing": only the row changed.
+    with transaction(stack.runtime.sessions) as session:
+        earlier = StarfaceApplied(dnd_ours=True, category=Category.BUSY,
+                                  observed_at=utcnow() - timedelta(minutes=1))
+        assert compare_and_set(session, tenant_id=tenant_id, user_link_id=batch[0][0],
+                               target=Target.STARFACE.value, expected_version=None, fields=earlier.to_json(),
+                               owned=["dnd"], observed_at=earlier.observed_at)
+    assert _poll(stack, tenant_id, batch)[1] == [batch[0][0]]
+
+    # The rules: Available now asks for DND, so user 2 (unchanged, settled) gets an update too.
+    with transaction(stack.runtime.sessions) as session:
+        update_tenant(session, stack.runtime.box, session.get_one(Tenant, tenant_id),
+                      {"rules.Available.dnd": "set"})
+    summary, queued, _ = _poll(stack, tenant_id, batch)
+    assert queued == [batch[2][0]]
+    assert summary["already_queued"] == 2  # users 0 and 1: their updates still wait in the queue
+
+
+def test_the_memo_keeps_within_its_bound_and_forgets_a_tenant_whose_policy_changed() -> None:
+    memo = SettledUsers(max_users=2)
+    tenant = memo.of_tenant(1, TenantPolicy())
+    key = ("entra-id", "A0000000001", "Available", "Available", False, None, None)
+    newer = ("entra-id", "A0000000002", "Available", "Available", False, (7, 2), None)
+    for link_id in (10, 11, 12):
+        tenant.remember(link_id, key)
+    assert memo.users == 2 and tenant.holds(10, key) and not tenant.holds(12, key)  # full: 12 not kept
+    tenant.remember(10, newer)  # a newer answer replaces the user's older one, in its place
+    assert memo.users == 2 and tenant.holds(10, newer) and not tenant.holds(10, key)
+    assert memo.of_tenant(1, TenantPolicy()).holds(11, key)  # an equal policy keeps the answers
+    assert not memo.of_tenant(1, TenantPolicy(set_dnd=False)).holds(11, key)
+    assert memo.users == 0
