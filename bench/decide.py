@@ -14,11 +14,14 @@ have their rows and whose presence has not changed, in CPU time of this thread (
   poll used before; other writers still use it);
 - ``read_rows``: the same rows as plain result rows (`models.store.read_applied_states`, what it uses);
 - ``parse``: the Graph answer for the batch (JSON to `Presence`, as `connectors.graph` does);
-- ``decide``: the decision for every user (`sync.poll._decide`: the rows parsed, the engine asked).
+- ``decide``: the decision for every user (`sync.poll._decide`: the rows parsed, the engine asked);
+- ``settled``: what a poll does instead of ``read_rows`` and ``decide`` once every user's "nothing to write"
+  is remembered (`sync.poll._undecided`: the rows' versions read in one statement, each user's presence and
+  versions looked up in the memo of sync/settled.py; nobody is left to decide).
 
 Prints ONE JSON object (also written to bench/results/decide.json): CPU microseconds per user for each
-step, and the records per CPU-second of read + parse + decide with either read (the HTTP request, the
-Celery task and the few other statements of a poll come on top).
+step, and the records per CPU-second of read + parse + decide with either read, and of parse + settled
+(the HTTP request, the Celery task and the few other statements of a poll come on top).
 
 CPU time on a shared virtual machine varies by 2x from run to run. Instructions do not: with
 ``--decide-only N`` the script sets up as above and then only runs the decision N times, untimed, so
@@ -58,6 +61,7 @@ from models.store import load_applied_states, read_applied_states  # noqa: E402
 from presence import StarfaceApplied, TeamsApplied, TeamsObservation, plan_starface  # noqa: E402
 from presence.categories import categorize  # noqa: E402
 from sync import poll  # noqa: E402
+from sync.settled import SettledUsers  # noqa: E402
 from tenants.service import load_tenant_policies  # noqa: E402
 from tests.support.factories import make_tenant, make_user_links  # noqa: E402
 
@@ -150,13 +154,25 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = read(read_applied_states)()
         assert isinstance(rows, dict) and len(rows) == 2 * args.users
-        decided = poll._decide(policy, batch, presences, rows, observed_at)
+        by_entra_id = {presence.user_id: presence for presence in presences}
+        memo = SettledUsers()
+        settled = memo.of_tenant(tenant_id, policy)
+        decided = poll._decide(policy, batch, by_entra_id, rows, observed_at, settled)
         if decided:
             raise SystemExit(f"{len(decided)} users would be updated: the rows are not settled")
+        assert memo.users == args.users, "every user's answer is remembered"
+
+        def skip_settled() -> object:
+            with sessions.begin() as session:
+                (users, _, _), = poll._undecided(memo, session, [(tenant_id, batch, presences, observed_at)],
+                                                 {tenant_id: (tenant, policy)})
+            assert not users, "a settled batch leaves nobody to decide"
+            return users
+
         if args.decide_only is not None:
             engine.dispose()
             for _ in range(args.decide_only):
-                poll._decide(policy, batch, presences, rows, observed_at)
+                poll._decide(policy, batch, by_entra_id, rows, observed_at)
             sys.stdout.write(json.dumps({"users": args.users, "decide_batches": args.decide_only}) + "\n")
             return 0
         progress(f"decide: {args.users} users with their applied rows; timing {ROUNDS} rounds")
@@ -164,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             "read_orm": cpu_us_per_user(read(load_applied_states), args.users, args.repeats),
             "read_rows": cpu_us_per_user(read(read_applied_states), args.users, args.repeats),
             "parse": cpu_us_per_user(lambda: parse(answer), args.users, args.repeats),
-            "decide": cpu_us_per_user(lambda: poll._decide(policy, batch, presences, rows, observed_at),
+            "decide": cpu_us_per_user(lambda: poll._decide(policy, batch, by_entra_id, rows, observed_at),
                                       args.users, args.repeats),
+            "settled": cpu_us_per_user(skip_settled, args.users, args.repeats),
         }
         engine.dispose()
     with_orm = per_user["read_orm"] + per_user["parse"] + per_user["decide"]
@@ -175,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"time of this thread, best of {ROUNDS} rounds of {args.repeats} batches",
         "users": args.users, "cpu_us_per_user": per_user,
         "records_per_cpu_s": {"read_orm_parse_decide": round(1e6 / with_orm),
-                              "read_rows_parse_decide": round(1e6 / with_rows)},
+                              "read_rows_parse_decide": round(1e6 / with_rows),
+                              "parse_settled": round(1e6 / (per_user["parse"] + per_user["settled"]))},
         "database": database,
         "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},

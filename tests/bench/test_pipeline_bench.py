@@ -116,5 +116,5 @@ def test_the_decide_benchmark_times_each_step_of_a_settled_batch(tmp_path: Path)
     completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True, timeout=120)
     result = json.loads(completed.stdout)
     assert result == json.loads((tmp_path / "decide.json").read_text())
-    assert set(result["cpu_us_per_user"]) == {"read_orm", "read_rows", "parse", "decide"}
+    assert set(result["cpu_us_per_user"]) == {"read_orm", "read_rows", "parse", "decide", "settled"}
     assert result["users"] == 30 and all(value > 0 for value in result["records_per_cpu_s"].values())
