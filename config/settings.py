@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     settled_users_max: int = Field(
         default=100_000, ge=0,
         description="Users per worker process whose unchanged \"nothing to write\" the poll remembers, so "
-        "it does not read and decide them again (about 600 bytes each; 0 switches the memo off).",
+        "it does not read and decide them again (about 500 bytes each; 0 switches the memo off).",
     )
     allow_private_urls: bool = Field(
         default=False,

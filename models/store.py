@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, and_, any_, bindparam, or_, select, text, update
+from sqlalchemy import Integer, and_, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import utcnow
-from models.state import AppliedState, ChangeLog
+from models.state import AppliedState, ChangeLog, Target
 
 StateKey = tuple[int, str]  # (user_link_id, target)
 
@@ -67,15 +67,26 @@ def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[
     return {(row.user_link_id, row.target): row for row in rows}  # type: ignore[misc]
 
 
-def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, tuple[int, int]]:
-    """Only (row id, version) of the same rows: every change of a row bumps its version, so this names
-    its state without reading its documents (JSON parsing is four fifths of ``read_applied_states``)."""
+#: (row id, version) of a user's STARFACE applied state, then of its Teams one; None where there is no row.
+AppliedHeads = tuple[int | None, int | None, int | None, int | None]
+NO_APPLIED_ROWS: AppliedHeads = (None, None, None, None)
+
+
+def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[int, AppliedHeads]:
+    """Only (row id, version) of the same rows, one result row per user: every change of a row bumps its
+    version, so this names its state without reading its documents (JSON parsing is four fifths of
+    ``read_applied_states``). Users without any row are left out (``NO_APPLIED_ROWS``)."""
     ids = list(user_link_ids)
     if not ids:
         return {}
-    rows = session.execute(select(AppliedState.user_link_id, AppliedState.target, AppliedState.id,
-                                  AppliedState.version).where(_of_users(session, ids)))
-    return {(link_id, target): (row_id, version) for link_id, target, row_id, version in rows}
+    starface, teams = AppliedState.target == Target.STARFACE.value, AppliedState.target == Target.TEAMS.value
+    rows = session.execute(
+        select(AppliedState.user_link_id,
+               func.max(AppliedState.id).filter(starface), func.max(AppliedState.version).filter(starface),
+               func.max(AppliedState.id).filter(teams), func.max(AppliedState.version).filter(teams))
+        .where(_of_users(session, ids)).group_by(AppliedState.user_link_id))
+    return {link_id: (starface_id, starface_version, teams_id, teams_version)
+            for link_id, starface_id, starface_version, teams_id, teams_version in rows}
 
 
 def _of_users(session: Session, ids: list[int]) -> ColumnElement[bool]:

@@ -27,7 +27,15 @@ from connectors.graph import GraphAuthError, GraphClient, GraphError, GraphThrot
 from models import Target, Tenant
 from models.base import utcnow
 from models.db import transaction
-from models.store import AppliedView, StateKey, is_claimed, read_applied_heads, read_applied_states
+from models.store import (
+    NO_APPLIED_ROWS,
+    AppliedHeads,
+    AppliedView,
+    StateKey,
+    is_claimed,
+    read_applied_heads,
+    read_applied_states,
+)
 from presence import (
     NO_TEAMS_SESSION,
     NOTHING_APPLIED,
@@ -41,7 +49,7 @@ from presence import (
 from sync import health
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
-from sync.settled import RowHead, SettledUsers, TenantSettled, settled_key
+from sync.settled import SettledUsers, TenantSettled, settled_key
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 from tenants.service import load_tenant_policies
 
@@ -196,7 +204,6 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
         memo = None
     heads = (read_applied_heads(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
              if memo is not None else {})
-    starface, teams = Target.STARFACE.value, Target.TEAMS.value  # an enum's value is a property: look once
     undecided: list[tuple[Batch, dict[str, Presence], TenantSettled | None]] = []
     for tenant_id, batch, presences, _ in read:
         by_entra_id = {presence.user_id: presence for presence in presences}
@@ -206,8 +213,8 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
             presence = by_entra_id.get(entra_id.lower())
             if presence is None:
                 continue
-            if settled is not None and settled.holds(link_id, settled_key(
-                    entra_id, presence, heads.get((link_id, starface)), heads.get((link_id, teams)))):
+            if settled is not None and settled.holds(
+                    link_id, settled_key(entra_id, presence, heads.get(link_id, NO_APPLIED_ROWS))):
                 continue
             users.append((link_id, entra_id))
         undecided.append((users, by_entra_id, settled))
@@ -242,12 +249,11 @@ def _decide(policy: TenantPolicy, users: Batch, by_entra_id: dict[str, Presence]
         if plan is not None:
             updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
         elif settled is not None and decided_without_clock(observation, applied_starface, applied_teams):
-            settled.remember(link_id, settled_key(entra_id, presence, _head(starface_row), _head(teams_row)))
+            heads: AppliedHeads = (
+                starface_row.id if starface_row else None, starface_row.version if starface_row else None,
+                teams_row.id if teams_row else None, teams_row.version if teams_row else None)
+            settled.remember(link_id, settled_key(entra_id, presence, heads))
     return updates
-
-
-def _head(row: AppliedView | None) -> RowHead:
-    return None if row is None else (row.id, row.version)
 
 
 def _queue_updates(runtime: Runtime, queue: TaskQueue, tenant_id: int, batch: Batch,

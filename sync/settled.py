@@ -10,7 +10,7 @@ when the answer was "nothing", deciding again would give "nothing" again, and th
 without reading the rows' documents or deciding (issue 14: skip unchanged users by sequenceNumber).
 
 A change of the tenant's policy (rules, options, bridge) forgets the tenant's answers. The memo is per
-process and bounded (`TEAMSCONNECT_SETTLED_USERS_MAX`, about 600 bytes per user measured with its
+process and bounded (`TEAMSCONNECT_SETTLED_USERS_MAX`, about 500 bytes per user measured with its
 strings): once full it takes no one new, so a process that polls more users than that decides the rest
 every cycle, as it would without the memo.
 """
@@ -21,21 +21,20 @@ import threading
 from dataclasses import dataclass, field
 
 from connectors.graph import Presence
+from models.store import AppliedHeads
 from presence import TenantPolicy
 
-#: Users remembered per process unless the settings say otherwise (settled_users_max): some 60 MB.
+#: Users remembered per process unless the settings say otherwise (settled_users_max): some 50 MB.
 MAX_SETTLED_USERS = 100_000
 
-#: (row id, version) of an applied-state row, or None when the user has no such row.
-RowHead = tuple[int, int] | None
 #: What the answer was decided from: Entra id, sequenceNumber, availability, activity, out of office, and
-#: the heads of the STARFACE and the Teams applied-state rows.
-SettledKey = tuple[str, str | None, str, str, bool, RowHead, RowHead]
+#: (row id, version) of the STARFACE and of the Teams applied-state row (None where there is none).
+SettledKey = tuple[str, str | None, str, str, bool, int | None, int | None, int | None, int | None]
 
 
-def settled_key(entra_id: str, presence: Presence, starface: RowHead, teams: RowHead) -> SettledKey:
+def settled_key(entra_id: str, presence: Presence, heads: AppliedHeads) -> SettledKey:
     return (entra_id, presence.sequence_number, presence.availability, presence.activity,
-            presence.out_of_office, starface, teams)
+            presence.out_of_office, *heads)
 
 
 @dataclass

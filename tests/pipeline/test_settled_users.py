@@ -88,8 +88,8 @@ def test_a_settled_user_is_decided_again_when_its_presence_rows_or_rules_change(
 def test_the_memo_keeps_within_its_bound_and_forgets_a_tenant_whose_policy_changed() -> None:
     memo = SettledUsers(max_users=2)
     tenant = memo.of_tenant(1, TenantPolicy())
-    key = ("entra-id", "A0000000001", "Available", "Available", False, None, None)
-    newer = ("entra-id", "A0000000002", "Available", "Available", False, (7, 2), None)
+    key = ("entra-id", "A0000000001", "Available", "Available", False, None, None, None, None)
+    newer = ("entra-id", "A0000000002", "Available", "Available", False, 7, 2, None, None)
     for link_id in (10, 11, 12):
         tenant.remember(link_id, key)
     assert memo.users == 2 and tenant.holds(10, key) and not tenant.holds(12, key)  # full: 12 not kept
