@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = read(read_applied_states)()
         assert isinstance(rows, dict) and len(rows) == 2 * args.users
         by_entra_id = {presence.user_id: presence for presence in presences}
-        memo = SettledUsers()
+        memo = SettledUsers(max_users=args.users)
         settled = memo.of_tenant(tenant_id, policy)
         decided = poll._decide(policy, batch, by_entra_id, rows, observed_at, settled)
         if decided:

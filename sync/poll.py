@@ -198,9 +198,9 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
     and its applied rows' (id, version) are those of a remembered "nothing to write" (sync/settled.py):
     one statement reads the rows' heads for all reads, and their documents are then read only for the
     users left in."""
-    if session.get_bind().dialect.name != "postgresql" or (memo is not None and memo.max_users == 0):
-        # Switched off, or SQLite (the embedded mode), which may give a new row the id of a deleted one,
-        # so (id, version) would not name one state: every user is decided, as before the memo.
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite (the embedded mode) may give a new row the id of a deleted one, so (id, version) would
+        # not name one state: every user is decided, as before the memo.
         memo = None
     heads = (read_applied_heads(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
              if memo is not None else {})

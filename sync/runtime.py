@@ -75,8 +75,13 @@ class Runtime:
     #: The Graph and login connections of all tenants' GraphClients (built with the first of them).
     _graph_http: httpx.Client | None = None
     _provider_read: bool = False
-    #: The polls' remembered "nothing to write" answers in this process (sync/settled.py).
-    settled: SettledUsers = field(default_factory=SettledUsers)
+    #: The polls' remembered "nothing to write" answers in this process (sync/settled.py); None when the
+    #: settings switch the memo off (settled_users_max = 0).
+    settled: SettledUsers | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.settings.settled_users_max:
+            self.settled = SettledUsers(max_users=self.settings.settled_users_max)
 
     def log_level_of(self, tenant_id: int) -> str:
         """The tenant's log level; all tenants' levels are read in one query at most every 30 s."""
@@ -227,8 +232,7 @@ def build_runtime(settings: Settings) -> Runtime:
     else:
         coordination = LocalCoordination()
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
-                   box=box_from_settings(settings), coordination=coordination,
-                   settled=SettledUsers(max_users=settings.settled_users_max))
+                   box=box_from_settings(settings), coordination=coordination)
 
 
 def get_runtime() -> Runtime:

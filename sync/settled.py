@@ -24,9 +24,6 @@ from connectors.graph import Presence
 from models.store import AppliedHeads
 from presence import TenantPolicy
 
-#: Users remembered per process unless the settings say otherwise (settled_users_max): some 50 MB.
-MAX_SETTLED_USERS = 100_000
-
 #: What the answer was decided from: Entra id, sequenceNumber, availability, activity, out of office, and
 #: (row id, version) of the STARFACE and of the Teams applied-state row (None where there is none).
 SettledKey = tuple[str, str | None, str, str, bool, int | None, int | None, int | None, int | None]
@@ -41,7 +38,7 @@ def settled_key(entra_id: str, presence: Presence, heads: AppliedHeads) -> Settl
 class SettledUsers:
     """Per tenant: the policy the answers were decided under, and per user link the key of its answer."""
 
-    max_users: int = MAX_SETTLED_USERS
+    max_users: int  # settled_users_max of the settings
     _tenants: dict[int, tuple[TenantPolicy, dict[int, SettledKey]]] = field(default_factory=dict)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)

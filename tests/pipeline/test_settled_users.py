@@ -10,16 +10,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from config import Settings
 from embedded.stack import Stack, StackFactory
 from models import Target, Tenant, UserLink
 from models.base import utcnow
-from models.db import transaction
+from models.crypto import SecretBox, generate_key
+from models.db import make_engine, make_session_factory, transaction
 from models.store import compare_and_set
 from presence import Category, StarfaceApplied, TenantPolicy
 from presence.linking import LinkState
 from simulators.paired import paired_seeds
+from sync.coordination import LocalCoordination
 from sync.poll import run_poll
 from sync.ports import Batch, CollectingQueue
+from sync.runtime import Runtime
 from sync.settled import SettledUsers
 from tenants.service import update_tenant
 from tests.support.query_counter import count_queries
@@ -55,7 +59,7 @@ def test_a_settled_user_is_decided_again_when_its_presence_rows_or_rules_change(
     for index in range(USERS):
         stack.teams(index, "sign_in")
     assert _poll(stack, tenant_id, batch)[1] == []  # the first look at everyone: Available, nothing to write
-    assert stack.runtime.settled.users == USERS
+    assert stack.runtime.settled is not None and stack.runtime.settled.users == USERS
 
     summary, queued, statements = _poll(stack, tenant_id, batch)
     assert (summary["presences"], queued) == (USERS, [])
@@ -98,3 +102,13 @@ def test_the_memo_keeps_within_its_bound_and_forgets_a_tenant_whose_policy_chang
     assert memo.of_tenant(1, TenantPolicy()).holds(11, key)  # an equal policy keeps the answers
     assert not memo.of_tenant(1, TenantPolicy(set_dnd=False)).holds(11, key)
     assert memo.users == 0
+
+
+@pytest.mark.parametrize(("configured", "memo_size"), [(0, None), (250, 250)])
+def test_the_setting_sizes_the_memo_and_zero_switches_it_off(configured: int, memo_size: int | None) -> None:
+    engine = make_engine("sqlite://")
+    runtime = Runtime(settings=Settings(_env_file=None, settled_users_max=configured), engine=engine,
+                      sessions=make_session_factory(engine), box=SecretBox([generate_key()]),
+                      coordination=LocalCoordination())
+    assert (None if runtime.settled is None else runtime.settled.max_users) == memo_size
+    runtime.close()
