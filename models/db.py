@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys on, WAL and a busy timeout for concurrent workers."""
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
+        database = make_url(url).database  # None or "" for "sqlite://", SQLAlchemy's in-memory database
         if database and database != ":memory:" and not database.startswith("file:"):
             _private_file(Path(database))
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})

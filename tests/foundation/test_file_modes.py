@@ -60,3 +60,13 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path: Path, usual_
     make_engine(f"sqlite:///{database}").dispose()
 
     assert _mode(database) == 0o600
+
+
+def test_an_in_memory_database_creates_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+        engine.dispose()
+    assert list(tmp_path.iterdir()) == []  # "sqlite://" once left a file named "sqlite:" behind
