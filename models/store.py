@@ -72,10 +72,21 @@ AppliedHeads = tuple[int | None, int | None, int | None, int | None]
 NO_APPLIED_ROWS: AppliedHeads = (None, None, None, None)
 
 
-def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[int, AppliedHeads]:
+def applied_heads(starface: AppliedView | None, teams: AppliedView | None) -> AppliedHeads:
+    """A user's heads from its rows as ``read_applied_states`` returns them."""
+    return (starface.id if starface else None, starface.version if starface else None,
+            teams.id if teams else None, teams.version if teams else None)
+
+
+def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[int, AppliedHeads] | None:
     """Only (row id, version) of the same rows, one result row per user: every change of a row bumps its
     version, so this names its state without reading its documents (JSON parsing is four fifths of
-    ``read_applied_states``). Users without any row are left out (``NO_APPLIED_ROWS``)."""
+    ``read_applied_states``). Users without any row are left out (``NO_APPLIED_ROWS``).
+
+    None on SQLite (the embedded mode), which may give a new row the id of a deleted one: there (id,
+    version) does not name one state."""
+    if not _postgresql(session):
+        return None
     ids = list(user_link_ids)
     if not ids:
         return {}

@@ -29,9 +29,9 @@ from models.base import utcnow
 from models.db import transaction
 from models.store import (
     NO_APPLIED_ROWS,
-    AppliedHeads,
     AppliedView,
     StateKey,
+    applied_heads,
     is_claimed,
     read_applied_heads,
     read_applied_states,
@@ -198,12 +198,10 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
     and its applied rows' (id, version) are those of a remembered "nothing to write" (sync/settled.py):
     one statement reads the rows' heads for all reads, and their documents are then read only for the
     users left in."""
-    if session.get_bind().dialect.name != "postgresql":
-        # SQLite (the embedded mode) may give a new row the id of a deleted one, so (id, version) would
-        # not name one state: every user is decided, as before the memo.
-        memo = None
     heads = (read_applied_heads(session, [link_id for _, batch, _, _ in read for link_id, _ in batch])
-             if memo is not None else {})
+             if memo is not None else None)
+    if heads is None:  # switched off, or a database whose (id, version) does not name a state
+        memo, heads = None, {}
     undecided: list[tuple[Batch, dict[str, Presence], TenantSettled | None]] = []
     for tenant_id, batch, presences, _ in read:
         by_entra_id = {presence.user_id: presence for presence in presences}
@@ -249,10 +247,7 @@ def _decide(policy: TenantPolicy, users: Batch, by_entra_id: dict[str, Presence]
         if plan is not None:
             updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
         elif settled is not None and decided_without_clock(observation, applied_starface, applied_teams):
-            heads: AppliedHeads = (
-                starface_row.id if starface_row else None, starface_row.version if starface_row else None,
-                teams_row.id if teams_row else None, teams_row.version if teams_row else None)
-            settled.remember(link_id, settled_key(entra_id, presence, heads))
+            settled.remember(link_id, settled_key(entra_id, presence, applied_heads(starface_row, teams_row)))
     return updates
 
 
