@@ -54,7 +54,8 @@ class SettledUsers:
                 self._tenants[tenant_id] = entry
             return TenantSettled(self, entry[1])
 
-    def _room_for_one(self) -> bool:
+    def take_room(self) -> bool:
+        """Counts one more remembered user, unless the memo is full (then False)."""
         with self._lock:
             if self._count >= self.max_users:
                 return False
@@ -80,5 +81,5 @@ class TenantSettled:
 
     def remember(self, link_id: int, key: SettledKey) -> None:
         """Records a "nothing to write" answer (a newer one replaces the user's older one)."""
-        if link_id in self.keys or self.owner._room_for_one():
+        if link_id in self.keys or self.owner.take_room():
             self.keys[link_id] = key
