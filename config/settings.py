@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         description="Users per worker process whose unchanged \"nothing to write\" the poll remembers, so "
         "it does not read and decide them again (about 500 bytes each; 0 switches the memo off).",
     )
+    flower_poll_tasks: bool = Field(
+        default=False,
+        description="Send Flower the task events of every poll task too. Off by default: with a poll per "
+        "tenant every few seconds they would be most of the workers' event traffic and push the updates, "
+        "calls and maintenance out of Flower's task list.",
+    )
     allow_private_urls: bool = Field(
         default=False,
         description="Production: let tenant URLs point at loopback, private and link-local addresses "

@@ -65,7 +65,11 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
         "task_time_limit": TASK_TIME_LIMIT_S,
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Flower learns of a task when a worker receives it. A "task-sent" event per task would be a second
+        # publish for every task the tick, a poll or a webhook sends, and for a poll (which sends Flower no
+        # events of its own unless TEAMSCONNECT_FLOWER_POLL_TASKS is on: workers/poll.py) a task Flower
+        # would list as "sent" for ever. Queue lengths are on Flower's Broker page.
+        "task_send_sent_event": False,
         # Each queue with its own exchange and key: a bare Queue(name) would bind every queue to the
         # default exchange under one key, and Redis would copy each task into all four queues.
         "task_queues": [Queue(name, Exchange(name), routing_key=name) for name in queues.ALL_QUEUES],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import get_settings
 from sync.poll import run_poll, run_poll_many
 from workers import queues
 from workers.app import celery_app
@@ -11,15 +12,27 @@ from workers.base import TenantTask
 from workers.task_queue import CELERY_QUEUE
 
 
-@celery_app.task(name=queues.TASK_POLL_BATCH, base=TenantTask, bind=True, ignore_result=True)
-def poll_batch(self: TenantTask, tenant_id: int, batch: list[list[Any]], cycle_at: str) -> dict[str, Any]:
-    """``cycle_at`` is the tick that enqueued it (visible in Flower)."""
+class PollTask(TenantTask):
+    """A poll sends Flower no task events unless ``TEAMSCONNECT_FLOWER_POLL_TASKS`` asks for them: polls run
+    for every tenant every few seconds, so their three events each (received, started, succeeded) would
+    be most of what a worker's main process publishes, and in Flower they would push the updates, calls
+    and maintenance out of its list of recent tasks. The worker still sends its heartbeats and the events
+    of every other task."""
+
+    @property
+    def send_events(self) -> bool:  # read by Celery's worker for each event of this task
+        return get_settings().flower_poll_tasks
+
+
+@celery_app.task(name=queues.TASK_POLL_BATCH, base=PollTask, bind=True, ignore_result=True)
+def poll_batch(self: PollTask, tenant_id: int, batch: list[list[Any]], cycle_at: str) -> dict[str, Any]:
+    """``cycle_at`` is the tick that enqueued it (in Flower's task details, when polls are shown there)."""
     pairs = [(int(link_id), str(entra_id)) for link_id, entra_id in batch]
     return run_poll(self.runtime, tenant_id, pairs, CELERY_QUEUE)
 
 
-@celery_app.task(name=queues.TASK_POLL_MANY, base=TenantTask, bind=True, ignore_result=True)
-def poll_many(self: TenantTask, polls: list[list[Any]], cycle_at: str) -> dict[str, Any]:
+@celery_app.task(name=queues.TASK_POLL_MANY, base=PollTask, bind=True, ignore_result=True)
+def poll_many(self: PollTask, polls: list[list[Any]], cycle_at: str) -> dict[str, Any]:
     """Several small tenants' whole batches in one task (scheduler/tick.py packs them)."""
     items = [(int(tenant_id), [(int(link_id), str(entra_id)) for link_id, entra_id in batch])
              for tenant_id, batch in polls]
