@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="STARFACE requests in flight per PBX (deployment setting; default 4)")
     parser.add_argument("--pbx-per-s", type=float, default=None,
                         help="STARFACE requests per second per PBX (deployment setting; default 20)")
+    parser.add_argument("--flower-poll-tasks", action="store_true",
+                        help="polls send Flower their task events (deployment setting; default off)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where last.json, latency.png and profile.txt go (default bench/results)")
     args = parser.parse_args(argv)
@@ -143,7 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     change_users, teams_users, pbx_users, load_users = assign_users(args.users, args.tenants, args.changes,
                                                                     args.samples)
     for name, value in (("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", args.pbx_in_flight),
-                        ("TEAMSCONNECT_STARFACE_MAX_PER_S", args.pbx_per_s)):
+                        ("TEAMSCONNECT_STARFACE_MAX_PER_S", args.pbx_per_s),
+                        ("TEAMSCONNECT_FLOWER_POLL_TASKS", "true" if args.flower_poll_tasks else None)):
         if value is not None:
             os.environ[name] = str(value)
     with bench_database() as (database_url, database), \
@@ -162,11 +165,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress(f"setup: directory sync {sync_s:.1f} s, {len(signed_in)} Teams sign-ins "
                  f"{time.perf_counter() - started:.1f} s; starting {args.workers} worker process(es)")
         stack.start_worker("bench", concurrency=args.workers)
+        main_workers = [p.pid for p in stack.workers if p not in stack.events_workers]
         meter = CpuMeter({
-            "workers": [p.pid for p in stack.workers if p not in stack.events_workers],
+            "workers": main_workers,
             "events_worker": [p.pid for p in stack.events_workers],
             **{name: [process.pid] for name, process in stack.services.items()},
-        })
+        }, alone={"workers_main_process": main_workers})
         driver = TickDriver(stack, TICK_PERIOD_S)
         try:
             warm = warm_up(stack, tenant_ids, CELERY_QUEUE)
@@ -237,6 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "worker_rss_mb": worker_rss,
             "pbx_limits": {"max_in_flight": stack.runtime.settings.starface_max_in_flight,
                            "max_per_s": stack.runtime.settings.starface_max_per_s},
+            "flower_poll_tasks": stack.runtime.settings.flower_poll_tasks,
         },
         "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
                     "platform": platform.platform(),

@@ -57,6 +57,17 @@ def cpu_seconds(roots: list[int]) -> float:
     return total / _TICK
 
 
+def own_process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes alone, without their children (e.g. a Celery worker's
+    main process: receiving, acking, publishing events - apart from the tasks its pool runs)."""
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of one process (MB)."""
     fields = _stat(pid)
@@ -81,14 +92,17 @@ def cpu_model() -> str:
 
 class CpuMeter:
     """CPU seconds per named group of process trees, between ``start()`` and ``read()``; the harness
-    (this process) is its own group."""
+    (this process) is its own group. ``alone`` names groups of single processes measured without their
+    children (a part of a tree that is also counted whole)."""
 
-    def __init__(self, groups: dict[str, list[int]]) -> None:
+    def __init__(self, groups: dict[str, list[int]], alone: dict[str, list[int]] | None = None) -> None:
         self.groups = groups
+        self.alone = alone or {}
         self._started: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
         values = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        values.update({name: own_process_cpu_seconds(pids) for name, pids in self.alone.items()})
         values["harness"] = own_cpu_seconds()
         return values
 

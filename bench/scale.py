@@ -78,8 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="window (default 20 s, quick 8)")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="every tenant's poll interval in seconds (default 1, the product's floor)")
+    parser.add_argument("--flower-poll-tasks", action="store_true",
+                        help="polls send Flower their task events (deployment setting; default off)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    if args.flower_poll_tasks:
+        os.environ["TEAMSCONNECT_FLOWER_POLL_TASKS"] = "true"  # passed on to the workers (embedded/stack.py)
     args.configs = [tuple(int(x) for x in c.split("x")) for c in
                     (args.configs or (QUICK_CONFIGS if args.quick else FULL_CONFIGS)).split(",")]
     args.workers = [int(w) for w in (args.workers or ("1,2" if args.quick else "1,2,4")).split(",")]
@@ -150,7 +154,8 @@ def measure(stack: Stack, tenants: int, users: int, workers: int, seconds: float
             interval_s: float) -> dict[str, Any]:
     stack.start_worker("scale", concurrency=workers, queues="poll,apply,maintenance")
     roots = [p.pid for p in stack.workers]
-    meter = CpuMeter({"workers": roots, **{n: [p.pid] for n, p in stack.services.items()}})
+    meter = CpuMeter({"workers": roots, **{n: [p.pid] for n, p in stack.services.items()}},
+                     alone={"workers_main_process": roots})
     ticker = TickDriver(stack, 1.0)  # beat: one real tick every second, in a thread of this process
     requests_per_tenant_cycle = math.ceil(users / GRAPH_BATCH_SIZE)
     expected_per_cycle = tenants * requests_per_tenant_cycle
@@ -258,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     output = {
         "configs": results,
         "quick": args.quick,
+        "flower_poll_tasks": args.flower_poll_tasks,
         "method": __doc__.split("\n\n")[1].strip() if __doc__ else "",
         "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
                     "platform": platform.platform(),

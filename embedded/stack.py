@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BROKER_URL = os.environ.get("TEAMSCONNECT_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 COORDINATION_URL = os.environ.get("TEAMSCONNECT_TEST_COORDINATION_URL", "redis://127.0.0.1:6379/12")
 #: Settings taken over from the environment into the stack's processes (everything else is the stack's).
-PASSED_SETTINGS = ("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", "TEAMSCONNECT_STARFACE_MAX_PER_S")
+PASSED_SETTINGS = ("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", "TEAMSCONNECT_STARFACE_MAX_PER_S",
+                   "TEAMSCONNECT_FLOWER_POLL_TASKS")
 
 
 @dataclass
