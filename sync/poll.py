@@ -1,9 +1,11 @@
 """Poll: one Graph call for a batch of <=650 users, one decision per user, updates only for changes.
 
-Per batch, whatever its size: one Graph request, and a constant number of database queries (the tenant
-with its rules, the batch's applied-state versions in ONE query, the documents of the rows of the users
-to decide in one more, one health update). Users whose presence and applied rows are unchanged since a
-"nothing to write" are not decided again (sync/settled.py), so a settled batch reads no documents.
+Per batch, whatever its size: one Graph request, and a constant number of database queries (a fingerprint
+of the tenant's configuration, and the tenant with its rules only when that changed -
+sync/tenant_policies.py; the batch's applied-state versions in ONE query, the documents of the rows of
+the users to decide in one more, one health update). Users whose presence and applied rows are unchanged
+since a "nothing to write" are not decided again (sync/settled.py), so a settled batch reads no
+documents.
 Updates are queued after the transaction, together (one task per up to APPLY_BATCH_MAX users), only for
 users whose desired STARFACE state differs from the applied one, and not for users whose update is in
 flight (an unexpired claim).
@@ -51,7 +53,6 @@ from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQ
 from sync.runtime import Runtime
 from sync.settled import SettledUsers, TenantSettled, settled_key
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
-from tenants.service import load_tenant_policies
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
     read: list[Read] = []
     decided: list[tuple[int, Batch, list[Presence], list[ApplyItem]]] = []
     with transaction(runtime.sessions) as session:
-        tenants = load_tenant_policies(session, [tenant_id for tenant_id, _ in admitted])
+        tenants = runtime.tenant_policies.load(session, [tenant_id for tenant_id, _ in admitted])
         reads: list[tuple[Tenant, Batch, GraphClient]] = []
         for tenant_id, batch in admitted:
             if tenant_id not in tenants:
@@ -175,7 +176,9 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
         code = f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else "graph_auth"
         health.record_error(session, tenant_id, code, exc.message)
         if tenant.uses_provider_app and exc.aadsts_code in CONSENT_MISSING_CODES:
-            record_revoked(session, tenant, code, exc.message)
+            stored = session.get(Tenant, tenant_id)  # ``tenant`` may be a kept one, outside this session
+            if stored is not None:
+                record_revoked(session, stored, code, exc.message)
         log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
         return {"failed": "auth"}
     if isinstance(exc, GraphError):

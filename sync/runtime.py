@@ -30,6 +30,7 @@ from models.db import make_engine, make_session_factory
 from models.secrets import read_secrets
 from sync.coordination import Coordination, LocalCoordination, RedisCoordination
 from sync.settled import SettledUsers
+from sync.tenant_policies import TenantPolicies
 from tenants.provider_app import ProviderApp, ProviderAppMissing, provider_app
 
 #: How long a worker keeps the tenants' log levels before reading them again.
@@ -78,6 +79,9 @@ class Runtime:
     #: The polls' remembered "nothing to write" answers in this process (sync/settled.py); None when the
     #: settings switch the memo off (settled_users_max = 0).
     settled: SettledUsers | None = field(init=False, default=None)
+    #: The polled tenants with their policies, kept while their configuration is unchanged
+    #: (sync/tenant_policies.py).
+    tenant_policies: TenantPolicies = field(default_factory=TenantPolicies)
 
     def __post_init__(self) -> None:
         if self.settings.settled_users_max:

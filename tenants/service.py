@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Integer, Text, any_, bindparam, cast, func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session, raiseload, selectinload
 
 from connectors.starface import StarfaceGroup
@@ -94,6 +95,38 @@ def load_tenant_policies(session: Session,
     ):
         rules[row.tenant_id].append(row)
     return {tenant.id: (tenant, policy_for(tenant, rules[tenant.id])) for tenant in tenants}
+
+
+#: The tenant's columns that the scheduler changes on every claim; everything else is configuration.
+SCHEDULER_COLUMNS = frozenset({"next_poll_at", "updated_at"})
+
+
+def _fingerprint_statement() -> Any:
+    """md5 of every configuration column of the tenant row and of its rule rows (PostgreSQL's text of a
+    row constructor is unambiguous: it quotes and tells NULL from an empty string). Built from the table,
+    so a column added later is in the fingerprint without anyone remembering to add it."""
+    columns = [column for column in Tenant.__table__.columns if column.name not in SCHEDULER_COLUMNS]
+    rule_columns = [column for column in StatusRule.__table__.columns if column.name != "tenant_id"]
+    rule_texts = func.array_agg(aggregate_order_by(cast(tuple_(*rule_columns), Text), StatusRule.id))
+    rules = select(cast(rule_texts, Text)).where(StatusRule.tenant_id == Tenant.id).scalar_subquery()
+    configuration = cast(tuple_(*columns), Text) + func.coalesce(rules, literal_column("''"))
+    return (select(Tenant.id, func.md5(configuration))
+            .where(Tenant.id == any_(bindparam("ids", type_=ARRAY(Integer))), Tenant.enabled.is_(True)))
+
+
+_FINGERPRINTS = _fingerprint_statement()
+
+
+def tenant_fingerprints(session: Session, tenant_ids: Sequence[int]) -> dict[int, str] | None:
+    """Per enabled tenant of these: a fingerprint of its whole stored configuration (row and rule table,
+    not the scheduler's columns), in one statement; it changes with every change a writer makes, whoever
+    the writer is. None on SQLite (the embedded mode), which has no md5: there, load the tenants."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    if not tenant_ids:
+        return {}
+    return {tenant_id: fingerprint
+            for tenant_id, fingerprint in session.execute(_FINGERPRINTS, {"ids": list(tenant_ids)})}
 
 
 def _check_name_free(session: Session, name: str, own_id: int | None = None) -> None:
