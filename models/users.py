@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import (
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    any_,
-    bindparam,
-    select,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
 from models.types import UTCDateTime
@@ -51,16 +38,3 @@ class UserLink(Base):
 
     def __repr__(self) -> str:
         return f"UserLink(id={self.id!r}, tenant_id={self.tenant_id!r}, login_id={self.login_id!r})"
-
-
-def linked_entra_ids(session: Session, link_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-    """Link id -> (tenant id, Entra object id) of those of these users that are linked, in one statement
-    (one array parameter on PostgreSQL, so the statement is the same for every batch size)."""
-    if not link_ids:
-        return {}
-    ids = list(link_ids)
-    among = (UserLink.id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
-             if session.get_bind().dialect.name == "postgresql" else UserLink.id.in_(ids))
-    rows = session.execute(select(UserLink.id, UserLink.tenant_id, UserLink.entra_object_id).where(
-        among, UserLink.state == LinkState.LINKED.value, UserLink.entra_object_id.is_not(None)))
-    return {link_id: (tenant_id, entra_id) for link_id, tenant_id, entra_id in rows}

@@ -38,7 +38,6 @@ from models.store import (
     read_applied_heads,
     read_applied_states,
 )
-from models.users import linked_entra_ids
 from presence import (
     NO_TEAMS_SESSION,
     NOTHING_APPLIED,
@@ -64,19 +63,6 @@ GRAPH_READS_IN_FLIGHT = 8
 
 #: One tenant's batch as read from Graph: tenant id, batch, its presences, when they were read.
 Read = tuple[int, Batch, list[Presence], datetime]
-
-
-def read_batches(runtime: Runtime, polls: list[tuple[int, list[int]]]) -> list[tuple[int, Batch]]:
-    """The batches of a poll task, which names its users by link id alone: their Entra ids, in one
-    statement, in the task's order. With their Entra ids a batch of 650 was 43 KB per task that the broker,
-    the worker's main process (reading, keeping it unacked in Redis) and its pool child each moved or
-    decoded; the link ids alone are 7 KB.
-    A user unlinked (or linked to another tenant) since the tick is left out."""
-    with transaction(runtime.sessions) as session:
-        entra_ids = linked_entra_ids(session, [link_id for _, links in polls for link_id in links])
-    return [(tenant_id, [(link_id, entra_ids[link_id][1]) for link_id in links
-                         if entra_ids.get(link_id, (None,))[0] == tenant_id])
-            for tenant_id, links in polls]
 
 
 def run_poll(runtime: Runtime, tenant_id: int, batch: Batch, queue: TaskQueue,

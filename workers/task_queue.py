@@ -28,7 +28,8 @@ class CeleryTaskQueue:
     def poll(self, tenant_id: int, batch: Batch, cycle_at: datetime, interval_s: float) -> None:
         celery_app.send_task(
             queues.TASK_POLL_BATCH,
-            kwargs={"tenant_id": tenant_id, "links": _link_ids(batch), "cycle_at": cycle_at.isoformat()},
+            kwargs={"tenant_id": tenant_id, "batch": [list(pair) for pair in batch],
+                    "cycle_at": cycle_at.isoformat()},
             queue=queues.QUEUE_POLL,
             expires=max(2.0, interval_s * 2),
         )
@@ -36,7 +37,7 @@ class CeleryTaskQueue:
     def poll_many(self, polls: list[tuple[int, Batch]], cycle_at: datetime, interval_s: float) -> None:
         celery_app.send_task(
             queues.TASK_POLL_MANY,
-            kwargs={"polls": [[tenant_id, _link_ids(batch)] for tenant_id, batch in polls],
+            kwargs={"polls": [[tenant_id, [list(pair) for pair in batch]] for tenant_id, batch in polls],
                     "cycle_at": cycle_at.isoformat()},
             queue=queues.QUEUE_POLL,
             expires=max(2.0, interval_s * 2),
@@ -92,13 +93,6 @@ class CeleryTaskQueue:
                                  expires=MAINTENANCE_EXPIRES_S, retry_policy=_QUICK_RETRY)
         except (BrokerError, OSError) as exc:
             raise QueueUnavailable(type(exc).__name__) from exc
-
-
-def _link_ids(batch: Batch) -> list[int]:
-    """A poll task names its users by link id alone; the worker reads their Entra ids (sync/poll.py:
-    read_batches): 650 ids are 5 KB of JSON where the pairs were 33 KB (43 KB as the broker stores it), and
-    no Entra id passes through the broker."""
-    return [link_id for link_id, _ in batch]
 
 
 #: The bridge waits for the webhook's answer and retries a 503 itself: one immediate retry (a pooled

@@ -13,11 +13,10 @@ from models import Tenant, TenantHealth, UserLink
 from models.db import transaction
 from presence.linking import LinkState
 from simulators.paired import paired_seeds
-from sync.poll import read_batches, run_poll, run_poll_many
+from sync.poll import run_poll, run_poll_many
 from sync.ports import Batch, CollectingQueue
 from tenants.service import update_tenant
 from tests.support.query_counter import count_queries
-from workers.poll import poll_batch, poll_many
 
 
 @pytest.fixture
@@ -151,30 +150,3 @@ def test_tenants_share_graph_connections_but_never_a_login_cookie(six_user_stack
     everything = stack.ms.requests()["entries"]  # the logins of the directory syncs included
     assert any(entry["route"] == "token" for entry in everything)
     assert [entry for entry in everything if entry["cookie"]] == []
-
-
-def test_a_poll_task_names_its_users_by_link_id_and_reads_their_entra_ids(six_user_stack: Stack) -> None:
-    """The tick sends link ids alone (workers/task_queue.py); the task reads the Entra ids in one statement,
-    in the task's order, leaving out a user unlinked since the tick and a link of another tenant."""
-    stack = six_user_stack
-    first = _tenant_of_users(stack, "first", [0, 1, 2])
-    second = _tenant_of_users(stack, "second", [3, 4])
-    (a, b, c), (d, e) = first[1], second[1]
-    with transaction(stack.runtime.sessions) as session:
-        unlinked = session.get(UserLink, b[0])
-        assert unlinked is not None
-        unlinked.state = LinkState.UNMATCHED.value
-    with count_queries(stack.runtime.engine) as counted:
-        read = read_batches(stack.runtime, [(first[0], [c[0], b[0], a[0], d[0]]), (second[0], [e[0], d[0]])])
-    assert counted.count == 1
-    assert read == [(first[0], [c, a]), (second[0], [e, d])]
-    # The tasks themselves: by link ids, and as (link id, Entra id) pairs from a tick of the last release.
-    tick = "2026-12-03T05:00:00Z"
-    for task_result in (
-        poll_many.run(polls=[[first[0], [a[0], c[0]]], [second[0], [d[0]]]], cycle_at=tick),
-        poll_many.run(polls=[[first[0], [list(a), list(c)]], [second[0], [list(d)]]], cycle_at=tick),
-    ):
-        assert {tenant: result["users"] for tenant, result in task_result["results"].items()} == {
-            str(first[0]): 2, str(second[0]): 1}
-    assert poll_batch.run(tenant_id=second[0], links=[d[0], e[0]], cycle_at=tick)["users"] == 2
-    assert poll_batch.run(tenant_id=second[0], batch=[list(d)], cycle_at=tick)["users"] == 1
