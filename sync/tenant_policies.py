@@ -34,6 +34,8 @@ Loaded = dict[int, tuple[Tenant, TenantPolicy]]
 
 @dataclass
 class TenantPolicies:
+    """Tenant id -> (fingerprint, tenant, policy) of this process, shared by its threads."""
+
     max_tenants: int = MAX_TENANTS
     _entries: dict[int, tuple[str, Tenant, TenantPolicy]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
