@@ -176,9 +176,7 @@ def _record_failure(runtime: Runtime, session: Session, tenant: Tenant, exc: Exc
         code = f"AADSTS{exc.aadsts_code}" if exc.aadsts_code else "graph_auth"
         health.record_error(session, tenant_id, code, exc.message)
         if tenant.uses_provider_app and exc.aadsts_code in CONSENT_MISSING_CODES:
-            stored = session.get(Tenant, tenant_id)  # ``tenant`` may be a kept one, outside this session
-            if stored is not None:
-                record_revoked(session, stored, code, exc.message)
+            record_revoked(session, tenant_id, code, exc.message)
         log.error("tenant %s: Microsoft sign-in failed: %s", tenant_id, exc.message)
         return {"failed": "auth"}
     if isinstance(exc, GraphError):

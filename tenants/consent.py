@@ -101,8 +101,12 @@ def record_answer(session: Session, box: SecretBox, query: Mapping[str, str],
     return ConsentAnswer(tenant, True, None, "admin consent given; the connection test runs now")
 
 
-def record_revoked(session: Session, tenant: Tenant, code: str, message: str) -> None:
-    """A token request said the consent is gone (the customer removed the app): shown until given again."""
+def record_revoked(session: Session, tenant_id: int, code: str, message: str) -> None:
+    """A token request said the consent is gone (the customer removed the app): shown until given again.
+    Takes the id: the poll's tenants are kept outside any session (sync/tenant_policies.py)."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:  # deleted meanwhile: nothing to show the revocation on
+        return
     row = _consent_row(tenant)
     row.status, row.error_code, row.error_description = "revoked", code, message
     session.flush()
