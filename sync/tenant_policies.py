@@ -61,7 +61,7 @@ class TenantPolicies:
             # rollback) may touch an object the process keeps.
             session.expunge(tenant)
         with self._lock:
-            if len(self._entries) + len(loaded) > self.max_tenants:
+            if len(self._entries.keys() | loaded.keys()) > self.max_tenants:
                 self._entries.clear()
             for tenant_id, (tenant, policy) in loaded.items():
                 # Stored under the fingerprint read first: if the tenant changed in between, what was

@@ -130,3 +130,31 @@ def test_changes_through_the_service_and_key_rotation_reach_the_next_poll(
     change({"enabled": False})
     with pg_sessions() as session, session.begin():
         assert kept.load(session, [tenant_id]) == {}  # a disabled tenant is not polled
+
+
+def test_the_kept_tenants_stay_within_their_bound(pg_sessions: sessionmaker[Session], box: SecretBox) -> None:
+    ids = []
+    for name in ("first", "second", "third"):
+        with pg_sessions() as session, session.begin():
+            definition = copy.deepcopy(TENANT) | {"name": name}
+            definition.pop("slug", None)
+            ids.append(create_tenant(session, box, definition).id)
+    kept = TenantPolicies(max_tenants=2)
+
+    def statements(tenant_ids: list[int]) -> int:
+        with pg_sessions() as session, session.begin(), count_queries(session.get_bind()) as counted:
+            assert set(kept.load(session, tenant_ids)) == set(tenant_ids)
+        return counted.count
+
+    assert statements(ids[:2]) == 3  # both loaded
+    with pg_sessions() as session, session.begin():
+        tenant = session.get(Tenant, ids[0])
+        assert tenant is not None
+        update_tenant(session, box, tenant, {"description": "changed"})
+    # A changed tenant loaded again replaces its own entry: no new room taken, the other stays kept.
+    assert statements(ids[:2]) == 3
+    assert statements([ids[1]]) == 1
+    # A third tenant overflows the bound: the process starts again from empty, with just what it loaded.
+    assert statements([ids[2]]) == 3
+    assert statements([ids[2]]) == 1
+    assert statements([ids[1]]) == 3
