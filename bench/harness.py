@@ -48,6 +48,15 @@ def progress(message: str) -> None:
     print(f"[bench {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def pass_settings(values: dict[str, object | None]) -> None:
+    """Deployment settings a benchmark varies (documented in its JSON): into this process's environment,
+    whence the stack hands them to its worker processes (embedded/stack.py: PASSED_SETTINGS). None keeps
+    the product's default."""
+    for name, value in values.items():
+        if value is not None:
+            os.environ[name] = str(value)
+
+
 @contextmanager
 def bench_database() -> Iterator[tuple[str, str]]:
     """A migrated PostgreSQL database and a description of it.

@@ -36,6 +36,7 @@ from bench.harness import (  # noqa: E402
     bench_database,
     linked_counts,
     make_due,
+    pass_settings,
     progress,
     remove_tenants,
     teams_action,
@@ -144,11 +145,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
     change_users, teams_users, pbx_users, load_users = assign_users(args.users, args.tenants, args.changes,
                                                                     args.samples)
-    for name, value in (("TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT", args.pbx_in_flight),
-                        ("TEAMSCONNECT_STARFACE_MAX_PER_S", args.pbx_per_s),
-                        ("TEAMSCONNECT_FLOWER_POLL_TASKS", "true" if args.flower_poll_tasks else None)):
-        if value is not None:
-            os.environ[name] = str(value)
+    pass_settings({"TEAMSCONNECT_STARFACE_MAX_IN_FLIGHT": args.pbx_in_flight,
+                   "TEAMSCONNECT_STARFACE_MAX_PER_S": args.pbx_per_s,
+                   "TEAMSCONNECT_FLOWER_POLL_TASKS": "true" if args.flower_poll_tasks else None})
     with bench_database() as (database_url, database), \
             contextmanager(StackFactory(database_url, generate_key()).build)(
                 tenant_seeds(args.users, args.tenants), processes=True) as stack:

@@ -43,6 +43,7 @@ from bench.harness import (  # noqa: E402
     FIRST_GROUP_ID,
     TickDriver,
     bench_database,
+    pass_settings,
     percentiles,
     progress,
     tenant_seeds,
@@ -82,8 +83,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="polls send Flower their task events (deployment setting; default off)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    if args.flower_poll_tasks:
-        os.environ["TEAMSCONNECT_FLOWER_POLL_TASKS"] = "true"  # passed on to the workers (embedded/stack.py)
     args.configs = [tuple(int(x) for x in c.split("x")) for c in
                     (args.configs or (QUICK_CONFIGS if args.quick else FULL_CONFIGS)).split(",")]
     args.workers = [int(w) for w in (args.workers or ("1,2" if args.quick else "1,2,4")).split(",")]
@@ -253,6 +252,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
+    pass_settings({"TEAMSCONNECT_FLOWER_POLL_TASKS": "true" if args.flower_poll_tasks else None})
     saved = os.dup(1)
     os.dup2(2, 1)  # worker banners and stray prints go to stderr; stdout carries only the JSON
     began = time.monotonic()
