@@ -30,9 +30,13 @@ from tests.cli.conftest import TENANT
 from tests.support.query_counter import count_queries
 
 
-def _new_tenant(sessions: sessionmaker[Session], box: SecretBox) -> int:
+def _new_tenant(sessions: sessionmaker[Session], box: SecretBox, name: str | None = None) -> int:
+    definition = copy.deepcopy(TENANT)
+    if name is not None:
+        definition["name"] = name
+        definition.pop("slug", None)
     with sessions() as session, session.begin():
-        return create_tenant(session, box, copy.deepcopy(TENANT)).id
+        return create_tenant(session, box, definition).id
 
 
 ONE_SECOND = literal_column("interval '1 second'")
@@ -133,12 +137,7 @@ def test_changes_through_the_service_and_key_rotation_reach_the_next_poll(
 
 
 def test_the_kept_tenants_stay_within_their_bound(pg_sessions: sessionmaker[Session], box: SecretBox) -> None:
-    ids = []
-    for name in ("first", "second", "third"):
-        with pg_sessions() as session, session.begin():
-            definition = copy.deepcopy(TENANT) | {"name": name}
-            definition.pop("slug", None)
-            ids.append(create_tenant(session, box, definition).id)
+    ids = [_new_tenant(pg_sessions, box, name) for name in ("first", "second", "third")]
     kept = TenantPolicies(max_tenants=2)
 
     def statements(tenant_ids: list[int]) -> int:
