@@ -216,16 +216,25 @@ def _storm(run: Run) -> None:
     run.notes["retry_after_s"] = STORM_RETRY_AFTER[0]
 
 
+#: How long the Microsoft simulator's tokens live in this scenario. MSAL hands a cached token out until 5
+#: minutes before its end, so a worker keeps sending one for 540 s after it got it: longer than warm-up and
+#: burst may take before the fault (at most 360 s by their timeouts), so every worker that has a token
+#: still sends it after the clock jump. A 6-minute token was kept for 60 s only; on a slow machine the last
+#: token could be older than that at the fault, the worker fetched a fresh one and Graph never said 401.
+CHAOS_TOKEN_LIFETIME_S = 840
+
+
 def _token_setup(run: Run) -> None:
-    # Tokens living 6 min: MSAL keeps using one until 5 min before its end, i.e. for the whole scenario,
-    # so a token that Graph already finds expired is still sent - the case the 401 retry must handle.
-    run.stack.ms.configure(tokenLifetime=360)
+    run.stack.ms.configure(tokenLifetime=CHAOS_TOKEN_LIFETIME_S)
 
 
 def _expire_tokens(run: Run) -> None:
+    """Every token issued so far expires for Graph while MSAL still trusts it - the case the 401 retry must
+    handle. The jump (841 s) stays below the 15-minute Teams sessions we hold; none exist before the fault."""
+    advance_s = CHAOS_TOKEN_LIFETIME_S + 1
     run.notes["graph_tokens_before"] = run.stack.ms.count("token")
-    run.notes["graph_clock_advanced_s"] = 361
-    run.stack.ms.advance_clock(361)  # every issued Microsoft token has expired for Graph
+    run.notes["graph_clock_advanced_s"] = advance_s
+    run.stack.ms.advance_clock(advance_s)
     # STARFACE answers a request with an expired authToken 401: such a PUT is no write (see _not_writes).
     run.tokens_expired_at = len(run.stack.pbx.request_log())
     run.notes["starface_tokens_expired"] = run.stack.pbx.expire_tokens()
