@@ -59,7 +59,7 @@ from presence import (
 )
 from presence.policy import DndAction
 from sync import health
-from sync.coordination import PbxGate, PbxLimits
+from sync.coordination import PbxGate, PbxLane, PbxLimits
 from sync.ports import TASK_TIME_LIMIT_S, ApplyItem, TaskQueue
 from sync.runtime import Runtime
 from tenants.policy import policy_for
@@ -134,7 +134,7 @@ def _written(writes: StarfaceWrites) -> dict[str, Any]:
 
 
 def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClient,
-                   bridge: StarfaceBridgeClient | None, gate: PbxGate | None = None,
+                   bridge: StarfaceBridgeClient | None, gate: PbxGate | PbxLane | None = None,
                    config: Any = None, fence: WriteFence | None = None) -> None:
     """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge), each
     request through the PBX's gate when given and only while the ``fence`` allows it. ``config`` is the
@@ -155,7 +155,7 @@ def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClien
                 bridge.set_telephony_status(account, writes.telephony_state)
 
 
-def _gated(gate: PbxGate | None, before_send: Callable[[], None] | None = None) -> Any:
+def _gated(gate: PbxGate | PbxLane | None, before_send: Callable[[], None] | None = None) -> Any:
     """The PBX's gate around one request; ``before_send`` runs once the request may go (a write's fence)."""
     if gate is not None:
         return gate.request(before_send)
@@ -177,7 +177,17 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                    fence: WriteFence | None = None) -> tuple[StarfaceReading, StarfaceWrites]:
     """Steps 2 and 3 of the module docstring for one claimed user: ONE phoneconfig read (its DND decides,
     and the DND write puts back the same config), the engine's final word, the writes (each only while
-    the claim's ``fence`` allows it)."""
+    the claim's ``fence`` allows it); one after another through one lane of the PBX's gate."""
+    if gate is None:
+        return _read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, None, fence)
+    with gate.lane() as lane:
+        return _read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, lane, fence)
+
+
+def _read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
+                    previous_intent: dict[str, Any] | None, policy: Any, rest: StarfaceRestClient,
+                    bridge: StarfaceBridgeClient | None, gate: PbxLane | None,
+                    fence: WriteFence | None) -> tuple[StarfaceReading, StarfaceWrites]:
     config = None
     if policy.set_dnd:
         with _gated(gate):

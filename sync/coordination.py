@@ -77,7 +77,7 @@ class Coordination(Protocol):
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
     def drop_note(self, tenant_id: int, name: str) -> None: ...
     def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]: ...
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float: ...
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float: ...
     def pbx_release(self, pbx: str, holder: str) -> None: ...
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None: ...
     def ping(self) -> None:
@@ -107,9 +107,13 @@ local rate_max = tonumber(ARGV[2])
 local holder = ARGV[3]
 local lease = tonumber(ARGV[4])
 local recover = tonumber(ARGV[5])
+local release = ARGV[6]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if release and release ~= '' then
+  redis.call('ZREM', KEYS[1], release)
+end
 local state = redis.call('HMGET', KEYS[2], 'tokens', 'ts', 'cap', 'penalized')
 local cap = tonumber(state[3]) or max_in_flight
 local penalized = tonumber(state[4]) or now
@@ -285,12 +289,14 @@ class RedisCoordination:
     def _pbx_key(pbx: str, what: str) -> str:
         return f"{KEY_PREFIX}:pbx:{pbx}:{what}"
 
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float:
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
         """Takes one request slot of the PBX for ``holder``: 0.0 if granted, else seconds to wait (-1.0:
-        every slot is taken, wait for a release)."""
+        every slot is taken, wait for a release). ``release``: a slot given back first, granted or not
+        (the previous request of a ``PbxLane``), in the same round trip."""
         wait = self._pbx_acquire(
             keys=[self._pbx_key(pbx, "slots"), self._pbx_key(pbx, "state")],
-            args=[limits.max_in_flight, limits.max_per_s, holder, limits.lease_s, limits.recover_s],
+            args=[limits.max_in_flight, limits.max_per_s, holder, limits.lease_s, limits.recover_s,
+                  release or ""],
         )
         return float(wait)
 
@@ -408,8 +414,10 @@ class LocalCoordination:
         for tenant_id in first:
             self.note(tenant_id, name, "1", ttl_s)
         return first
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str) -> float:
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
         with self._lock:
+            if release is not None:
+                self._pbx_holders.get(pbx, set()).discard(release)
             now = self._clock()
             burst = max(1.0, limits.max_per_s / 4)
             state = self._pbx.setdefault(pbx, {"cap": limits.max_in_flight, "penalized": now, "tokens": burst,
@@ -474,13 +482,19 @@ class PbxGate:
     def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
         """A slot for one request; ``before_send`` runs once the slot is held (it may refuse the request
         by raising: the slot is given back unused and the PBX not penalized)."""
-        return _GatedRequest(self, before_send)
+        return _GatedRequest(self, before_send, None)
 
-    def _acquire(self, holder: str) -> None:
+    def lane(self) -> PbxLane:
+        """For requests sent one after another, such as one user's read and writes (see PbxLane)."""
+        return PbxLane(self)
+
+    def _acquire(self, holder: str, release: str | None = None) -> None:
+        """Waits for a slot; ``release`` (a lane's previous slot) is given back by the first attempt."""
         started = self._clock()
         while True:
             try:
-                wait = self._coordination.pbx_acquire(self._pbx, self.limits, holder)
+                wait = self._coordination.pbx_acquire(self._pbx, self.limits, holder, release)
+                release = None
             except redis.RedisError:
                 # The shared store is down (a restart): go on without the shared limit rather than abort
                 # writes half-way; this worker's own pool still caps what it sends (chaos suite).
@@ -502,15 +516,60 @@ class PbxGate:
             log.warning("PBX gate: coordination unreachable, slot of %s left to its lease", self._pbx)
 
 
+class PbxLane:
+    """Requests sent one after another through the gate: each request's slot is given back by the next
+    request's acquire, in the same round trip to the shared store, and by ``close`` after the last. One
+    user's phoneconfig read, chat status read and two writes cost 5 round trips instead of 8.
+
+    A lane never has two requests in flight, so the PBX still sees no more requests at once than slots
+    are held; a slot is held a little longer (over the work between two requests), which errs on the safe
+    side. A failed or slow request gives its slot back at once, with the penalty, as a lone one does.
+
+        with gate.lane() as lane:
+            with lane.request():
+                config = rest.read_phone_config(account)
+            with lane.request(fence.check):
+                rest.set_dnd(account, True, config)
+    """
+
+    def __init__(self, gate: PbxGate) -> None:
+        self._gate = gate
+        self._held: str | None = None
+
+    def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
+        """A slot for the lane's next request (see PbxGate.request)."""
+        return _GatedRequest(self._gate, before_send, self)
+
+    def _take_held(self) -> str | None:
+        held, self._held = self._held, None
+        return held
+
+    def _hold(self, holder: str) -> None:
+        self._held = holder
+
+    def close(self) -> None:
+        """Gives back the slot of the lane's last request."""
+        held = self._take_held()
+        if held is not None:
+            self._gate._release(held, 0.0, failed=False)
+
+    def __enter__(self) -> PbxLane:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.close()
+
+
 class _GatedRequest:
-    def __init__(self, gate: PbxGate, before_send: Callable[[], None] | None) -> None:
+    def __init__(self, gate: PbxGate, before_send: Callable[[], None] | None, lane: PbxLane | None) -> None:
         self._gate = gate
         self._before_send = before_send
+        self._lane = lane
         self._holder = uuid.uuid4().hex
         self._started = 0.0
 
     def __enter__(self) -> None:
-        self._gate._acquire(self._holder)
+        self._gate._acquire(self._holder, self._lane._take_held() if self._lane is not None else None)
         if self._before_send is not None:
             try:
                 self._before_send()
@@ -522,7 +581,11 @@ class _GatedRequest:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         # A transient failure (5xx, timeout, connection refused) means the PBX is overloaded or down.
         overloaded = exc is not None and getattr(exc, "permanent", True) is False
-        self._gate._release(self._holder, self._gate._clock() - self._started, overloaded)
+        seconds = self._gate._clock() - self._started
+        if self._lane is not None and exc is None and seconds <= self._gate.limits.slow_s:
+            self._lane._hold(self._holder)  # given back by the lane's next request or its close
+        else:
+            self._gate._release(self._holder, seconds, overloaded)
 
 
 class EventIdPending(Exception):

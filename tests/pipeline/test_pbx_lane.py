@@ -1,0 +1,114 @@
+"""One user's requests pass the PBX's gate as a lane: each request's slot is handed to the next in one round
+trip to the shared store, never more requests in flight than slots, and trouble gives the slot back at once.
+Run against the in-process coordination and against real Redis (the script the workers share)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from sync.coordination import LocalCoordination, PbxGate, PbxLimits, RedisCoordination
+
+LIMITS = PbxLimits(max_in_flight=2, max_per_s=1000.0)
+
+
+class _Counted:
+    """The real coordination, counting the gate's calls to it (each is one round trip with Redis)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+class _NoSlot(Exception):
+    """Raised instead of waiting: the gate would have waited for a slot."""
+
+
+def _refuse_to_wait(_seconds: float) -> None:
+    raise _NoSlot
+
+
+@pytest.fixture(params=["local", "redis"])
+def coordination(request: pytest.FixtureRequest) -> Any:
+    if request.param == "local":
+        return LocalCoordination()
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return RedisCoordination(client)
+
+
+def _free_slots(coordination: Any, tag: str) -> int:
+    """How many slots another worker could take now (taken and given back again)."""
+    taken = [f"{tag}{i}" for i in range(LIMITS.max_in_flight)
+             if coordination.pbx_acquire("pbx", LIMITS, f"{tag}{i}") == 0.0]
+    for holder in taken:
+        coordination.pbx_release("pbx", holder)
+    return len(taken)
+
+
+def test_a_lane_hands_its_slot_from_request_to_request(coordination: Any) -> None:
+    counted = _Counted(coordination)
+    gate = PbxGate(counted, "pbx", LIMITS, sleep=_refuse_to_wait)
+    with gate.lane() as lane:
+        with lane.request():
+            pass
+        assert _free_slots(coordination, "a") == 1  # the lane holds one between its requests
+        assert coordination.pbx_acquire("pbx", LIMITS, "other") == 0.0  # now every slot is taken
+        for _ in range(3):  # yet the lane goes on: its next acquire gives its own slot back first
+            with lane.request():
+                pass
+        coordination.pbx_release("pbx", "other")
+    assert _free_slots(coordination, "b") == 2  # closing the lane gave its slot back
+    assert counted.calls == ["pbx_acquire"] * 4 + ["pbx_release"]  # 5 round trips for 4 requests, not 8
+
+
+def test_lone_requests_take_and_give_back_a_slot_each(coordination: Any) -> None:
+    counted = _Counted(coordination)
+    gate = PbxGate(counted, "pbx", LIMITS, sleep=_refuse_to_wait)
+    for _ in range(2):
+        with gate.request():
+            pass
+    assert counted.calls == ["pbx_acquire", "pbx_release"] * 2
+    assert _free_slots(coordination, "a") == 2
+
+
+def test_a_full_pbx_makes_a_lane_wait_for_its_first_slot(coordination: Any) -> None:
+    gate = PbxGate(coordination, "pbx", LIMITS, sleep=_refuse_to_wait)
+    for holder in ("x", "y"):
+        assert coordination.pbx_acquire("pbx", LIMITS, holder) == 0.0
+    with pytest.raises(_NoSlot), gate.lane() as lane, lane.request():
+        pass  # pragma: no cover - never sent
+
+
+def test_a_failing_request_in_a_lane_gives_its_slot_back_with_the_penalty(coordination: Any) -> None:
+    class Transient(Exception):
+        permanent = False
+
+    counted = _Counted(coordination)
+    gate = PbxGate(counted, "pbx", LIMITS, sleep=_refuse_to_wait)
+    with pytest.raises(Transient), gate.lane() as lane:
+        with lane.request():
+            pass
+        with lane.request():
+            raise Transient
+    assert counted.calls == ["pbx_acquire", "pbx_acquire", "pbx_release", "pbx_penalize"]
+    assert _free_slots(coordination, "a") == 1  # penalized: half the slots
+
+
+def test_a_slow_answer_in_a_lane_gives_its_slot_back_with_the_penalty(coordination: Any) -> None:
+    now = [0.0]
+    counted = _Counted(coordination)
+    gate = PbxGate(counted, "pbx", LIMITS, sleep=_refuse_to_wait, clock=lambda: now[0])
+    with gate.lane() as lane, lane.request():
+        now[0] += LIMITS.slow_s + 0.5
+    assert counted.calls == ["pbx_acquire", "pbx_release", "pbx_penalize"]
