@@ -54,6 +54,7 @@ from presence import (
     StarfaceReading,
     StarfaceWrites,
     TeamsApplied,
+    TenantPolicy,
     finalize_starface,
     repair_starface,
 )
@@ -387,15 +388,14 @@ def record_writes(runtime: Runtime, tenant_id: int, user_link_id: int, claim_id:
         log.warning("tenant %s user %s: claim expired before the write was recorded", tenant_id, user_link_id)
 
 
-def repair_user(runtime: Runtime, tenant: Tenant, link: UserLink, row: AppliedState, reading: StarfaceReading,
-                teams_row: AppliedState | None, cause: str) -> bool:
+def repair_user(runtime: Runtime, tenant: Tenant, policy: TenantPolicy, link: UserLink, row: AppliedState,
+                reading: StarfaceReading, teams_row: AppliedState | None, cause: str) -> bool:
     """Re-applies what the user's applied state still asks for, given STARFACE as read back (drift repair)
     or as a bridge event reported it (the STARFACE app overwrote our chat text); True if it wrote."""
     if row.claim_fields is not None:
         # An interrupted update's intent is unsettled: what is shown may be its write, not drift. The poll
         # hands the user's next update on, which settles it from what it reads (run_apply).
         return False
-    policy = policy_for(tenant)
     applied = StarfaceApplied.from_json(row.fields)
     applied_teams = TeamsApplied.from_json(teams_row.fields) if teams_row is not None else None
     writes = repair_starface(policy, reading, applied, applied_teams)

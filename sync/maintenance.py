@@ -159,8 +159,8 @@ def run_drift_repair(runtime: Runtime, tenant_id: int, queue: TaskQueue) -> dict
             continue
         starface_row = rows.get(Target.STARFACE.value)
         if starface_row is not None and not is_claimed(starface_row, utcnow()) \
-                and repair_user(runtime, tenant, link, starface_row, reading, rows.get(Target.TEAMS.value),
-                                cause="drift-repair"):
+                and repair_user(runtime, tenant, policy, link, starface_row, reading,
+                                rows.get(Target.TEAMS.value), cause="drift-repair"):
             counts["repaired"] += 1
             rivals.observe_repair(runtime, tenant, link, starface_row, reading)
         now = utcnow()
