@@ -138,10 +138,14 @@ def _tenant_loads(counted: QueryCount) -> int:
                if re.search(r"FROM tenant\b", statement) and "md5(" not in statement)
 
 
+def _inserts(counted: QueryCount) -> int:
+    return sum(1 for statement in counted.statements if statement.startswith("INSERT INTO applied_state"))
+
+
 def test_events_load_the_tenant_only_after_its_configuration_changed(stack: Stack) -> None:
-    """Each of a burst's echo events (our own DND and chat writes) loaded the tenant with its rules: a third
-    of the events worker's time. It keeps the tenant now, and a change by any writer still reaches the next
-    event."""
+    """Each of a burst's echo events (our own DND and chat writes) loaded the tenant with its rules (a third
+    of the events worker's time) and inserted-or-ignored the user's two applied-state rows. It keeps the
+    tenant now and only reads the rows, and a change by any writer still reaches the next event."""
     tenant_id = stack.add_tenant(poll_interval_s=3600.0)
     stack.teams(2, "sign_in")
     started = utcnow()
@@ -155,6 +159,8 @@ def test_events_load_the_tenant_only_after_its_configuration_changed(stack: Stac
     with count_queries(stack.runtime.engine) as second:
         assert event("AVAILABLE", 5)["action"] == "clear"
     assert (_tenant_loads(first), _tenant_loads(second)) == (1, 0)
+    # The first event created the user's applied-state rows; the next only reads them.
+    assert (_inserts(first), _inserts(second)) == (2, 0)
     with transaction(stack.runtime.sessions) as session:  # as the CLI or the console would change it
         session.execute(update(Tenant).where(Tenant.id == tenant_id)
                         .values(teams_presence_mode="busy_in_a_call"))
