@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: import the code of the repository it lives in
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from bench.procstat import this_machine  # noqa: E402
 from connectors import egress  # noqa: E402
 from connectors.graph import GraphClient  # noqa: E402
 from connectors.starface import StarfaceBridgeClient, StarfaceRestClient  # noqa: E402
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"tenants": args.tenants, "guarded": args.guarded, "clients_per_tenant": 3,
               "cpu_ms_per_tenant": round(1000 * cpu_s / args.tenants, 3),
               "rss_mb_per_tenant": round(rss / args.tenants, 4),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}}
+              "machine": this_machine()}
     for client in clients:
         client.close()
     sys.stdout.write(json.dumps(result) + "\n")

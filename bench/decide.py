@@ -37,10 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,8 +48,7 @@ if __package__ in (None, ""):  # run as a script: import bench.* and tests.* fro
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bench.harness import bench_database, progress  # noqa: E402
-from bench.procstat import cpu_model  # noqa: E402
+from bench.harness import ROUNDS, bench_database, progress, thread_cpu_us, write_and_print  # noqa: E402
 from connectors.graph import Presence  # noqa: E402
 from models import AppliedState, Target, UserLink  # noqa: E402
 from models.crypto import SecretBox, generate_key  # noqa: E402
@@ -66,7 +62,6 @@ from tenants.service import load_tenant_policies  # noqa: E402
 from tests.support.factories import make_tenant, make_user_links  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decide.json"
-ROUNDS = 7
 #: Presence of the batch's users, in turn: what a working day shows.
 PRESENCES = [("Available", "Available"), ("Busy", "InACall"), ("Away", "Away"), ("Busy", "InAMeeting"),
              ("Offline", "Offline"), ("DoNotDisturb", "Presenting")]
@@ -100,17 +95,6 @@ def settled_states(presences: list[Presence], policy: Any, observed_at: datetime
             sequence_number=presence.sequence_number, observed_at=observed_at, chat_symbol=plan.chat_symbol,
         ).to_json())
     return states
-
-
-def cpu_us_per_user(step: Callable[[], object], users: int, repeats: int) -> float:
-    """CPU time of this thread per user: the best of ROUNDS rounds of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(ROUNDS):
-        started = time.thread_time()
-        for _ in range(repeats):
-            step()
-        best = min(best, (time.thread_time() - started) / repeats)
-    return round(best / users * 1e6, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         progress(f"decide: {args.users} users with their applied rows; timing {ROUNDS} rounds")
         per_user = {
-            "read_orm": cpu_us_per_user(read(load_applied_states), args.users, args.repeats),
-            "read_rows": cpu_us_per_user(read(read_applied_states), args.users, args.repeats),
-            "parse": cpu_us_per_user(lambda: parse(answer), args.users, args.repeats),
-            "decide": cpu_us_per_user(lambda: poll._decide(policy, batch, by_entra_id, rows, observed_at),
+            "read_orm": thread_cpu_us(read(load_applied_states), args.users, args.repeats),
+            "read_rows": thread_cpu_us(read(read_applied_states), args.users, args.repeats),
+            "parse": thread_cpu_us(lambda: parse(answer), args.users, args.repeats),
+            "decide": thread_cpu_us(lambda: poll._decide(policy, batch, by_entra_id, rows, observed_at),
                                       args.users, args.repeats),
-            "settled": cpu_us_per_user(skip_settled, args.users, args.repeats),
+            "settled": thread_cpu_us(skip_settled, args.users, args.repeats),
         }
         engine.dispose()
     with_orm = per_user["read_orm"] + per_user["parse"] + per_user["decide"]
@@ -195,12 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                               "read_rows_parse_decide": round(1e6 / with_rows),
                               "parse_settled": round(1e6 / (per_user["parse"] + per_user["settled"]))},
         "database": database,
-        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
-    sys.stdout.write(json.dumps(result) + "\n")
+    write_and_print(result, args.results)
     return 0
 
 

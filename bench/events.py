@@ -16,11 +16,7 @@ script of the newer one in a worktree of each (it imports the code of the checko
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,8 +26,7 @@ if __package__ in (None, ""):  # run as a script: import bench.* and tests.* fro
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bench.harness import bench_database, progress  # noqa: E402
-from bench.procstat import cpu_model  # noqa: E402
+from bench.harness import ROUNDS, bench_database, progress, thread_cpu_us, write_and_print  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from models import AppliedState, Target, UserLink  # noqa: E402
 from models.crypto import SecretBox, generate_key  # noqa: E402
@@ -45,7 +40,6 @@ from tests.support.factories import make_tenant, make_user_links  # noqa: E402
 from tests.support.query_counter import count_queries  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "events.json"
-ROUNDS = 7
 
 
 def echo_event(account: int, login: str, at: datetime, n: int) -> dict[str, Any]:
@@ -99,27 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         with count_queries(engine) as counted:
             one_event()
         progress(f"events: {args.users} users, echo events answered {outcome}; timing {ROUNDS} rounds")
-        best = float("inf")
-        for _ in range(ROUNDS):
-            started = time.thread_time()
-            for _ in range(args.repeats):
-                one_event()
-            best = min(best, (time.thread_time() - started) / args.repeats)
+        cpu_us_per_event = thread_cpu_us(one_event, 1, args.repeats)
         engine.dispose()
     result = {
         "method": "bench/events.py: run_event for DND-on echo events of our own writes (origin integration), "
                   f"users in turn, in-process coordination; CPU time of this thread, best of {ROUNDS} rounds "
                   f"of {args.repeats} events",
-        "users": args.users, "outcome": outcome, "cpu_us_per_event": round(best * 1e6, 1),
+        "users": args.users, "outcome": outcome, "cpu_us_per_event": cpu_us_per_event,
         "statements_per_event": counted.count,
         "statements": [statement.split("\n")[0][:100] for statement in counted.statements],
         "database": database,
-        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
-    sys.stdout.write(json.dumps(result) + "\n")
+    write_and_print(result, args.results)
     return 0
 
 

@@ -7,6 +7,7 @@ processes, the web app): the benchmark adds nothing of its own to the pipeline, 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -17,10 +18,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 
+from bench.procstat import this_machine
 from connectors.graph import GraphError
 from connectors.starface import StarfaceError
 from embedded.stack import Stack
@@ -46,6 +49,31 @@ _started = time.monotonic()
 def progress(message: str) -> None:
     """One progress line on stderr (stdout carries only the JSON result)."""
     print(f"[bench {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+#: Timed rounds of a one-process benchmark; the best counts (the least disturbed by the shared machine).
+ROUNDS = 7
+
+
+def thread_cpu_us(step: Callable[[], object], per: int, repeats: int) -> float:
+    """CPU microseconds of this thread per unit (``per`` units a call): the best of ROUNDS rounds of
+    ``repeats`` calls."""
+    best = float("inf")
+    for _ in range(ROUNDS):
+        started = time.thread_time()
+        for _ in range(repeats):
+            step()
+        best = min(best, (time.thread_time() - started) / repeats)
+    return round(best / per * 1e6, 2)
+
+
+def write_and_print(result: dict[str, Any], path: Path) -> None:
+    """A one-process benchmark's result, with the machine it ran on: written to ``path`` (indented) and
+    printed as ONE JSON line."""
+    result = {**result, "machine": this_machine()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 def pass_settings(values: dict[str, object | None]) -> None:

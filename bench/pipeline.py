@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from contextlib import contextmanager
@@ -44,7 +43,7 @@ from bench.harness import (  # noqa: E402
     tenant_seeds,
 )
 from bench.latency import measure_latency  # noqa: E402
-from bench.procstat import CpuMeter, cpu_model, rss_mb  # noqa: E402
+from bench.procstat import CpuMeter, rss_mb, this_machine  # noqa: E402
 from bench.report import plot_latency, targets_met, write_json  # noqa: E402
 from bench.steady import measure_steady, measure_steady_workers, profile_steady, warm_up  # noqa: E402
 from embedded.stack import BROKER_URL, COORDINATION_URL, StackFactory  # noqa: E402
@@ -242,9 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "max_per_s": stack.runtime.settings.starface_max_per_s},
             "flower_poll_tasks": stack.runtime.settings.flower_poll_tasks,
         },
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": this_machine(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - began, 1),
     }

@@ -8,6 +8,7 @@ uvicorn's server). Children that already exited count through the parent's cutim
 from __future__ import annotations
 
 import os
+import platform
 import resource
 from collections import defaultdict
 from pathlib import Path
@@ -88,6 +89,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def this_machine() -> dict[str, object]:
+    """What a result file records of the machine, so figures from two machines are never compared as equal."""
+    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 
 class CpuMeter:

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from contextlib import contextmanager
@@ -48,7 +47,7 @@ from bench.harness import (  # noqa: E402
     progress,
     tenant_seeds,
 )
-from bench.procstat import CpuMeter, cpu_model, rss_mb, tree_of  # noqa: E402
+from bench.procstat import CpuMeter, rss_mb, this_machine, tree_of  # noqa: E402
 from bench.report import write_json  # noqa: E402
 from embedded.stack import Stack, StackFactory  # noqa: E402
 from embedded.waiting import wait_until  # noqa: E402
@@ -265,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "flower_poll_tasks": args.flower_poll_tasks,
         "method": __doc__.split("\n\n")[1].strip() if __doc__ else "",
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": this_machine(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - began, 1),
     }

@@ -109,24 +109,26 @@ def test_the_clients_benchmark_prints_the_cost_per_tenant() -> None:
     assert result["cpu_ms_per_tenant"] >= 0 and result["rss_mb_per_tenant"] is not None
 
 
-def test_the_decide_benchmark_times_each_step_of_a_settled_batch(tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "decide.py"), "--users", "30", "--repeats", "1",
-               "--results", str(tmp_path / "decide.json")]
+def _one_process_bench(tmp_path: Path, script: str, *options: str) -> dict[str, Any]:
+    """Runs bench/<script> on a fresh database; its printed result, checked against the file it wrote."""
+    results = tmp_path / "result.json"
+    command = [sys.executable, str(ROOT / "bench" / script), *options, "--results", str(results)]
     env = {k: v for k, v in os.environ.items() if k != "TEAMSCONNECT_BENCH_DATABASE_URL"}  # a fresh database
     completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True, timeout=120)
-    result = json.loads(completed.stdout)
-    assert result == json.loads((tmp_path / "decide.json").read_text())
+    result: dict[str, Any] = json.loads(completed.stdout)
+    assert result == json.loads(results.read_text())
+    assert result["machine"]["cpus"] and result["machine"]["cpu_model"]
+    return result
+
+
+def test_the_decide_benchmark_times_each_step_of_a_settled_batch(tmp_path: Path) -> None:
+    result = _one_process_bench(tmp_path, "decide.py", "--users", "30", "--repeats", "1")
     assert set(result["cpu_us_per_user"]) == {"read_orm", "read_rows", "parse", "decide", "settled"}
     assert result["users"] == 30 and all(value > 0 for value in result["records_per_cpu_s"].values())
 
 
 def test_the_events_benchmark_times_an_echo_event_that_changes_nothing(tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "events.py"), "--users", "10", "--repeats", "5",
-               "--results", str(tmp_path / "events.json")]
-    env = {k: v for k, v in os.environ.items() if k != "TEAMSCONNECT_BENCH_DATABASE_URL"}  # a fresh database
-    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True, timeout=120)
-    result = json.loads(completed.stdout)
-    assert result == json.loads((tmp_path / "events.json").read_text())
+    result = _one_process_bench(tmp_path, "events.py", "--users", "10", "--repeats", "5")
     assert result["outcome"] == {"action": "unchanged"}  # an echo of our own write
     assert result["cpu_us_per_event"] > 0
     assert result["statements_per_event"] == 4  # fingerprint, user, rival check, the two rows
