@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "read_rows": thread_cpu_us(read(read_applied_states), args.users, args.repeats),
             "parse": thread_cpu_us(lambda: parse(answer), args.users, args.repeats),
             "decide": thread_cpu_us(lambda: poll._decide(policy, batch, by_entra_id, rows, observed_at),
-                                      args.users, args.repeats),
+                                    args.users, args.repeats),
             "settled": thread_cpu_us(skip_settled, args.users, args.repeats),
         }
         engine.dispose()

@@ -57,9 +57,9 @@ def _rows(session: Session, tenant_id: int, link_id: int) -> tuple[AppliedState,
     (and two ids of the table's sequence) for every echo event of a burst."""
     rows = _read_rows(session, link_id)
     missing = [target for target in (Target.TEAMS.value, Target.STARFACE.value) if target not in rows]
+    for target in missing:
+        ensure_row(session, tenant_id=tenant_id, user_link_id=link_id, target=target)
     if missing:
-        for target in missing:
-            ensure_row(session, tenant_id=tenant_id, user_link_id=link_id, target=target)
         rows = _read_rows(session, link_id)
     return rows[Target.TEAMS.value], rows[Target.STARFACE.value]
 
