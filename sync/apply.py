@@ -410,7 +410,10 @@ def repair_user(runtime: Runtime, tenant: Tenant, policy: TenantPolicy, link: Us
             return False  # an update is under way; the next repair looks again
     try:
         if writes.has_writes:
-            perform_writes(link.starface_account_id, writes, runtime.starface(tenant), runtime.bridge(tenant))
+            # Through the PBX's gate like every update: a repair must not push the PBX past its limits.
+            with pbx_gate(runtime, tenant).lane() as lane:
+                perform_writes(link.starface_account_id, writes, runtime.starface(tenant),
+                               runtime.bridge(tenant), lane)
     except StarfaceError:
         with transaction(runtime.sessions) as session:
             release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)

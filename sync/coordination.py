@@ -479,10 +479,11 @@ class PbxGate:
         self._clock = clock
         self.waited_s = 0.0
 
-    def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
+    def request(self, before_send: Callable[[], None] | None = None, *, bulk: bool = False) -> _GatedRequest:
         """A slot for one request; ``before_send`` runs once the slot is held (it may refuse the request
-        by raising: the slot is given back unused and the PBX not penalized)."""
-        return _GatedRequest(self, before_send, None)
+        by raising: the slot is given back unused and the PBX not penalized). A ``bulk`` read (all users,
+        all groups) takes longer the more users the PBX has, so only its failure penalizes, not its time."""
+        return _GatedRequest(self, before_send, None, bulk)
 
     def lane(self) -> PbxLane:
         """For requests sent one after another, such as one user's read and writes (see PbxLane)."""
@@ -561,10 +562,12 @@ class PbxLane:
 
 
 class _GatedRequest:
-    def __init__(self, gate: PbxGate, before_send: Callable[[], None] | None, lane: PbxLane | None) -> None:
+    def __init__(self, gate: PbxGate, before_send: Callable[[], None] | None, lane: PbxLane | None,
+                 bulk: bool = False) -> None:
         self._gate = gate
         self._before_send = before_send
         self._lane = lane
+        self._bulk = bulk
         self._holder = uuid.uuid4().hex
         self._started = 0.0
 
@@ -581,7 +584,7 @@ class _GatedRequest:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         # A transient failure (5xx, timeout, connection refused) means the PBX is overloaded or down.
         overloaded = exc is not None and getattr(exc, "permanent", True) is False
-        seconds = self._gate._clock() - self._started
+        seconds = 0.0 if self._bulk else self._gate._clock() - self._started
         if self._lane is not None and exc is None and seconds <= self._gate.limits.slow_s:
             self._lane._hold(self._holder)  # given back by the lane's next request or its close
         else:

@@ -27,6 +27,7 @@ from presence.linking import (
     link_users,
     select_users,
 )
+from sync.apply import pbx_gate
 from sync.ports import TaskQueue
 from sync.release import queue_releases
 from sync.rivals import check_shared
@@ -39,16 +40,22 @@ log = logging.getLogger(__name__)
 def sync_directory(runtime: Runtime, tenant: Tenant, queue: TaskQueue) -> dict[str, Any]:
     """Reads both directories and stores every user's link state; returns counts per state."""
     rest = runtime.starface(tenant)
-    people = [
-        DirectoryPerson(u.id, u.login, u.email or "", f"{u.first_name} {u.family_name}".strip())
-        for u in rest.list_users()
-    ]
     mode = SelectionMode(tenant.selection_mode)
     members: list[int] = []
     group_id = tenant.starface_group_id
+    gate = pbx_gate(runtime, tenant)  # the PBX's limits hold for its directory reads too
+    with gate.request(bulk=True):
+        starface_users = rest.list_users()
     if mode is SelectionMode.GROUP_PLUS_LISTED and group_id is not None:
-        group_id = resolve_group(runtime, tenant, rest.list_groups())
-        members = rest.group_member_ids(group_id)
+        with gate.request(bulk=True):
+            groups = rest.list_groups()
+        group_id = resolve_group(runtime, tenant, groups)
+        with gate.request(bulk=True):
+            members = rest.group_member_ids(group_id)
+    people = [
+        DirectoryPerson(u.id, u.login, u.email or "", f"{u.first_name} {u.family_name}".strip())
+        for u in starface_users
+    ]
     selection = select_users(people, mode, tenant.login_ids or [], members, group_id)
     resolved_raw = runtime.graph(tenant).find_users_by_email(emails_to_resolve(selection.selected))
     resolved = {

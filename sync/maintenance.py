@@ -34,7 +34,7 @@ from presence import (
 )
 from presence.linking import LinkState
 from sync import health, rivals
-from sync.apply import repair_user
+from sync.apply import pbx_gate, repair_user
 from sync.directory import sync_directory
 from sync.ports import TaskQueue
 from sync.release import release_tenant
@@ -104,9 +104,12 @@ def run_keep_alive(runtime: Runtime, tenant_id: int, now: datetime | None = None
 
 # --- drift repair ---------------------------------------------------------------------------------------
 def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[int, StarfaceReading]:
+    """STARFACE as it is now, through the PBX's gate (the read-back counts against its limits too)."""
+    gate = pbx_gate(runtime, tenant)
     bridge = runtime.bridge(tenant)
     if bridge is not None:
-        states = bridge.get_states([link.starface_account_id for link in links])
+        with gate.request(bulk=True):
+            states = bridge.get_states([link.starface_account_id for link in links])
         return {
             s.account: StarfaceReading(dnd=s.dnd, chat_text=s.chat_presence_message,
                                        telephony_state=str(s.telephony_state),
@@ -114,8 +117,13 @@ def _readings(runtime: Runtime, tenant: Tenant, links: list[UserLink]) -> dict[i
             for s in states
         }
     rest = runtime.starface(tenant)
-    return {link.starface_account_id: StarfaceReading(dnd=rest.get_dnd(link.starface_account_id))
-            for link in links}
+    readings = {}
+    with gate.lane() as lane:  # one user after another: one slot, handed on
+        for link in links:
+            account = link.starface_account_id
+            with lane.request():
+                readings[account] = StarfaceReading(dnd=rest.get_dnd(account))
+    return readings
 
 
 def _session_may_need_repair(policy: TenantPolicy, reading: StarfaceReading, rows: dict[str, AppliedState],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +15,8 @@ from embedded.waiting import wait_until
 from models import Tenant, TenantHealth, UserLink
 from models.db import transaction
 from simulators.paired import paired_seeds
+from sync.apply import pbx_gate
+from sync.coordination import Coordination, PbxLimits
 from sync.directory import sync_directory
 from sync.events import run_event
 from sync.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
@@ -39,6 +43,26 @@ def _health(stack: Stack) -> TenantHealth:
         return health
 
 
+class _SeesPbxSlots:
+    """The stack's own coordination, noting each slot of a PBX the gate got and each time it found none."""
+
+    def __init__(self, inner: Coordination) -> None:
+        self.inner = inner
+        self.granted: list[str] = []
+        self.refused = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
+        wait = self.inner.pbx_acquire(pbx, limits, holder, release)
+        if wait == 0.0:
+            self.granted.append(holder)
+        else:
+            self.refused.set()
+        return wait
+
+
 @pytest.fixture
 def directory_stack(stacks: StackFactory) -> Iterator[Stack]:
     seeds = paired_seeds(4)
@@ -61,6 +85,21 @@ def test_it_links_users_by_email_and_reports_the_rest_with_reasons(directory_sta
     assert links["1103"].state == "excluded"
     assert (links["0001"].state, links["0001"].reason) == (
         "unmatched", "no Microsoft 365 user has pbx-admin@example.test as mail, UPN or proxy address")
+
+
+def test_directory_sync_reads_the_pbx_through_its_gate(directory_stack: Stack) -> None:
+    stack = directory_stack
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+    assert tenant is not None
+    seen = _SeesPbxSlots(stack.runtime.coordination)
+    stack.runtime.coordination = seen
+    try:
+        sync_directory(stack.runtime, tenant, CELERY_QUEUE)
+    finally:
+        stack.runtime.coordination = seen.inner
+    assert len(seen.granted) == 1  # GET /rest/users, in a slot of the PBX like every other request
 
 
 @pytest.fixture
@@ -86,6 +125,46 @@ def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_wa
     assert stack.changes("starface")[-1].cause == "drift-repair"
     # nothing left to repair
     assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 0
+
+
+def test_drift_repair_reads_back_and_repairs_only_through_the_pbx_gate(stack_without_webhooks: Stack) -> None:
+    """While other workers hold every slot of the PBX, drift repair sends it nothing; once they give them
+    back, the read-back takes a slot and the repair's write another (no PBX sees more than its limit)."""
+    stack = stack_without_webhooks
+    stack.add_tenant()
+    stack.start_worker("w1")
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+                and stack.changes("starface"), what="call text written and recorded")
+    stack.stop_workers()  # from here on only this test's drift repair talks to the PBX
+    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        gate = pbx_gate(stack.runtime, tenant)
+        pbx = tenant.starface_base_url.rstrip("/")
+    coordination = stack.runtime.coordination
+    others = [f"other-worker-{n}" for n in range(gate.limits.max_in_flight)]
+    assert all(coordination.pbx_acquire(pbx, gate.limits, holder) == 0.0 for holder in others)
+    seen = _SeesPbxSlots(coordination)
+    stack.runtime.coordination = seen
+    requests_before = len(stack.pbx.request_log())
+    counts: dict[str, int] = {}
+    repair = threading.Thread(target=lambda: counts.update(run_drift_repair(stack.runtime, stack.tenant_id,
+                                                                            CELERY_QUEUE)))
+    repair.start()
+    try:
+        assert seen.refused.wait(10), "drift repair never asked the PBX's gate for a slot"
+        assert len(stack.pbx.request_log()) == requests_before  # the full PBX was sent nothing
+    finally:
+        for holder in others:
+            coordination.pbx_release(pbx, holder)
+        repair.join(20)
+        stack.runtime.coordination = coordination
+    assert counts["repaired"] == 1
+    assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
+    assert len(seen.granted) == 2  # getStates of the read-back, then setChatStatus
 
 
 def test_drift_repair_sets_the_session_of_a_call_whose_start_event_was_lost(

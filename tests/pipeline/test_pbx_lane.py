@@ -112,3 +112,20 @@ def test_a_slow_answer_in_a_lane_gives_its_slot_back_with_the_penalty(coordinati
     with gate.lane() as lane, lane.request():
         now[0] += LIMITS.slow_s + 0.5
     assert counted.calls == ["pbx_acquire", "pbx_release", "pbx_penalize"]
+
+
+def test_a_slow_bulk_read_is_not_penalized_but_a_failing_one_is(coordination: Any) -> None:
+    """Reading all users or all groups takes longer the bigger the PBX: its time says nothing of load."""
+    class Transient(Exception):
+        permanent = False
+
+    now = [0.0]
+    counted = _Counted(coordination)
+    gate = PbxGate(counted, "pbx", LIMITS, sleep=_refuse_to_wait, clock=lambda: now[0])
+    with gate.request(bulk=True):
+        now[0] += LIMITS.slow_s + 10
+    assert counted.calls == ["pbx_acquire", "pbx_release"]
+    assert _free_slots(coordination, "a") == 2
+    with pytest.raises(Transient), gate.request(bulk=True):
+        raise Transient
+    assert counted.calls[2:] == ["pbx_acquire", "pbx_release", "pbx_penalize"]
