@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +15,15 @@ from sync.coordination import LocalCoordination
 from sync.runtime import Runtime
 from tests.support.factories import make_tenant
 from workers import logs
+
+
+@pytest.fixture(autouse=True)
+def _our_loggers_as_before() -> Iterator[None]:
+    """logs.install sets our package loggers' levels: other tests in this process see them as they were."""
+    saved = {package: logging.getLogger(package).level for package in logs.OUR_PACKAGES}
+    yield
+    for package, level in saved.items():
+        logging.getLogger(package).setLevel(level)
 
 
 class Collect(logging.Handler):
@@ -80,3 +91,24 @@ def test_it_keeps_trace_records_only_for_a_tenant_at_trace() -> None:
         ours.removeHandler(handler)
     assert handler.messages == ["GET /rest/users -> 200 (3 users)", "kept at WARN"]
     assert logging.getLevelName(logs.TRACE) == "TRACE"
+
+
+def test_our_loggers_make_detail_records_only_while_a_tenant_asks_for_them() -> None:
+    """Below the process level a debug call makes no record at all (one level check), until a tenant's
+    task runs at DEBUG; DETAIL_KEEP_S after the last such task the loggers are back at the process level."""
+    logs.install("INFO", handlers=[])
+    ours = logging.getLogger("connectors.graph.test_floor")
+    now = [1000.0]
+    assert not ours.isEnabledFor(logging.DEBUG)
+    with logs.tenant_log_level("INFO", clock=lambda: now[0]):
+        assert not ours.isEnabledFor(logging.DEBUG)
+    with logs.tenant_log_level("DEBUG", clock=lambda: now[0]):
+        assert ours.isEnabledFor(logging.DEBUG) and not ours.isEnabledFor(logs.TRACE)
+    now[0] += logs.DETAIL_KEEP_S - 1
+    with logs.tenant_log_level("INFO", clock=lambda: now[0]):  # another tenant, while DEBUG is recent
+        assert ours.isEnabledFor(logging.DEBUG)
+    now[0] += 2
+    with logs.tenant_log_level("WARN", clock=lambda: now[0]):
+        assert not ours.isEnabledFor(logging.DEBUG) and ours.isEnabledFor(logging.INFO)
+    logs.install("WARNING", handlers=[])
+    assert not ours.isEnabledFor(logging.INFO)
