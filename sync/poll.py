@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -101,7 +100,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
                 reads.append((tenant, batch, runtime.graph(tenant)))  # built here: no ORM use in threads
             except Exception as exc:  # noqa: BLE001 - e.g. the provider app is missing: the others go on
                 results[str(tenant_id)] = _record_failure(runtime, session, tenant, exc, now)
-        fetched = _fetch_all(reads, now)
+        fetched = _fetch_all(runtime, reads, now)
         for (tenant, batch, _), (outcome, observed_at) in zip(reads, fetched, strict=True):
             if isinstance(outcome, Exception):
                 results[str(tenant.id)] = _record_failure(runtime, session, tenant, outcome, now)
@@ -141,15 +140,15 @@ def _admit_many(runtime: Runtime, tenant_ids: list[int]) -> list[dict[str, Any] 
     return refused
 
 
-def _fetch_all(reads: list[tuple[Tenant, Batch, GraphClient]],
+def _fetch_all(runtime: Runtime, reads: list[tuple[Tenant, Batch, GraphClient]],
                now: Callable[[], datetime]) -> list[tuple[list[Presence] | Exception, datetime]]:
-    """Every read's outcome, in order: concurrently for several tenants, in this thread for one (a
-    batch of a large tenant needs no thread, and its CPU time stays with the task that spends it)."""
+    """Every read's outcome, in order: concurrently for several tenants (in the process's kept threads),
+    in this thread for one (a batch of a large tenant needs no thread, and its CPU time stays with the
+    task that spends it)."""
     if len(reads) <= 1:
         return [_fetch(graph, batch, now) for _, batch, graph in reads]
-    with ThreadPoolExecutor(max_workers=min(len(reads), GRAPH_READS_IN_FLIGHT),
-                            thread_name_prefix="graph-read") as pool:
-        return list(pool.map(lambda read: _fetch(read[2], read[1], now), reads))
+    pool = runtime.graph_reads(GRAPH_READS_IN_FLIGHT)
+    return list(pool.map(lambda read: _fetch(read[2], read[1], now), reads))
 
 
 def _fetch(graph: GraphClient, batch: Batch,

@@ -3,6 +3,7 @@ poll, and one tenant's failure never stops the others (issue 14: small tenants c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -124,6 +125,8 @@ def test_a_packed_polls_graph_requests_wait_for_microsoft_together(six_user_stac
     polls = [_tenant_of_users(stack, name, users) for name, users in
              (("a", [0]), ("b", [1, 2]), ("c", [3]), ("d", [4, 5]))]
     run_poll_many(stack.runtime, polls, CollectingQueue())  # warm: tokens and connections
+    kept = _graph_read_threads()
+    assert kept  # the process keeps its reading threads for the next packed poll rather than start new ones
     slow_s = 0.5
     stack.ms.add_fault("getPresencesByUserId", None, count=len(polls), delay_s=slow_s)
     since = stack.ms.requests()["total"]
@@ -132,6 +135,11 @@ def test_a_packed_polls_graph_requests_wait_for_microsoft_together(six_user_stac
     sent = sorted(entry["time"] for entry in stack.ms.requests("getPresencesByUserId", since)["entries"])
     assert len(sent) == len(polls)
     assert sent[-1] - sent[0] < slow_s  # one after another, the last would be sent >= 1.5 s after the first
+    assert _graph_read_threads() == kept
+
+
+def _graph_read_threads() -> set[int | None]:
+    return {thread.ident for thread in threading.enumerate() if thread.name.startswith("graph-read")}
 
 
 def test_tenants_share_graph_connections_but_never_a_login_cookie(six_user_stack: Stack) -> None:
