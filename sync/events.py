@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors import starface
-from models import Target, Tenant, UserLink
+from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.store import is_claimed, load_applied_states
@@ -72,9 +72,14 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
             select(UserLink).where(UserLink.tenant_id == tenant_id,
                                    UserLink.starface_account_id == int(event_args["account"]))
         ).one_or_none()
+        starface_row = None
+        if link is not None and rivals.may_be_evidence(event_args):  # in this transaction, not one more
+            starface_row = session.scalars(select(AppliedState).where(
+                AppliedState.user_link_id == link.id, AppliedState.target == Target.STARFACE.value)
+            ).one_or_none()
     if link is None or link.state != LinkState.LINKED.value or not link.entra_object_id:
         return {"ignored": "user not synced"}
-    rivals.observe_event(runtime, tenant, link, event_args)  # evidence of another sync on the PBX
+    rivals.observe_event(runtime, tenant, link, event_args, starface_row)  # evidence of another sync
     if event.kind is EventKind.PRESENCE:
         return _chat_text_changed(runtime, tenant, policy, link, event)
     now = utcnow()

@@ -98,24 +98,28 @@ def _contradiction(applied: StarfaceApplied, args: dict[str, Any]) -> str | None
     return None
 
 
-def observe_event(runtime: Runtime, tenant: Tenant, link: UserLink, args: dict[str, Any]) -> bool:
+def may_be_evidence(args: dict[str, Any]) -> bool:
+    """Only a DND or chat status that an integration wrote can be another sync's (``observe_event``)."""
+    return args.get("origin") == "integration" and args.get("type") in ("dnd", "presence")
+
+
+def observe_event(runtime: Runtime, tenant: Tenant, link: UserLink, args: dict[str, Any],
+                  row: AppliedState | None) -> bool:
     """Counts a bridge event as evidence of a rival sync if it contradicts what we applied (see module
-    docstring); True if it did. Never raises: detection must not fail the event's processing."""
-    if args.get("origin") != "integration" or args.get("type") not in ("dnd", "presence"):
+    docstring); True if it did. ``row`` is the user's STARFACE applied state, read by the caller with the
+    user where ``may_be_evidence`` (None: nothing of ours). Never raises: detection must not fail the
+    event's processing."""
+    if not may_be_evidence(args):
         return False
     try:
         occurred_at = datetime.fromisoformat(args["occurred_at"])
         if is_verifying(runtime.coordination, tenant.id, occurred_at.timestamp()):
             return False  # the round trips of `teamsconnect bridge verify`
-        with transaction(runtime.sessions) as session:
-            row = session.scalars(select(AppliedState).where(
-                AppliedState.user_link_id == link.id, AppliedState.target == Target.STARFACE.value)
-            ).one_or_none()
-            if row is None or is_claimed(row, utcnow()):
-                return False  # nothing of ours to fight over, or our own write is in flight
-            if occurred_at < row.applied_at - ECHO_MARGIN:
-                return False  # older than our last write: an echo of an earlier write of ours
-            what = _contradiction(StarfaceApplied.from_json(row.fields), args)
+        if row is None or is_claimed(row, utcnow()):
+            return False  # nothing of ours to fight over, or our own write is in flight
+        if occurred_at < row.applied_at - ECHO_MARGIN:
+            return False  # older than our last write: an echo of an earlier write of ours
+        what = _contradiction(StarfaceApplied.from_json(row.fields), args)
         if what is None:
             return False
         _record(runtime, tenant.id, RIVAL_PBX, f"user {link.login_id}: {what} (bridge event "

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 
 from connectors.graph import GraphError
@@ -165,3 +166,26 @@ def test_events_load_the_tenant_only_after_its_configuration_changed(stack: Stac
         session.execute(update(Tenant).where(Tenant.id == tenant_id)
                         .values(teams_presence_mode="busy_in_a_call"))
     assert event("ACTIVE", 10) == {"action": "set", "session": "Busy/InACall"}
+
+
+def test_the_rival_check_of_an_echo_event_costs_no_transaction_of_its_own(stack: Stack) -> None:
+    """An echo of our own DND write (origin "integration") is checked for a rival sync against the user's
+    STARFACE row, read with the user: it takes as many transactions as the same event set by the user."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    at = utcnow()
+
+    def transactions_of(index: int, origin: str) -> int:
+        args = {**_telephony(stack, index, "AVAILABLE", at), "event_id": f"dnd-{index}", "type": "dnd",
+                "origin": origin, "telephony_state": None, "dnd": True}
+        begins: list[object] = []
+        listener = lambda connection: begins.append(connection)  # noqa: E731
+        sqlalchemy_event.listen(stack.runtime.engine, "begin", listener)
+        try:
+            run_event(stack.runtime, tenant_id, args)
+        finally:
+            sqlalchemy_event.remove(stack.runtime.engine, "begin", listener)
+        return len(begins)
+
+    by_the_user = transactions_of(2, "user")
+    assert by_the_user >= 1
+    assert transactions_of(3, "integration") == by_the_user
