@@ -107,10 +107,9 @@ def stack_without_webhooks(stacks: StackFactory) -> Iterator[Stack]:
     yield from stacks.build(paired_seeds(4), web=False)
 
 
-def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_was_lost(
-    stack_without_webhooks: Stack,
-) -> None:
-    stack = stack_without_webhooks
+def _our_call_text_overwritten_by_the_app(stack: Stack) -> None:
+    """User 1's Teams call wrote and recorded our chat text, the worker stopped, then the STARFACE app
+    overwrote the text (the bridge's event of it is lost: the stack has no web app)."""
     stack.add_tenant()
     stack.start_worker("w1")
     stack.teams(1, "sign_in")
@@ -118,7 +117,15 @@ def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_wa
     # Recorded, not just written: the update task also reads the chat status before writing (issue 11).
     stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
                 and stack.changes("starface"), what="call text written and recorded")
+    stack.stop_workers()
     stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+
+
+def test_it_reapplies_an_overwritten_chat_text_in_drift_repair_when_the_event_was_lost(
+    stack_without_webhooks: Stack,
+) -> None:
+    stack = stack_without_webhooks
+    _our_call_text_overwritten_by_the_app(stack)
     assert stack.user(1)["chatPresenceMessage"] == "Back at 3"
     assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["repaired"] == 1
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
@@ -131,14 +138,7 @@ def test_drift_repair_reads_back_and_repairs_only_through_the_pbx_gate(stack_wit
     """While other workers hold every slot of the PBX, drift repair sends it nothing; once they give them
     back, the read-back takes a slot and the repair's write another (no PBX sees more than its limit)."""
     stack = stack_without_webhooks
-    stack.add_tenant()
-    stack.start_worker("w1")
-    stack.teams(1, "sign_in")
-    stack.teams(1, "call_start")
-    stack.until(lambda: stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
-                and stack.changes("starface"), what="call text written and recorded")
-    stack.stop_workers()  # from here on only this test's drift repair talks to the PBX
-    stack.pbx.app_overwrites_chat(stack.seeds.login(1), "AVAILABLE", "Back at 3")
+    _our_call_text_overwritten_by_the_app(stack)  # from here on only this drift repair talks to the PBX
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
         assert tenant is not None
