@@ -132,3 +132,10 @@ def test_the_events_benchmark_times_an_echo_event_that_changes_nothing(tmp_path:
     assert result["outcome"] == {"action": "unchanged"}  # an echo of our own write
     assert result["cpu_us_per_event"] > 0
     assert result["statements_per_event"] == 4  # fingerprint, user, rival check, the two rows
+
+
+def test_the_webhook_benchmark_times_an_accepted_event(tmp_path: Path) -> None:
+    result = _one_process_bench(tmp_path, "webhook.py", "--repeats", "5")
+    assert result["outcomes"] == ["accepted"]  # every event signed, new and queued
+    assert result["cpu_us_per_event"] > 0
+    assert result["statements_per_event"] == 1  # the tenant's bridge secret
