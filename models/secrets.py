@@ -56,6 +56,18 @@ def read_secrets(tenant: Tenant, box: SecretBox) -> TenantSecrets:
     )
 
 
+def read_bridge_secret(session: Session, tenant_id: int, box: SecretBox) -> tuple[bool, str] | None:
+    """(enabled, bridge secret) of a tenant with a bridge, or None: what a webhook needs, read as two columns
+    with only the bridge secret decrypted (loading the whole tenant and decrypting all three secrets was
+    nearly all of the web app's own work per event)."""
+    row = session.execute(select(Tenant.enabled, Tenant.bridge_secret_encrypted)
+                          .where(Tenant.id == tenant_id, Tenant.has_bridge)).one_or_none()
+    if row is None:
+        return None
+    enabled, ciphertext = row
+    return bool(enabled), box.decrypt(ciphertext)
+
+
 def rotate_all(session: Session, box: SecretBox) -> int:
     """Re-encrypts every stored secret of every tenant under the newest key; returns how many."""
     count = 0

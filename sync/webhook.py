@@ -38,8 +38,7 @@ from connectors.starface import (
     WebhookReplayed,
     verify_webhook,
 )
-from models import Tenant
-from models.secrets import read_secrets
+from models.secrets import read_bridge_secret
 from sync.bridge_probe import note_test_event
 from sync.coordination import PENDING_EVENT_ID_TTL_S, EventIdPending, TenantEventIds
 from sync.ports import QueueUnavailable, TaskQueue
@@ -95,13 +94,11 @@ def _parse_tenant_id(raw: str) -> int | None:
 
 def _load_bridge_tenant(runtime: Runtime, tenant_id: int) -> _BridgeTenant | None:
     with runtime.sessions() as session:
-        tenant = session.get(Tenant, tenant_id)
-        if tenant is None or not tenant.has_bridge:
-            return None
-        secret = read_secrets(tenant, runtime.box).bridge_secret
-        if not secret:
-            return None
-        return _BridgeTenant(id=tenant.id, enabled=tenant.enabled, bridge_secret=secret)
+        found = read_bridge_secret(session, tenant_id, runtime.box)
+    if found is None:
+        return None
+    enabled, secret = found
+    return _BridgeTenant(id=tenant_id, enabled=enabled, bridge_secret=secret) if secret else None
 
 
 def _unavailable(what: str) -> Receipt:
