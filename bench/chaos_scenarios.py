@@ -46,6 +46,7 @@ from models.db import transaction
 from models.secrets import rotate_all
 from scheduler.tick import GRAPH_BATCH_SIZE
 from simulators.paired import paired_seeds
+from tenants.service import load_tenant
 from workers.app import celery_app
 
 CALL_CAUSE = "teams:InACall"
@@ -226,15 +227,38 @@ CHAOS_TOKEN_LIFETIME_S = 840
 
 def _token_setup(run: Run) -> None:
     run.stack.ms.configure(tokenLifetime=CHAOS_TOKEN_LIFETIME_S)
+    run.stack.runtime.close_clients()  # the harness's client signs in again, under the chaos lifetime
+    _read_presence_as_the_harness(run)
+
+
+def _read_presence_as_the_harness(run: Run) -> None:
+    """One presence read through the product's own Graph client in this process (see _expire_tokens)."""
+    with transaction(run.stack.runtime.sessions) as session:
+        tenant = load_tenant(session, run.tenant_id)
+    assert tenant is not None
+    run.stack.runtime.graph(tenant).get_presences([run.stack.seeds.entra_id(0)])
+
+
+def _graph_401s(run: Run) -> int:
+    return sum(1 for entry in run.stack.ms.requests()["entries"] if entry["status"] == 401)
 
 
 def _expire_tokens(run: Run) -> None:
     """Every token issued so far expires for Graph while MSAL still trusts it - the case the 401 retry must
-    handle. The jump (841 s) stays below the 15-minute Teams sessions we hold; none exist before the fault."""
+    handle. The jump (841 s) stays below the 15-minute Teams sessions we hold; none exist before the fault.
+
+    Which worker process sends a stale token afterwards is up to Celery's prefork pool: a child busy with
+    the PBX-bound burst's applies may not read Graph again before the run converges, while children without
+    a token sign in anew (CI saw a run with no 401). So the harness, which signed in under the chaos
+    lifetime in the setup, reads once with its stale token through the product's own client: Graph answers
+    401 for certain, and that client must sign in again and read. The workers' 401s are counted apart."""
     advance_s = CHAOS_TOKEN_LIFETIME_S + 1
     run.notes["graph_tokens_before"] = run.stack.ms.count("token")
     run.notes["graph_clock_advanced_s"] = advance_s
     run.stack.ms.advance_clock(advance_s)
+    before = _graph_401s(run)
+    _read_presence_as_the_harness(run)
+    run.notes["graph_401_to_the_harness"] = _graph_401s(run) - before
     # STARFACE answers a request with an expired authToken 401: such a PUT is no write (see _not_writes).
     run.tokens_expired_at = len(run.stack.pbx.request_log())
     run.notes["starface_tokens_expired"] = run.stack.pbx.expire_tokens()
