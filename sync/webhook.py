@@ -93,8 +93,8 @@ def _parse_tenant_id(raw: str) -> int | None:
 
 
 def _load_bridge_tenant(runtime: Runtime, tenant_id: int) -> _BridgeTenant | None:
-    with runtime.sessions() as session:
-        found = read_bridge_secret(session, tenant_id, runtime.box)
+    with runtime.engine.connect() as connection:
+        found = read_bridge_secret(connection, tenant_id, runtime.box)
     if found is None:
         return None
     enabled, secret = found
