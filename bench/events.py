@@ -26,16 +26,18 @@ if __package__ in (None, ""):  # run as a script: import bench.* and tests.* fro
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bench.harness import ROUNDS, bench_database, progress, thread_cpu_us, write_and_print  # noqa: E402
-from config.settings import Settings  # noqa: E402
+from bench.harness import (  # noqa: E402
+    ROUNDS,
+    bench_database,
+    in_process_runtime,
+    progress,
+    thread_cpu_us,
+    write_and_print,
+)
 from models import AppliedState, Target, UserLink  # noqa: E402
-from models.crypto import SecretBox, generate_key  # noqa: E402
-from models.db import make_engine, make_session_factory  # noqa: E402
 from presence import StarfaceApplied, TeamsApplied  # noqa: E402
 from presence.categories import Category  # noqa: E402
-from sync.coordination import LocalCoordination  # noqa: E402
 from sync.events import run_event  # noqa: E402
-from sync.runtime import Runtime  # noqa: E402
 from tests.support.factories import make_tenant, make_user_links  # noqa: E402
 from tests.support.query_counter import count_queries  # noqa: E402
 
@@ -55,13 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=200, help="events per timed round")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    key = generate_key()
     with bench_database() as (url, database):
-        engine = make_engine(url)
-        sessions = make_session_factory(engine)
-        box = SecretBox([key])
+        runtime = in_process_runtime(url)
+        engine, sessions = runtime.engine, runtime.sessions
         with sessions.begin() as session:
-            tenant = make_tenant(session, box, name="events")
+            tenant = make_tenant(session, runtime.box, name="events")
             make_user_links(session, tenant, args.users)
             tenant_id = tenant.id
         with sessions.begin() as session:
@@ -77,9 +77,6 @@ def main(argv: list[str] | None = None) -> int:
                 for link_id, _, _ in users
                 for target, fields in ((Target.STARFACE.value, ours), (Target.TEAMS.value,
                                                                       TeamsApplied().to_json()))])
-        settings = Settings(database_url=url, encryption_keys=key, redis_url="")
-        runtime = Runtime(settings=settings, engine=engine, sessions=sessions, box=box,
-                          coordination=LocalCoordination())
         counter = iter(range(10**9))
 
         def one_event() -> dict[str, Any]:

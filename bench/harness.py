@@ -24,17 +24,21 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, select, update
 
 from bench.procstat import this_machine
+from config.settings import Settings
 from connectors.graph import GraphError
 from connectors.starface import StarfaceError
 from embedded.stack import Stack
 from models import Tenant, UserLink, migrate
 from models.base import utcnow
-from models.db import transaction
+from models.crypto import SecretBox, generate_key
+from models.db import make_engine, make_session_factory, transaction
 from presence.linking import LinkState, SelectionMode
 from simulators.microsoft import MicrosoftSimControl
 from simulators.paired import FIRST_ACCOUNT_ID, PairedSeeds, paired_seeds
+from sync.coordination import LocalCoordination
 from sync.directory import sync_directory
 from sync.ports import CollectingQueue
+from sync.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -106,6 +110,16 @@ def bench_database() -> Iterator[tuple[str, str]]:
         yield url, "PostgreSQL, fresh database on the test server"
     finally:
         drop_postgres_database(url)
+
+
+def in_process_runtime(database_url: str) -> Runtime:
+    """A worker's runtime in this process on ``database_url``, for the one-process benchmarks: a new
+    encryption key, the in-process coordination, no broker."""
+    key = generate_key()
+    engine = make_engine(database_url)
+    settings = Settings(database_url=database_url, encryption_keys=key, redis_url="")
+    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),
+                   box=SecretBox([key]), coordination=LocalCoordination())
 
 
 def tenant_seeds(users: int, tenants: int) -> PairedSeeds:

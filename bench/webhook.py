@@ -25,15 +25,17 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import bench.* and tests.* from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench.harness import ROUNDS, bench_database, progress, thread_cpu_us, write_and_print  # noqa: E402
-from config.settings import Settings  # noqa: E402
+from bench.harness import (  # noqa: E402
+    ROUNDS,
+    bench_database,
+    in_process_runtime,
+    progress,
+    thread_cpu_us,
+    write_and_print,
+)
 from connectors.starface.webhook import sign  # noqa: E402
-from models.crypto import SecretBox, generate_key  # noqa: E402
-from models.db import make_engine, make_session_factory  # noqa: E402
 from models.secrets import read_secrets  # noqa: E402
-from sync.coordination import LocalCoordination  # noqa: E402
 from sync.ports import CollectingQueue  # noqa: E402
-from sync.runtime import Runtime  # noqa: E402
 from sync.webhook import receive_event  # noqa: E402
 from tests.support.factories import make_tenant  # noqa: E402
 from tests.support.query_counter import count_queries  # noqa: E402
@@ -55,17 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=300, help="events per timed round")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    key = generate_key()
     with bench_database() as (url, database):
-        engine = make_engine(url)
-        sessions = make_session_factory(engine)
-        box = SecretBox([key])
-        with sessions.begin() as session:
-            tenant = make_tenant(session, box, name="webhooks")
-            tenant_ref, secret = str(tenant.id), read_secrets(tenant, box).bridge_secret or ""
-        settings = Settings(database_url=url, encryption_keys=key, redis_url="")
-        runtime = Runtime(settings=settings, engine=engine, sessions=sessions, box=box,
-                          coordination=LocalCoordination())
+        runtime = in_process_runtime(url)
+        engine = runtime.engine
+        with runtime.sessions.begin() as session:
+            tenant = make_tenant(session, runtime.box, name="webhooks")
+            tenant_ref, secret = str(tenant.id), read_secrets(tenant, runtime.box).bridge_secret or ""
         queue = CollectingQueue()
         outcomes: list[str] = []
 
