@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from embedded.stack import Stack, StackFactory
 from embedded.waiting import wait_until
-from models import Tenant, TenantHealth, UserLink
+from models import AppliedState, Target, Tenant, TenantHealth, UserLink
+from models.base import utcnow
 from models.db import transaction
+from presence import StarfaceApplied
 from simulators.paired import paired_seeds
+from sync import maintenance
 from sync.apply import pbx_gate
 from sync.coordination import Coordination, PbxLimits
 from sync.directory import sync_directory
@@ -317,3 +320,32 @@ def test_it_releases_everything_of_ours_when_a_tenant_is_disabled(stack: Stack) 
     stack.tick()  # a disabled tenant is not polled any more
     stack.settle()
     assert [c.cause for c in stack.changes()][-2:] == ["released: tenant disabled"] * 2
+
+
+def test_drift_repair_without_a_bridge_reads_back_for_its_time_budget_only(
+    stack_without_webhooks: Stack, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a bridge the read-back is one GET per user at the PBX's rate: a round stops reading when its
+    budget is spent (the others are read in a later round), so a large tenant's task ends in time."""
+    stack = stack_without_webhooks
+    stack.add_tenant(bridge=False)
+    linked = [link for link in _links(stack).values() if link.state == "linked"]
+    assert len(linked) > 1
+    with transaction(stack.runtime.sessions) as session:
+        session.execute(insert(AppliedState), [
+            {"user_link_id": link.id, "tenant_id": stack.tenant_id, "target": Target.STARFACE.value,
+             "fields": StarfaceApplied().to_json(), "owned": [], "version": 1, "applied_at": utcnow()}
+            for link in linked])
+
+    def dnd_reads() -> int:
+        return sum(1 for entry in stack.pbx.request_log()
+                   if entry["method"] == "GET" and entry["path"].endswith("/phoneconfig"))
+
+    stack.pbx.clear_request_log()
+    monkeypatch.setattr(maintenance, "READ_BACK_BUDGET_S", 0.0)
+    assert run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)["checked"] == len(linked)
+    assert dnd_reads() == 1  # the first user is always read, then the budget is spent
+    monkeypatch.undo()
+    stack.pbx.clear_request_log()
+    run_drift_repair(stack.runtime, stack.tenant_id, CELERY_QUEUE)
+    assert dnd_reads() == len(linked)
