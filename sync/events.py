@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from connectors import starface
 from models import AppliedState, Target, Tenant, UserLink
@@ -58,6 +58,14 @@ def engine_event(args: dict[str, Any]) -> StarfaceEvent:
     )
 
 
+#: The user of an event and their STARFACE row, as statements built once: a statement built per event cost
+#: about 130 us more CPU to run than a prebuilt one (SQLAlchemy computes each new one's cache key).
+_USER_BY_ACCOUNT = select(UserLink).where(UserLink.tenant_id == bindparam("tenant_id"),
+                                          UserLink.starface_account_id == bindparam("account"))
+_STARFACE_ROW = select(AppliedState).where(AppliedState.user_link_id == bindparam("link_id"),
+                                           AppliedState.target == Target.STARFACE.value)
+
+
 def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> dict[str, Any]:
     """Processes one event; raises SessionConflict when another worker changed the user meanwhile."""
     event = engine_event(event_args)
@@ -68,15 +76,11 @@ def run_event(runtime: Runtime, tenant_id: int, event_args: dict[str, Any]) -> d
         if kept is None:
             return {"ignored": "tenant gone or disabled"}
         tenant, policy = kept
-        link = session.scalars(
-            select(UserLink).where(UserLink.tenant_id == tenant_id,
-                                   UserLink.starface_account_id == int(event_args["account"]))
-        ).one_or_none()
+        link = session.scalars(_USER_BY_ACCOUNT, {"tenant_id": tenant_id,
+                                                  "account": int(event_args["account"])}).one_or_none()
         starface_row = None
         if link is not None and rivals.may_be_evidence(event_args):  # in this transaction, not one more
-            starface_row = session.scalars(select(AppliedState).where(
-                AppliedState.user_link_id == link.id, AppliedState.target == Target.STARFACE.value)
-            ).one_or_none()
+            starface_row = session.scalars(_STARFACE_ROW, {"link_id": link.id}).one_or_none()
     if link is None or link.state != LinkState.LINKED.value or not link.entra_object_id:
         return {"ignored": "user not synced"}
     rivals.observe_event(runtime, tenant, link, event_args, starface_row)  # evidence of another sync
