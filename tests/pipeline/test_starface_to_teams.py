@@ -49,6 +49,25 @@ def test_it_holds_a_teams_session_while_a_starface_call_lasts(stack: Stack) -> N
     assert stack.ms.count("setPresence") == 1 and stack.ms.count("clearPresence") == 1
 
 
+def test_a_call_event_outlasts_a_graph_throttling_storm(stack: Stack) -> None:
+    """Graph throttles setPresence for longer than a handful of Retry-Afters: the call's event keeps trying
+    as Graph asks and sets the session once it is let through (chaos suite, 429 storm of 10 s: five
+    users on a call stayed ringable in Teams; here no keep-alive runs, so only the event can set it)."""
+    stack.add_tenant(poll_interval_s=3600.0)
+    stack.start_worker("w1")
+    stack.teams(1, "sign_in")
+    stack.ms.configure(fractionalRetryAfter=True)
+    refusals = 9  # the event used to give up after 6 tries
+    stack.ms.add_fault("setPresence", 429, retry_after=0.2, count=refusals)
+    login = stack.seeds.login(1)
+    stack.pbx.ring(login)
+    stack.pbx.answer(login)
+    stack.until(lambda: _availability(stack, 1) == ("DoNotDisturb", "Presenting"), timeout=60,
+                what="Teams DND once Graph lets the session through")
+    answers = [entry["status"] for entry in stack.ms.requests("setPresence")["entries"]]
+    assert answers == [429] * refusals + [200]
+
+
 def test_it_does_not_echo_our_teams_session_back_as_a_starface_dnd(stack: Stack) -> None:
     stack.add_tenant()
     stack.start_worker("w1")
