@@ -4,7 +4,8 @@ PostgreSQL is the server `make test` starts (scripts/services.sh); each run crea
 there. Redis is a redis-server of this run's own on a free port, started when this file is imported (before
 any test module reads the URLs), so two runs on one machine never flush each other's queues. Point the
 suite at other servers with TEAMSCONNECT_TEST_DATABASE_URL (an admin URL) and TEAMSCONNECT_TEST_REDIS_URL
-(then also TEAMSCONNECT_TEST_BROKER_URL and TEAMSCONNECT_TEST_COORDINATION_URL).
+(then also TEAMSCONNECT_TEST_BROKER_URL and TEAMSCONNECT_TEST_COORDINATION_URL; with a Redis of your own,
+run the suite in one process - `make test TEST_PROCESSES=0` - as its processes would share the broker).
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ ADMIN_DATABASE_URL = os.environ.get(
 
 
 def _suite_redis() -> None:
-    """Starts this run's redis-server unless the environment names one; the stack and the bench read the
-    broker and coordination URLs from the same variables."""
-    if os.environ.get("TEAMSCONNECT_TEST_REDIS_URL"):
+    """Starts this process's redis-server unless the environment names one; the stack and the bench read
+    the broker and coordination URLs from the same variables. The pytest processes of one run (xdist)
+    inherit the environment of the one that started them, so a server started by another process is not
+    taken: two processes on one broker ran each other's Celery tasks against the wrong database."""
+    started_by = os.environ.get("TEAMSCONNECT_TEST_REDIS_STARTED_BY")
+    if os.environ.get("TEAMSCONNECT_TEST_REDIS_URL") and started_by in (None, str(os.getpid())):
         return
     server = RedisServer.started()
     atexit.register(server.stop)
+    os.environ["TEAMSCONNECT_TEST_REDIS_STARTED_BY"] = str(os.getpid())
     os.environ["TEAMSCONNECT_TEST_REDIS_URL"] = server.url(15)
     os.environ["TEAMSCONNECT_TEST_BROKER_URL"] = server.url(13)
     os.environ["TEAMSCONNECT_TEST_COORDINATION_URL"] = server.url(12)
