@@ -12,6 +12,12 @@ STAMP := $(VENV)/.installed
 # `pip check` catches a pyproject.toml dependency that the locks do not have yet.
 LOCKS := requirements-bootstrap.lock requirements-dev.lock
 
+# The suite runs in two pytest processes (pytest-xdist), a test file whole in one of them: most tests wait
+# on workers, simulators and the chaos suite's outages rather than compute, so the two overlap. Each
+# process has its own databases and redis-server (tests/conftest.py), as two runs at once do.
+# `make test TEST_PROCESSES=0` runs it in one process.
+TEST_PROCESSES ?= 2
+
 .PHONY: install test lint demo bench lock audit
 
 $(STAMP): pyproject.toml $(LOCKS)
@@ -39,7 +45,7 @@ test: $(STAMP)
 	./scripts/browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/teamsconnect demo
