@@ -20,6 +20,7 @@ from simulators.paired import paired_seeds
 from sync.events import run_event
 from sync.maintenance import run_keep_alive
 from tests.support.query_counter import QueryCount, count_queries
+from workers.events import GRAPH_PATIENCE_S, handle_starface_event
 
 
 @pytest.fixture
@@ -66,6 +67,20 @@ def test_a_call_event_outlasts_a_graph_throttling_storm(stack: Stack) -> None:
                 what="Teams DND once Graph lets the session through")
     answers = [entry["status"] for entry in stack.ms.requests("setPresence")["entries"]]
     assert answers == [429] * refusals + [200]
+
+
+def test_a_call_event_leaves_graph_to_keep_alive_once_its_patience_is_over(stack: Stack) -> None:
+    """The other bound: an event received GRAPH_PATIENCE_S ago that Graph still throttles tries once and
+    gives up (the call is recorded, so keep-alive sets the session when Graph lets it)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(2, "sign_in")
+    stack.ms.add_fault("setPresence", 429, retry_after=1, count=100)
+    received = utcnow() - timedelta(seconds=GRAPH_PATIENCE_S)
+    outcome = handle_starface_event.apply(kwargs={
+        "tenant_id": tenant_id, "event": _telephony(stack, 2, "ACTIVE", received),
+        "received_at": received.isoformat()}).get(timeout=30)
+    assert outcome == {"failed": "GraphThrottled"}
+    assert stack.ms.count("setPresence") == 1
 
 
 def test_it_does_not_echo_our_teams_session_back_as_a_starface_dnd(stack: Stack) -> None:
