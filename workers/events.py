@@ -43,6 +43,7 @@ def handle_starface_event(self: TenantTask, tenant_id: int, event: dict[str, Any
             log.error("tenant %s: Teams session change failed: %s", tenant_id, exc.message)
             return {"failed": type(exc).__name__}
         wait_s = getattr(exc, "retry_after", None) or 2.0 ** min(self.request.retries, 4)
-        # Not counted against the conflict retries: the time since receipt bounds these.
+        # Bounded by the time since receipt, not by the task's count (they still add to it, which the
+        # conflict retries' limit then includes).
         raise self.retry(exc=exc, countdown=min(MAX_GRAPH_WAIT_S, wait_s),
                          max_retries=self.request.retries + 1) from None
