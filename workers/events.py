@@ -31,19 +31,22 @@ MAX_GRAPH_WAIT_S = 15.0
 @celery_app.task(name=queues.TASK_STARFACE_EVENT, base=TenantTask, bind=True, ignore_result=True,
                  max_retries=CONFLICT_RETRIES)
 def handle_starface_event(self: TenantTask, tenant_id: int, event: dict[str, Any],
-                          received_at: str) -> dict[str, Any]:
+                          received_at: str, graph_retries: int = 0) -> dict[str, Any]:
+    """``graph_retries``: how many of the task's retries were for Graph. Celery keeps one count per task;
+    the conflict retries' limit must not include a throttling storm's retries."""
     try:
         return run_event(self.runtime, tenant_id, event)
     except SessionConflict as exc:
-        wait_s = min(MAX_CONFLICT_WAIT_S, 0.05 * (self.request.retries + 1))
-        raise self.retry(exc=exc, countdown=wait_s) from None
+        conflicts = self.request.retries - graph_retries
+        wait_s = min(MAX_CONFLICT_WAIT_S, 0.05 * (conflicts + 1))
+        raise self.retry(exc=exc, countdown=wait_s, max_retries=CONFLICT_RETRIES + graph_retries) from None
     except GraphError as exc:
         waited_s = (utcnow() - datetime.fromisoformat(received_at)).total_seconds()
         if exc.permanent or waited_s >= GRAPH_PATIENCE_S:
             log.error("tenant %s: Teams session change failed: %s", tenant_id, exc.message)
             return {"failed": type(exc).__name__}
-        wait_s = getattr(exc, "retry_after", None) or 2.0 ** min(self.request.retries, 4)
-        # Bounded by the time since receipt, not by the task's count (they still add to it, which the
-        # conflict retries' limit then includes).
+        wait_s = getattr(exc, "retry_after", None) or 2.0 ** min(graph_retries, 4)
+        # Bounded by the time since receipt, not by a count.
         raise self.retry(exc=exc, countdown=min(MAX_GRAPH_WAIT_S, wait_s),
+                         kwargs={**self.request.kwargs, "graph_retries": graph_retries + 1},
                          max_retries=self.request.retries + 1) from None

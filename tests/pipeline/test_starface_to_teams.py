@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors.graph import GraphError
 from embedded.stack import Stack, StackFactory
-from models import Tenant
+from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
+from models.store import ensure_row
 from simulators.paired import paired_seeds
 from sync.events import run_event
 from sync.maintenance import run_keep_alive
@@ -81,6 +82,28 @@ def test_a_call_event_leaves_graph_to_keep_alive_once_its_patience_is_over(stack
         "received_at": received.isoformat()}).get(timeout=30)
     assert outcome == {"failed": "GraphThrottled"}
     assert stack.ms.count("setPresence") == 1
+
+
+def test_a_throttling_storms_retries_leave_an_event_its_conflict_retries(stack: Stack) -> None:
+    """Celery keeps one retry count per task: an event that retried 125 times for Graph and then meets
+    another worker's claim on the user still waits for that claim (it used to give up at once, the count
+    being past the conflict limit of 120)."""
+    tenant_id = stack.add_tenant(poll_interval_s=3600.0)
+    stack.teams(2, "sign_in")
+    received = utcnow()
+    with transaction(stack.runtime.sessions) as session:
+        link_id = session.scalars(select(UserLink.id).where(
+            UserLink.starface_account_id == stack.seeds.account(2))).one()
+        ensure_row(session, tenant_id=tenant_id, user_link_id=link_id, target=Target.TEAMS.value)
+        session.execute(update(AppliedState).where(
+            AppliedState.user_link_id == link_id, AppliedState.target == Target.TEAMS.value).values(
+            claim_id="another-worker", claim_expires_at=utcnow() + timedelta(seconds=0.2)))
+    storm = 125
+    outcome = handle_starface_event.apply(kwargs={
+        "tenant_id": tenant_id, "event": _telephony(stack, 2, "ACTIVE", received),
+        "received_at": received.isoformat(), "graph_retries": storm}, retries=storm)
+    assert outcome.successful(), outcome.traceback
+    assert _availability(stack, 2) == ("DoNotDisturb", "Presenting")
 
 
 def test_it_does_not_echo_our_teams_session_back_as_a_starface_dnd(stack: Stack) -> None:
