@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 from connectors.graph import GraphError
 from embedded.stack import Stack, StackFactory
-from models import AppliedState, Target, Tenant, UserLink
+from models import Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
-from models.store import ensure_row
+from models.store import claim, ensure_row
 from simulators.paired import paired_seeds
 from sync.events import run_event
 from sync.maintenance import run_keep_alive
@@ -95,9 +95,10 @@ def test_a_throttling_storms_retries_leave_an_event_its_conflict_retries(stack: 
         link_id = session.scalars(select(UserLink.id).where(
             UserLink.starface_account_id == stack.seeds.account(2))).one()
         ensure_row(session, tenant_id=tenant_id, user_link_id=link_id, target=Target.TEAMS.value)
-        session.execute(update(AppliedState).where(
-            AppliedState.user_link_id == link_id, AppliedState.target == Target.TEAMS.value).values(
-            claim_id="another-worker", claim_expires_at=utcnow() + timedelta(seconds=0.2)))
+        now = utcnow()
+        assert claim(session, user_link_id=link_id, target=Target.TEAMS.value, expected_version=1,
+                     claim_id="another-worker", claim_fields={"action": "set"},
+                     expires_at=now + timedelta(seconds=0.2), now=now)
     storm = 125
     outcome = handle_starface_event.apply(kwargs={
         "tenant_id": tenant_id, "event": _telephony(stack, 2, "ACTIVE", received),
