@@ -8,15 +8,23 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from connectors.starface import BridgeUnknownAccount
 from embedded.stack import Stack, StackFactory
 from embedded.waiting import wait_until
 from models import ChangeLog
 from models.db import transaction
 from simulators.paired import paired_seeds
-from sync.apply import LeaseRunningOut
+from sync.apply import (
+    CHAT_READ_AHEAD_MAX_AGE_S,
+    ChatReadAhead,
+    LeaseRunningOut,
+    chat_read_ahead_users,
+    run_apply_batch,
+)
 from sync.coordination import LocalCoordination, PbxGate, PbxLimits
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
+from tenants.service import load_tenant
 from workers.task_queue import CELERY_QUEUE
 
 USERS = 40
@@ -154,3 +162,53 @@ def test_a_request_refused_before_sending_gives_its_slot_back_without_a_penalty(
         sent.append("request")
     assert sent == []
     assert [coordination.pbx_acquire("pbx", limits, f"a{i}") for i in range(4)] == [0.0] * 4
+
+
+def _rpc_calls(stack: Stack, method: str) -> int:
+    name = f"<methodName>TeamsConnectBridge.{method}</methodName>"
+    return sum(1 for r in stack.pbx.request_log() if r["path"] == "/xml-rpc" and name in r["body"])
+
+
+def test_a_batch_reads_its_users_chat_status_together_and_still_decides_by_it(stack: Stack) -> None:
+    """One getStates for the next users of a batch, not one per user (3 PBX requests and a tenth per
+    change instead of 4); what is shown still decides: a user who already shows the call's text and
+    symbol (an update that wrote them and lost its record) is not written again."""
+    stack.add_tenant(poll_interval_s=3600.0)
+    stack.pbx.app_overwrites_chat(stack.seeds.login(7), "DO_NOT_DISTURB", "On a call in MS Teams")
+    decided = _decide(stack, range(USERS))
+    stack.pbx.clear_request_log()
+    for tenant_id, batch in decided.apply_batches:
+        run_apply_batch(stack.runtime, tenant_id, batch, CollectingQueue())
+    settings = stack.runtime.settings
+    per_read = chat_read_ahead_users(PbxLimits(max_in_flight=settings.starface_max_in_flight,
+                                               max_per_s=settings.starface_max_per_s))
+    reads, chat_writes = _rpc_calls(stack, "getStates"), _rpc_calls(stack, "setChatStatus")
+    assert USERS / per_read <= reads < USERS / 2, (reads, per_read)  # one per user before
+    assert chat_writes == USERS - 1  # each user's text once, none where it is shown already
+    assert [stack.phoneconfig_puts(i) for i in range(USERS)] == [1] * USERS
+    assert {stack.user(i)["chatPresenceMessage"] for i in range(USERS)} == {"On a call in MS Teams"}
+
+
+def test_a_chat_status_read_ahead_is_used_once_while_fresh_and_an_unknown_account_spoils_no_read(
+    stack: Stack,
+) -> None:
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, stack.tenant_id)
+        assert tenant is not None
+    bridge = stack.runtime.bridge(tenant)
+    first, second, third = (stack.seeds.account(i) for i in range(3))
+    gone = 999_999  # a user deleted from the PBX after the poll
+    clock = [0.0]
+    reads = ChatReadAhead(bridge, [first, gone, second, third], users=3, clock=lambda: clock[0])
+    assert reads.shown(first, None).account == first  # type: ignore[union-attr]
+    assert reads.calls == 2  # getStates(first, gone, second) refused: first read alone
+    assert reads.shown(second, None).account == second  # type: ignore[union-attr]
+    assert reads.calls == 3  # second, third read together
+    clock[0] += CHAT_READ_AHEAD_MAX_AGE_S + 0.1
+    assert reads.shown(third, None).account == third  # type: ignore[union-attr]
+    assert reads.calls == 4  # too old by now: read again
+    with pytest.raises(BridgeUnknownAccount):
+        reads.shown(gone, None)
+    reads.shown(first, None)  # used already: read again, never a state kept from before
+    assert reads.calls == 6
