@@ -195,21 +195,23 @@ def chat_read_ahead_users(limits: PbxLimits) -> int:
 
 
 class ChatReadAhead:
-    """The chat status shown for a batch's claimed users, read for the next ``users`` of them in ONE
-    ``getStates`` when the first of them needs it, instead of one call per user: a change then costs the
-    PBX 3 requests and a tenth (default limits), not 4 (issue 14).
+    """The chat status shown for a batch's claimed users, read for the next ones in ONE ``getStates`` when
+    the first of them needs it, instead of one call per user: a change then costs the PBX about 3
+    requests and a tenth, not 4 (issue 14).
 
     Exactly once holds as with the read per user: every user of the batch is claimed before any of
     these reads, so nothing of ours writes a claimed user's chat status between the read and the write.
     What the read adds is age: a text the user sets in the STARFACE app in the last seconds before our
     write (``CHAT_READ_AHEAD_MAX_AGE_S`` at most, milliseconds with the read per user) is overwritten, and
     its event shows it to us as a rival's change, as it would a moment later. Each state is used once.
+    A read covers at most ``users``; fewer while its states grow too old before they are used (other
+    batches share the PBX's rate): halved after a state went stale, one more after each read.
     """
 
     def __init__(self, bridge: StarfaceBridgeClient, accounts: list[int], users: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._bridge = bridge
-        self._users = users
+        self._most_users = self._users = users
         self._order = accounts
         self._position = {account: index for index, account in enumerate(accounts)}
         self._clock = clock
@@ -223,9 +225,12 @@ class ChatReadAhead:
         with self._lock:
             read_at, state = self._states.pop(account, (None, None))
             self._used.add(account)
-            if read_at is not None and self._clock() - read_at <= CHAT_READ_AHEAD_MAX_AGE_S:
-                return state
+            if read_at is not None:
+                if self._clock() - read_at <= CHAT_READ_AHEAD_MAX_AGE_S:
+                    return state
+                self._users = max(1, self._users // 2)  # read too far ahead for the pace of the writes
             accounts = self._next_accounts(account)
+            read_at = self._clock()  # taken before the request: the states are at most this old
             with _gated(gate):
                 try:
                     self.calls += 1
@@ -237,7 +242,7 @@ class ChatReadAhead:
                     accounts = [account]
                     self.calls += 1
                     states = self._bridge.get_states(accounts)
-            read_at = self._clock()
+            self._users = min(self._most_users, self._users + 1)
             by_account = {shown.account: shown for shown in states}
             for other in accounts[1:]:
                 self._states[other] = (read_at, by_account.get(other))
@@ -245,12 +250,16 @@ class ChatReadAhead:
 
     def _next_accounts(self, account: int) -> list[int]:
         """``account`` and the batch's next users whose state is neither used nor already read."""
+        accounts = [account]
         start = self._position.get(account)
         if start is None:
-            return [account]
-        following = [other for other in self._order[start + 1:]
-                     if other not in self._used and other not in self._states]
-        return [account, *following[:self._users - 1]]
+            return accounts
+        for other in self._order[start + 1:]:
+            if len(accounts) >= self._users:
+                break
+            if other not in self._used and other not in self._states:
+                accounts.append(other)
+        return accounts
 
 
 def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
