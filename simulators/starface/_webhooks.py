@@ -1,10 +1,13 @@
 """Delivers bridge events to the tenant's webhook, as the contract's bridge does: signed, at least once.
 
-One background thread works a time-ordered queue. A non-2xx answer (or no answer) is retried with
-exponential backoff until `retry_window_s` (the contract: 10 minutes) has passed since the first try.
-After a 2xx, the same event is sent once more with probability `duplicate_rate`, which is how
-at-least-once delivery looks to the receiver. Each attempt is signed afresh with the current timestamp.
-Ordering between events is not guaranteed once a retry happens; receivers order by `occurredAt`.
+One background thread works two time-ordered queues: call (telephony) events first, whenever one is due,
+then the rest (DND and chat events), as docs/starface-bridge.md asks of the bridge: a STARFACE call must
+reach Teams in time while our own burst of DND and chat writes comes back as events. A non-2xx answer
+(or no answer) is retried with exponential backoff until `retry_window_s` (the contract: 10 minutes) has
+passed since the first try. After a 2xx, the same event is sent once more with probability
+`duplicate_rate`, which is how at-least-once delivery looks to the receiver. Each attempt is signed afresh
+with the current timestamp. Ordering between events is not guaranteed (calls overtake, retries happen);
+receivers order by `occurredAt`.
 
 A deliberately broken bridge, for conformance tests (`PUT /__sim/bridge`): `sign_events=False` sends no
 signature header, `signing_secret` signs with another secret than the module's, `timestamp_offset_s`
@@ -61,7 +64,8 @@ class WebhookDispatcher:
         self.retry_base_s, self.retry_max_s, self.retry_window_s = retry_base_s, retry_max_s, retry_window_s
         self._rng = random.Random(rng_seed)
         self._http = httpx.Client(timeout=timeout_s, verify=verify)
-        self._queue: list[tuple[float, int, _Delivery]] = []
+        self._calls: list[tuple[float, int, _Delivery]] = []  # telephony events, sent first when due
+        self._others: list[tuple[float, int, _Delivery]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -87,20 +91,33 @@ class WebhookDispatcher:
         self._push(_Delivery(event, time.monotonic()), due=time.monotonic())
 
     def _push(self, delivery: _Delivery, due: float) -> None:
+        queue = self._calls if delivery.event.get("type") == "telephony" else self._others
         with self._cond:
-            heapq.heappush(self._queue, (due, next(self._seq), delivery))
+            heapq.heappush(queue, (due, next(self._seq), delivery))
             self._cond.notify_all()
+
+    def _next_due(self, now: float) -> list[tuple[float, int, _Delivery]] | None:
+        """The queue whose head is due now, calls before the rest; None when nothing is due."""
+        for queue in (self._calls, self._others):
+            if queue and queue[0][0] <= now:
+                return queue
+        return None
+
+    def _wait_s(self) -> float | None:
+        """Seconds until the earliest queued delivery is due; None when nothing is queued."""
+        heads = [queue[0][0] for queue in (self._calls, self._others) if queue]
+        return max(0.0, min(heads) - time.monotonic()) if heads else None
 
     @property
     def pending(self) -> int:
         with self._cond:
-            return len(self._queue) + self._in_flight
+            return len(self._calls) + len(self._others) + self._in_flight
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or in flight; False when `timeout` passes first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._in_flight:
+            while self._calls or self._others or self._in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -110,11 +127,11 @@ class WebhookDispatcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    self._cond.wait(None if not self._queue else self._queue[0][0] - time.monotonic())
-                if self._stopping:
+                while not self._stopping and (queue := self._next_due(time.monotonic())) is None:
+                    self._cond.wait(self._wait_s())
+                if self._stopping or queue is None:
                     return
-                _, _, delivery = heapq.heappop(self._queue)
+                _, _, delivery = heapq.heappop(queue)
                 self._in_flight += 1
             try:
                 self._attempt(delivery)

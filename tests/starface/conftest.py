@@ -69,6 +69,10 @@ class WebhookReceiver:
     status: int = 202
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answering: threading.Event = field(default_factory=threading.Event)  # cleared: each POST waits for it
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 5.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -92,6 +96,7 @@ def receiver(control: StarfaceSimControl) -> Iterator[WebhookReceiver]:
             with hook.lock:
                 hook.received.append(Received(dict(self.headers.items()), body))
                 status = hook.status
+            hook.answering.wait(timeout=10)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

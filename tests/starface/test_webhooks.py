@@ -147,6 +147,24 @@ def test_a_simulated_call_produces_ringing_active_available_in_order(
     assert events[0].occurred_at <= events[1].occurred_at <= events[2].occurred_at
 
 
+def test_a_call_event_overtakes_the_dnd_and_chat_events_queued_before_it(
+    control: StarfaceSimControl, receiver: WebhookReceiver
+) -> None:
+    """docs/starface-bridge.md: the bridge's one sender thread sends due call events first, so a call is
+    not held up behind the events of a burst of our own DND and chat writes."""
+    receiver.answering.clear()  # the service is slow: the first POST is held, the rest queue up
+    control.toggle_dnd_by_hand("1101", True)
+    receiver.wait_for(lambda got: len(got) == 1)
+    for on in (False, True, False, True):
+        control.toggle_dnd_by_hand("1101", on)
+    control.ring("1101")
+    receiver.answering.set()
+    posts = receiver.wait_for(lambda got: len(got) == 6)
+    assert [json.loads(p.body)["type"] for p in posts] == ["dnd", "telephony", "dnd", "dnd", "dnd", "dnd"]
+    dnds = [json.loads(p.body)["dnd"] for p in posts if json.loads(p.body)["type"] == "dnd"]
+    assert dnds == [True, False, True, False, True]  # the others still in the order they happened
+
+
 def test_it_refuses_an_impossible_call_step(control: StarfaceSimControl) -> None:
     with pytest.raises(RuntimeError, match="409"):
         control.answer("1101")  # nothing rings
