@@ -202,8 +202,10 @@ class ChatReadAhead:
     Exactly once holds as with the read per user: every user of the batch is claimed before any of
     these reads, so nothing of ours writes a claimed user's chat status between the read and the write.
     What the read adds is age: a text the user sets in the STARFACE app in the last seconds before our
-    write (``CHAT_READ_AHEAD_MAX_AGE_S`` at most, milliseconds with the read per user) is overwritten, and
-    its event shows it to us as a rival's change, as it would a moment later. Each state is used once.
+    write (``CHAT_READ_AHEAD_MAX_AGE_S`` at most; with the read per user, the wait for the gate between
+    read and write, up to a second at the default limits) is overwritten (as Teams leads anyway) or, where
+    ours was shown, cleared: "a chat text is cleared only if we set it" holds for what was shown up to 2 s
+    before the write. Each state is used once.
     A read covers at most ``users``; fewer while its states grow too old before they are used (other
     batches share the PBX's rate): halved after a state went stale, one more after each read.
     """
