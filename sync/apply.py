@@ -251,15 +251,18 @@ class ChatReadAhead:
             return by_account.get(account)
 
     def _next_accounts(self, account: int) -> list[int]:
-        """``account`` and the batch's next users whose state is neither used nor already read."""
+        """``account`` and the batch's next users whose state is neither used nor read and still fresh."""
         accounts = [account]
         start = self._position.get(account)
         if start is None:
             return accounts
+        now = self._clock()
         for other in self._order[start + 1:]:
             if len(accounts) >= self._users:
                 break
-            if other not in self._used and other not in self._states:
+            read_at = self._states.get(other, (None, None))[0]
+            fresh = read_at is not None and now - read_at <= CHAT_READ_AHEAD_MAX_AGE_S
+            if other not in self._used and not fresh:
                 accounts.append(other)
         return accounts
 

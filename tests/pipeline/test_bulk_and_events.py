@@ -3,6 +3,7 @@ wait behind them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -212,3 +213,31 @@ def test_a_chat_status_read_ahead_is_used_once_while_fresh_and_an_unknown_accoun
         reads.shown(gone, None)
     reads.shown(first, None)  # used already: read again, never a state kept from before
     assert reads.calls == 6
+
+
+def test_a_chat_status_read_ahead_reads_fewer_users_once_its_states_grew_old_before_use(stack: Stack) -> None:
+    """Batches sharing the PBX's rate write more slowly than one alone: a read whose states went stale
+    before use was too big, so the next covers half as many users (then one more per read), and reads
+    the stale ones again instead of skipping them as already read."""
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, stack.tenant_id)
+        assert tenant is not None
+    accounts = [stack.seeds.account(i) for i in range(20)]
+    clock = [0.0]
+    reads = ChatReadAhead(stack.runtime.bridge(tenant), accounts, users=8, clock=lambda: clock[0])
+    stack.pbx.clear_request_log()
+
+    def accounts_read() -> list[list[int]]:
+        return [[int(a) for a in re.findall(r"<int>(\d+)</int>", r["body"])] for r in stack.pbx.request_log()
+                if "getStates" in r["body"]]
+
+    reads.shown(accounts[0], None)  # accounts 0-7 read together
+    reads.shown(accounts[1], None)
+    clock[0] += CHAT_READ_AHEAD_MAX_AGE_S + 0.1
+    reads.shown(accounts[2], None)  # stale: read again with half as many, 2-5
+    reads.shown(accounts[3], None)
+    reads.shown(accounts[4], None)
+    reads.shown(accounts[5], None)
+    reads.shown(accounts[6], None)  # the first read's 6 stale too: half of 5, 6 and 7
+    assert accounts_read() == [accounts[0:8], accounts[2:6], accounts[6:8]]
