@@ -215,6 +215,7 @@ def measure_changes(stack: Stack, tenant_ids: list[int], users: list[int], drive
         "chat_writes": sum(chat.values()),
         "changelog_rows": len(all_changes),
         "starface_requests": log_entries,
+        "starface_requests_per_change": round(log_entries / len(rows), 2) if rows else None,
         "method": ("N users start a Teams call at once (beat paused), then beat resumes at 1 s; "
                    "starface_writes_per_s = changes applied (ChangeLog rows) / (last applied_at - trigger), "
                    f"or / {timeout_s:.0f} s when not all landed in time; apply_queue_peak = largest "

@@ -34,6 +34,7 @@ FIGURES = (
     ("changes", "seconds_to_apply_all"),
     ("changes", "worker_cpu_ms_per_change"),
     ("changes", "pbx_peak_in_flight"),
+    ("changes", "starface_requests_per_change"),
     ("steady", "records_per_cpu_s"),
     ("steady_workers", "records_per_worker_cpu_s"),
     ("steady_workers", "worker_cpu_ms_per_tenant_cycle"),
