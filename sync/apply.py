@@ -290,8 +290,15 @@ def _read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                     fence: WriteFence | None,
                     chat_reads: ChatReadAhead | None) -> tuple[StarfaceReading, StarfaceWrites]:
     # A batch's read of the chat status comes first: a lane waiting for another's read then holds no
-    # slot of the PBX's gate, so the read's own request always gets one.
-    read_ahead = chat_reads.shown(account, gate) if chat_reads is not None else None
+    # slot of the PBX's gate, so the read's own request always gets one. Its failure (a bridge that
+    # rejects our secret) stops only a user who needs the chat status, as its own read would.
+    read_ahead: BridgeUserState | None = None
+    read_ahead_failed: StarfaceError | None = None
+    if chat_reads is not None:
+        try:
+            read_ahead = chat_reads.shown(account, gate)
+        except StarfaceError as exc:
+            read_ahead_failed = exc
     config = None
     if policy.set_dnd:
         with _gated(gate):
@@ -306,6 +313,8 @@ def _read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
         # and a text this very plan wrote before its record was lost (a retry after a timeout, a claim
         # taken over after its holder died) is not written twice (design.md, exactly once).
         if chat_reads is not None:
+            if read_ahead_failed is not None:
+                raise read_ahead_failed
             shown = read_ahead
         else:
             with _gated(gate):

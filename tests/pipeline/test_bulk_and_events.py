@@ -5,26 +5,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
-from connectors.starface import BridgeUnknownAccount
+from connectors.starface import BridgeSecretRejected, BridgeUnknownAccount
 from embedded.stack import Stack, StackFactory
 from embedded.waiting import wait_until
 from models import ChangeLog
 from models.db import transaction
+from presence import Category, StarfaceApplied, StarfacePlan
+from presence.policy import DndAction
 from simulators.paired import paired_seeds
 from sync.apply import (
     CHAT_READ_AHEAD_MAX_AGE_S,
     ChatReadAhead,
     LeaseRunningOut,
     chat_read_ahead_users,
+    read_and_write,
     run_apply_batch,
 )
 from sync.coordination import LocalCoordination, PbxGate, PbxLimits
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
+from tenants.policy import policy_for
 from tenants.service import load_tenant
 from workers.task_queue import CELERY_QUEUE
 
@@ -241,3 +246,24 @@ def test_a_chat_status_read_ahead_reads_fewer_users_once_its_states_grew_old_bef
     reads.shown(accounts[5], None)
     reads.shown(accounts[6], None)  # the first read's 6 stale too: half of 5, 6 and 7
     assert accounts_read() == [accounts[0:8], accounts[2:6], accounts[6:8]]
+
+
+def test_a_bridge_that_rejects_our_secret_stops_only_the_users_who_need_the_chat_status(stack: Stack) -> None:
+    """The shared chat read fails for every user of the batch; a user whose change is DND only (here a
+    rule with no text) still gets it, as with the read per user, and one who needs the text is refused."""
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, stack.tenant_id)
+        assert tenant is not None
+    policy, rest, bridge = policy_for(tenant), stack.runtime.starface(tenant), stack.runtime.bridge(tenant)
+    stack.pbx.break_bridge(secret="changed-in-the-module-only")
+    dnd_only = StarfacePlan(category=Category.IN_A_MEETING, dnd=DndAction.SET, chat_text=None,
+                            telephony_active=None, sequence_number=None, observed_at=None)
+    with_text = replace(dnd_only, chat_text="In a Teams meeting")
+    first, second = stack.seeds.account(0), stack.seeds.account(1)
+    reads = ChatReadAhead(bridge, [first, second], users=2)
+    read_and_write(dnd_only, first, StarfaceApplied(), None, policy, rest, bridge, None, None, reads)
+    assert stack.user(0)["dnd"] is True
+    with pytest.raises(BridgeSecretRejected):
+        read_and_write(with_text, second, StarfaceApplied(), None, policy, rest, bridge, None, None, reads)
+    assert stack.user(1)["dnd"] is False  # nothing written before the chat status was known
