@@ -61,6 +61,37 @@ tenant_app = typer.Typer(help="Add, inspect, change, test and delete tenants (cu
                          no_args_is_help=True)
 
 
+#: JSON nested deeper than this is refused before it is parsed. No tenant value nests more than a few
+#: levels, and parsing 100,000 levels ran Python out of stack: the RecursionError is caught, but when the
+#: garbage collector ran during its unwinding, "Exception ignored in sys.unraisablehook" came out ahead of
+#: our error (seen once in CI).
+MAX_JSON_DEPTH = 64
+
+
+def _nested_too_deeply(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text opens more than ``limit`` arrays and objects inside one another (strings are
+    skipped)."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 class _Fail(Exception):
     """A plain-language problem with the command's input (exit code 2)."""
 
@@ -178,6 +209,8 @@ def _parse_assignment(item: str) -> tuple[str, Any]:
     if value.strip().lower() in ("null", "none"):
         return key, None
     if value.strip()[:1] in ("[", "{"):
+        if _nested_too_deeply(value):
+            raise _Fail(f"{key}: the JSON value is nested too deeply; give a flat list or object")
         try:
             return key, json.loads(value)
         except ValueError as exc:
@@ -212,6 +245,9 @@ _FLAG_FIELDS = {
 
 def _load_file(file: Path) -> dict[str, Any]:
     text = _read_text(str(file), "--file")
+    if _nested_too_deeply(text):
+        raise _Fail(f"--file: {file} is nested too deeply to be a tenant definition; check that it is the "
+                    "right file (see `teamsconnect tenant add --help` for the shape)")
     try:
         data = json.loads(text)
     except ValueError as exc:
