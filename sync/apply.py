@@ -183,7 +183,9 @@ def pbx_gate(runtime: Runtime, tenant: Tenant) -> PbxGate:
 CHAT_READ_AHEAD_USERS = 32
 #: A chat status read ahead is used only this soon after the read; an older one is read again.
 CHAT_READ_AHEAD_MAX_AGE_S = 2.0
-#: PBX requests of a change with the chat text on (phoneconfig read, chat read, DND and chat writes).
+#: PBX requests of a change with the chat text on, counted as with the read per user (phoneconfig read,
+#: chat read, DND and chat writes): a shared read makes it about 3, so reads sized by 4 err towards use
+#: while fresh.
 REQUESTS_PER_CHANGE = 4
 
 
@@ -220,7 +222,9 @@ class ChatReadAhead:
         self._lock = threading.Lock()
         self._states: dict[int, tuple[float, BridgeUserState | None]] = {}
         self._used: set[int] = set()
-        self.calls = 0
+
+    def _fresh(self, read_at: float | None) -> bool:
+        return read_at is not None and self._clock() - read_at <= CHAT_READ_AHEAD_MAX_AGE_S
 
     def shown(self, account: int, gate: PbxLane | None) -> BridgeUserState | None:
         """The state the PBX shows for ``account``: read ahead, or read now with the next users'."""
@@ -228,21 +232,19 @@ class ChatReadAhead:
             read_at, state = self._states.pop(account, (None, None))
             self._used.add(account)
             if read_at is not None:
-                if self._clock() - read_at <= CHAT_READ_AHEAD_MAX_AGE_S:
+                if self._fresh(read_at):
                     return state
                 self._users = max(1, self._users // 2)  # read too far ahead for the pace of the writes
             accounts = self._next_accounts(account)
             read_at = self._clock()  # taken before the request: the states are at most this old
             with _gated(gate):
                 try:
-                    self.calls += 1
                     states = self._bridge.get_states(accounts)
                 except BridgeUnknownAccount:
                     if len(accounts) == 1:
                         raise
                     # One of the others left the PBX: this user alone; theirs are read when they need it.
                     accounts = [account]
-                    self.calls += 1
                     states = self._bridge.get_states(accounts)
             self._users = min(self._most_users, self._users + 1)
             by_account = {shown.account: shown for shown in states}
@@ -256,13 +258,10 @@ class ChatReadAhead:
         start = self._position.get(account)
         if start is None:
             return accounts
-        now = self._clock()
         for other in self._order[start + 1:]:
             if len(accounts) >= self._users:
                 break
-            read_at = self._states.get(other, (None, None))[0]
-            fresh = read_at is not None and now - read_at <= CHAT_READ_AHEAD_MAX_AGE_S
-            if other not in self._used and not fresh:
+            if other not in self._used and not self._fresh(self._states.get(other, (None, None))[0]):
                 accounts.append(other)
         return accounts
 

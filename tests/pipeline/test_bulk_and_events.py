@@ -13,7 +13,7 @@ from sqlalchemy import select
 from connectors.starface import BridgeSecretRejected, BridgeUnknownAccount
 from embedded.stack import Stack, StackFactory
 from embedded.waiting import wait_until
-from models import ChangeLog
+from models import ChangeLog, Tenant
 from models.db import transaction
 from presence import Category, StarfaceApplied, StarfacePlan
 from presence.policy import DndAction
@@ -170,9 +170,23 @@ def test_a_request_refused_before_sending_gives_its_slot_back_without_a_penalty(
     assert [coordination.pbx_acquire("pbx", limits, f"a{i}") for i in range(4)] == [0.0] * 4
 
 
-def _rpc_calls(stack: Stack, method: str) -> int:
+def _rpc_calls(stack: Stack, method: str) -> list[str]:
+    """The bodies of the bridge calls of ``method`` in the PBX's request log, oldest first."""
     name = f"<methodName>TeamsConnectBridge.{method}</methodName>"
-    return sum(1 for r in stack.pbx.request_log() if r["path"] == "/xml-rpc" and name in r["body"])
+    return [r["body"] for r in stack.pbx.request_log() if r["path"] == "/xml-rpc" and name in r["body"]]
+
+
+def _state_reads(stack: Stack) -> list[list[int]]:
+    """The accounts of each getStates the PBX was asked, oldest first."""
+    bodies = _rpc_calls(stack, "getStates")
+    return [[int(account) for account in re.findall(r"<int>(\d+)</int>", body)] for body in bodies]
+
+
+def _tenant(stack: Stack) -> Tenant:
+    with transaction(stack.runtime.sessions) as session:
+        tenant = load_tenant(session, stack.tenant_id)
+    assert tenant is not None
+    return tenant
 
 
 def test_a_batch_reads_its_users_chat_status_together_and_still_decides_by_it(stack: Stack) -> None:
@@ -188,7 +202,7 @@ def test_a_batch_reads_its_users_chat_status_together_and_still_decides_by_it(st
     settings = stack.runtime.settings
     per_read = chat_read_ahead_users(PbxLimits(max_in_flight=settings.starface_max_in_flight,
                                                max_per_s=settings.starface_max_per_s))
-    reads, chat_writes = _rpc_calls(stack, "getStates"), _rpc_calls(stack, "setChatStatus")
+    reads, chat_writes = len(_state_reads(stack)), len(_rpc_calls(stack, "setChatStatus"))
     assert USERS / per_read <= reads < USERS / 2, (reads, per_read)  # one per user before
     assert chat_writes == USERS - 1  # each user's text once, none where it is shown already
     assert [stack.phoneconfig_puts(i) for i in range(USERS)] == [1] * USERS
@@ -199,25 +213,25 @@ def test_a_chat_status_read_ahead_is_used_once_while_fresh_and_an_unknown_accoun
     stack: Stack,
 ) -> None:
     stack.add_tenant()
-    with transaction(stack.runtime.sessions) as session:
-        tenant = load_tenant(session, stack.tenant_id)
-        assert tenant is not None
-    bridge = stack.runtime.bridge(tenant)
     first, second, third = (stack.seeds.account(i) for i in range(3))
     gone = 999_999  # a user deleted from the PBX after the poll
     clock = [0.0]
-    reads = ChatReadAhead(bridge, [first, gone, second, third], users=3, clock=lambda: clock[0])
+    reads = ChatReadAhead(stack.runtime.bridge(_tenant(stack)), [first, gone, second, third], users=3,
+                          clock=lambda: clock[0])
+    stack.pbx.clear_request_log()
     assert reads.shown(first, None).account == first  # type: ignore[union-attr]
-    assert reads.calls == 2  # getStates(first, gone, second) refused: first read alone
     assert reads.shown(second, None).account == second  # type: ignore[union-attr]
-    assert reads.calls == 3  # second, third read together
     clock[0] += CHAT_READ_AHEAD_MAX_AGE_S + 0.1
     assert reads.shown(third, None).account == third  # type: ignore[union-attr]
-    assert reads.calls == 4  # too old by now: read again
     with pytest.raises(BridgeUnknownAccount):
         reads.shown(gone, None)
     reads.shown(first, None)  # used already: read again, never a state kept from before
-    assert reads.calls == 6
+    assert _state_reads(stack) == [
+        [first, gone, second], [first],  # refused for the gone user: the first read alone
+        [second, third],  # the next users read together
+        [third],  # too old by now: read again
+        [gone], [first],
+    ]
 
 
 def test_a_chat_status_read_ahead_reads_fewer_users_once_its_states_grew_old_before_use(stack: Stack) -> None:
@@ -225,18 +239,10 @@ def test_a_chat_status_read_ahead_reads_fewer_users_once_its_states_grew_old_bef
     before use was too big, so the next covers half as many users (then one more per read), and reads
     the stale ones again instead of skipping them as already read."""
     stack.add_tenant()
-    with transaction(stack.runtime.sessions) as session:
-        tenant = load_tenant(session, stack.tenant_id)
-        assert tenant is not None
     accounts = [stack.seeds.account(i) for i in range(20)]
     clock = [0.0]
-    reads = ChatReadAhead(stack.runtime.bridge(tenant), accounts, users=8, clock=lambda: clock[0])
+    reads = ChatReadAhead(stack.runtime.bridge(_tenant(stack)), accounts, users=8, clock=lambda: clock[0])
     stack.pbx.clear_request_log()
-
-    def accounts_read() -> list[list[int]]:
-        return [[int(a) for a in re.findall(r"<int>(\d+)</int>", r["body"])] for r in stack.pbx.request_log()
-                if "getStates" in r["body"]]
-
     reads.shown(accounts[0], None)  # accounts 0-7 read together
     reads.shown(accounts[1], None)
     clock[0] += CHAT_READ_AHEAD_MAX_AGE_S + 0.1
@@ -245,16 +251,14 @@ def test_a_chat_status_read_ahead_reads_fewer_users_once_its_states_grew_old_bef
     reads.shown(accounts[4], None)
     reads.shown(accounts[5], None)
     reads.shown(accounts[6], None)  # the first read's 6 stale too: half of 5, 6 and 7
-    assert accounts_read() == [accounts[0:8], accounts[2:6], accounts[6:8]]
+    assert _state_reads(stack) == [accounts[0:8], accounts[2:6], accounts[6:8]]
 
 
 def test_a_bridge_that_rejects_our_secret_stops_only_the_users_who_need_the_chat_status(stack: Stack) -> None:
     """The shared chat read fails for every user of the batch; a user whose change is DND only (here a
     rule with no text) still gets it, as with the read per user, and one who needs the text is refused."""
     stack.add_tenant()
-    with transaction(stack.runtime.sessions) as session:
-        tenant = load_tenant(session, stack.tenant_id)
-        assert tenant is not None
+    tenant = _tenant(stack)
     policy, rest, bridge = policy_for(tenant), stack.runtime.starface(tenant), stack.runtime.bridge(tenant)
     stack.pbx.break_bridge(secret="changed-in-the-module-only")
     dnd_only = StarfacePlan(category=Category.IN_A_MEETING, dnd=DndAction.SET, chat_text=None,
