@@ -23,6 +23,7 @@ from sync.apply import (
     ChatReadAhead,
     LeaseRunningOut,
     chat_read_ahead_users,
+    pbx_gate,
     read_and_write,
     run_apply_batch,
 )
@@ -199,9 +200,7 @@ def test_a_batch_reads_its_users_chat_status_together_and_still_decides_by_it(st
     stack.pbx.clear_request_log()
     for tenant_id, batch in decided.apply_batches:
         run_apply_batch(stack.runtime, tenant_id, batch, CollectingQueue())
-    settings = stack.runtime.settings
-    per_read = chat_read_ahead_users(PbxLimits(max_in_flight=settings.starface_max_in_flight,
-                                               max_per_s=settings.starface_max_per_s))
+    per_read = chat_read_ahead_users(pbx_gate(stack.runtime, _tenant(stack)).limits)
     reads, chat_writes = len(_state_reads(stack)), len(_rpc_calls(stack, "setChatStatus"))
     assert USERS / per_read <= reads < USERS / 2, (reads, per_read)  # one per user before
     assert chat_writes == USERS - 1  # each user's text once, none where it is shown already
