@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -23,7 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
 from connectors import egress
-from connectors.graph import CertificateCredential, GraphClient, GraphCredentialError, shared_graph_http
+from connectors.graph import (
+    CertificateCredential,
+    GraphClient,
+    GraphCredentialError,
+    GraphHttp,
+    shared_graph_http,
+)
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
 from models import Tenant
 from models.crypto import SecretBox, box_from_settings
@@ -75,7 +80,7 @@ class Runtime:
     _log_levels_read_at: float = -LOG_LEVELS_TTL_S
     _provider: ProviderApp | None = None
     #: The Graph and login connections of all tenants' GraphClients (built with the first of them).
-    _graph_http: httpx.Client | None = None
+    _graph_http: GraphHttp | None = None
     _provider_read: bool = False
     #: Threads for the Graph reads of packed polls, kept for the process's life (sync/poll.py).
     _graph_reads: ThreadPoolExecutor | None = None

@@ -2,7 +2,13 @@
 groups for one customer tenant, and the admin-consent link for our multi-tenant app. Public names are
 re-exported here; the `_`-modules are private."""
 
-from connectors.graph._client import MAX_PRESENCE_IDS, SESSION_PAIRS, GraphClient, shared_graph_http
+from connectors.graph._client import (
+    MAX_PRESENCE_IDS,
+    SESSION_PAIRS,
+    GraphClient,
+    GraphHttp,
+    shared_graph_http,
+)
 from connectors.graph._consent import AdminConsentResult, admin_consent_url, parse_admin_consent_redirect
 from connectors.graph._credentials import CertificateCredential, ClientCredential
 from connectors.graph._errors import (
@@ -44,6 +50,7 @@ __all__ = [
     "GraphClient",
     "GraphCredentialError",
     "GraphError",
+    "GraphHttp",
     "GraphNotFound",
     "GraphThrottled",
     "GraphUnavailable",
