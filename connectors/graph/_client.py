@@ -123,8 +123,9 @@ def _http(verify: str | bool, timeout: float, transport: httpx.BaseTransport | N
     transport = (transport or egress.transport_for(tls, limits)
                  or httpx.HTTPTransport(verify=tls, limits=limits))
     client = httpx.Client(
-        # Graph and its login are reached directly, never through a proxy named in the environment: the
-        # Graph requests bypass the client, and the egress guard checks the address it connects to.
+        # Graph and its login are reached directly, never through a proxy named in the environment (the
+        # transport is always our own, and the egress guard checks the address it connects to); nor does
+        # the environment's .netrc or CA bundle take part.
         trust_env=False,
         verify=tls,
         timeout=timeout,

@@ -4,6 +4,7 @@ name. Nothing is sent, and the error names the host, the address and the fix."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -66,3 +67,25 @@ def test_a_host_name_resolving_to_a_private_address_is_refused_before_the_token_
     assert f"{NAME} resolves to 10.1.2.3, a private address" in str(raised.value)
     assert control.count("token") == 0
 
+
+
+def test_a_proxy_named_in_the_environment_is_not_used_for_login_or_graph(
+    monkeypatch: pytest.MonkeyPatch, sim: MicrosoftSimulator, control: MicrosoftSimControl,
+    tenant: dict[str, Any],
+) -> None:
+    """The egress guard checks the address it connects to, which a proxy would hide; and the Graph
+    requests go to the connection pool directly, so a proxy could only ever carry the login."""
+    with socket.socket() as closed:  # a port nothing listens on once the socket is closed
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    graph = _client(sim, tenant, sim.base_url)
+    try:
+        presences = graph.get_presences([tenant["users"][0]["id"]])
+    finally:
+        graph.close()
+    assert [p.user_id for p in presences] == [tenant["users"][0]["id"].lower()]
+    assert control.count("token") == 1 and control.count("getPresencesByUserId") == 1
