@@ -162,6 +162,8 @@ class GraphClient:
         self.client_id = client_id.lower()
         self._graph_base_url = graph_base_url.rstrip("/")
         self._graph = self._graph_base_url + "/v1.0"
+        # Parsed once: parsing a URL was a twentieth of the CPU of a small tenant's presence read.
+        self._presences_url = httpx.URL(f"{self._graph}/communications/getPresencesByUserId")
         self._owns_http = http is None
         self._http = http if http is not None else _http(verify, timeout, transport, shared=False)
         # `credential`: the client secret of the customer's own app registration, or the certificate of
@@ -188,13 +190,14 @@ class GraphClient:
         return max(0.0, self._blocked_until - self._clock())
 
     # --- the seam -------------------------------------------------------------------------------------
-    def _send(self, method: str, url: str, body: Any = None, accept: tuple[int, ...] = ()) -> httpx.Response:
+    def _send(self, method: str, url: str | httpx.URL, body: Any = None,
+              accept: tuple[int, ...] = ()) -> httpx.Response:
         """Send one Graph request; 2xx comes back, everything else is raised as a GraphError."""
         for attempt in (1, 2):
             if (wait := self.throttled_for) > 0:
                 raise GraphThrottled(wait)
             headers = {"Accept": "application/json", "Authorization": f"Bearer {self._tokens.token()}"}
-            call = f"{method} {url.split('?')[0]}"  # logged and raised without the query string
+            call = f"{method} {str(url).split('?')[0]}"  # logged and raised without the query string
             try:
                 self.requests_made += 1
                 started = time.perf_counter()
@@ -279,9 +282,7 @@ class GraphClient:
         result: list[Presence] = []
         for start in range(0, len(ids), MAX_PRESENCE_IDS):
             chunk = ids[start : start + MAX_PRESENCE_IDS]
-            payload = self._send(
-                "POST", f"{self._graph}/communications/getPresencesByUserId", {"ids": chunk}
-            ).json()
+            payload = self._send("POST", self._presences_url, {"ids": chunk}).json()
             result.extend(Presence.from_graph(item) for item in payload.get("value", []))
         return result
 
