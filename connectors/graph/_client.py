@@ -55,6 +55,7 @@ DEFAULT_RETRY_AFTER = 5.0  # no Retry-After header: wait like MSAL does for a CC
 USER_SELECT = "id,displayName,mail,userPrincipalName,proxyAddresses"
 _MAIL_CHUNK, _PROXY_CHUNK = 7, 15  # 2 x 7 and 15 clauses stay within Graph's 15-clause filter limit
 _INLINE_WAIT_ROUNDS = 3
+_ACCEPT_JSON = {"Accept": "application/json"}  # on login (the client's default) and Graph requests
 
 
 def _iso_duration(value: timedelta) -> str:
@@ -94,12 +95,16 @@ class GraphHttp:
     """The HTTP of Graph and its login, for one GraphClient or shared by many: ``client`` for the login
     requests (MSAL wants an object with ``get``/``post``) and ``transport``, that client's own connection
     pool, through which Graph requests are sent without the client's per-request work - cookies, the
-    auth and redirect flows, event hooks, none of which a Graph call uses. That work was a third of the
-    CPU of a small tenant's poll (one Graph request each): 0.4-0.6 ms a request (bench/scale.py)."""
+    auth and redirect flows, event hooks, none of which a Graph call uses. That work was a sixth of the
+    CPU of a small tenant's poll (one Graph request each): 0.5 ms of 2.9 (bench/scale.py, AMD EPYC)."""
 
     client: httpx.Client
     transport: httpx.BaseTransport
-    timeout: dict[str, float | None]
+
+    @property
+    def timeout(self) -> dict[str, float | None]:
+        """The client's timeouts, as a request's ``timeout`` extension (what httpx.Client would set)."""
+        return self.client.timeout.as_dict()
 
     def close(self) -> None:
         self.client.close()  # closes the transport (its pool) with it
@@ -110,11 +115,11 @@ def shared_graph_http(verify: str | bool = True, timeout: float = 10.0) -> Graph
     connections per host (a worker polling 2,000 small tenants held 2,000 connections to Graph, one per
     tenant). It keeps no cookies: Entra's login sets some, and one customer's must never travel with
     another's requests (the client-credentials grant needs none)."""
-    return _http(verify, timeout, None, shared=True)
+    return _new_http(verify, timeout, None, shared=True)
 
 
-def _http(verify: str | bool, timeout: float, transport: httpx.BaseTransport | None,
-          shared: bool) -> GraphHttp:
+def _new_http(verify: str | bool, timeout: float, transport: httpx.BaseTransport | None,
+              shared: bool) -> GraphHttp:
     tls = tls_context(verify)  # one per process and CA bundle, shared by all tenants' clients
     # Shared: room for a packed poll's concurrent reads (sync/poll.py) and the login requests beside them.
     limits = (httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=60) if shared
@@ -129,12 +134,12 @@ def _http(verify: str | bool, timeout: float, transport: httpx.BaseTransport | N
         trust_env=False,
         verify=tls,
         timeout=timeout,
-        headers={"Accept": "application/json"},
+        headers=_ACCEPT_JSON,
         limits=limits,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])) if shared else None,
         transport=transport,
     )
-    return GraphHttp(client, transport, httpx.Timeout(timeout).as_dict())
+    return GraphHttp(client, transport)
 
 
 class GraphClient:
@@ -162,10 +167,10 @@ class GraphClient:
         self.client_id = client_id.lower()
         self._graph_base_url = graph_base_url.rstrip("/")
         self._graph = self._graph_base_url + "/v1.0"
-        # Parsed once: parsing a URL was a twentieth of the CPU of a small tenant's presence read.
+        # Parsed once: httpx parses a str URL per request (33 us; a small tenant's read costs ~1 ms).
         self._presences_url = httpx.URL(f"{self._graph}/communications/getPresencesByUserId")
         self._owns_http = http is None
-        self._http = http if http is not None else _http(verify, timeout, transport, shared=False)
+        self._http = http if http is not None else _new_http(verify, timeout, transport, shared=False)
         # `credential`: the client secret of the customer's own app registration, or the certificate of
         # the provider's multi-tenant app (CertificateCredential).
         self._tokens = TokenSource(directory_id, client_id, credential, login_base_url, self._http.client)
@@ -196,7 +201,7 @@ class GraphClient:
         for attempt in (1, 2):
             if (wait := self.throttled_for) > 0:
                 raise GraphThrottled(wait)
-            headers = {"Accept": "application/json", "Authorization": f"Bearer {self._tokens.token()}"}
+            headers = {**_ACCEPT_JSON, "Authorization": f"Bearer {self._tokens.token()}"}
             call = f"{method} {str(url).split('?')[0]}"  # logged and raised without the query string
             try:
                 self.requests_made += 1

@@ -68,7 +68,6 @@ def test_a_host_name_resolving_to_a_private_address_is_refused_before_the_token_
     assert control.count("token") == 0
 
 
-
 def test_a_proxy_named_in_the_environment_is_not_used_for_login_or_graph(
     monkeypatch: pytest.MonkeyPatch, sim: MicrosoftSimulator, control: MicrosoftSimControl,
     tenant: dict[str, Any],
