@@ -5,7 +5,9 @@ both results and their differences as one JSON object, so a claimed speed-up is 
     python bench/compare.py --bench scale --base REV -- --configs 2000x25 --workers 1,2
 
 The base revision is checked out into a temporary git worktree and imported from there (PYTHONPATH);
-``--head`` defaults to the working tree as it is.
+``--head`` defaults to the working tree as it is. A revision whose dependency locks differ from the
+working tree's runs in a virtualenv of its own, installed from its own locks (as `make install` does), so
+a change of dependencies is part of what is compared; the others run with this interpreter.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The hash-pinned locks `make install` installs, in its order (Makefile: LOCKS).
+LOCKS = ("requirements-bootstrap.lock", "requirements-dev.lock")
 FIGURES = (
     ("steady", "records_per_s_per_worker"),
     ("steady", "db_queries_per_batch"),
@@ -47,11 +51,27 @@ SCALE_FIGURES = ("worker_cpu_ms_per_tenant_cycle", "worker_cpu_us_per_user_cycle
                  "graph_requests_per_cycle")
 
 
-def run_bench(bench: str, tree: Path, options: list[str], results: Path) -> dict[str, Any]:
+def python_for(tree: Path, venv: Path) -> str:
+    """The interpreter for ``tree``'s benchmark: this one when ``tree`` locks the same dependencies as the
+    working tree (whose .venv `make install` built from them), else a new virtualenv at ``venv`` with
+    ``tree``'s own locks installed (a minute or so)."""
+    if all((tree / lock).read_bytes() == (ROOT / lock).read_bytes() for lock in LOCKS):
+        return sys.executable
+    print(f"[compare] {tree} locks other dependencies: installing them into {venv}", file=sys.stderr,
+          flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    for lock in LOCKS:
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--require-hashes", "-r",
+                        str(tree / lock)], check=True)
+    return python
+
+
+def run_bench(bench: str, tree: Path, python: str, options: list[str], results: Path) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    print(f"[compare] {bench} benchmark in {tree}", file=sys.stderr, flush=True)
+    print(f"[compare] {bench} benchmark in {tree} ({python})", file=sys.stderr, flush=True)
     completed = subprocess.run(
-        [sys.executable, str(tree / "bench" / f"{bench}.py"), "--results-dir", str(results), *options],
+        [python, str(tree / "bench" / f"{bench}.py"), "--results-dir", str(results), *options],
         cwd=tree, env=env, stdout=subprocess.PIPE, check=True,
     )
     return json.loads(completed.stdout)
@@ -97,7 +117,9 @@ def main() -> None:
             subprocess.run(["git", "worktree", "add", "--detach", str(trees[name]), revision], cwd=ROOT,
                            check=True, stdout=subprocess.DEVNULL)
         try:
-            results = {name: run_bench(args.bench, tree, options, Path(scratch) / f"results-{name}")
+            pythons = {name: python_for(tree, Path(scratch) / f"venv-{name}") for name, tree in trees.items()}
+            results = {name: run_bench(args.bench, tree, pythons[name], options,
+                                       Path(scratch) / f"results-{name}")
                        for name, tree in trees.items()}
         finally:
             for tree in trees.values():
