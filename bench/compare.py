@@ -48,14 +48,18 @@ FIGURES = (
 
 #: Per configuration and worker count of bench/scale.py.
 SCALE_FIGURES = ("worker_cpu_ms_per_tenant_cycle", "worker_cpu_us_per_user_cycle", "tenant_cycles_per_s",
-                 "graph_requests_per_cycle")
+                 "graph_requests_per_cycle", "simulator_cpu_us_per_graph_request")
+
+
+def locks_match(tree: Path) -> bool:
+    """Whether ``tree`` locks the same dependencies as the working tree (whose .venv `make install` built)."""
+    return all((tree / lock).read_bytes() == (ROOT / lock).read_bytes() for lock in LOCKS)
 
 
 def python_for(tree: Path, venv: Path) -> str:
-    """The interpreter for ``tree``'s benchmark: this one when ``tree`` locks the same dependencies as the
-    working tree (whose .venv `make install` built from them), else a new virtualenv at ``venv`` with
-    ``tree``'s own locks installed (a minute or so)."""
-    if all((tree / lock).read_bytes() == (ROOT / lock).read_bytes() for lock in LOCKS):
+    """The interpreter for ``tree``'s benchmark: this one when the locks match, else a new virtualenv at
+    ``venv`` with ``tree``'s own locks installed (a minute or so)."""
+    if locks_match(tree):
         return sys.executable
     print(f"[compare] {tree} locks other dependencies: installing them into {venv}", file=sys.stderr,
           flush=True)

@@ -103,6 +103,16 @@ def test_compare_names_each_scale_figure_by_configuration_and_worker_count() -> 
     assert figures["2000x25.poll_statements_per_tenant_cycle"] == 0.15
 
 
+def test_compare_gives_a_revision_with_other_locked_dependencies_its_own_interpreter(tmp_path: Path) -> None:
+    from bench.compare import LOCKS, locks_match, python_for
+
+    for lock in LOCKS:
+        (tmp_path / lock).write_bytes((ROOT / lock).read_bytes())
+    assert locks_match(tmp_path) and python_for(tmp_path, tmp_path / "venv") == sys.executable
+    (tmp_path / LOCKS[-1]).write_bytes((ROOT / LOCKS[-1]).read_bytes() + b"hiredis==3.5.0\n")
+    assert not locks_match(tmp_path)
+
+
 def test_the_clients_benchmark_prints_the_cost_per_tenant() -> None:
     command = [sys.executable, str(ROOT / "bench" / "clients.py"), "--tenants", "3", "--guarded"]
     completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, check=True, timeout=60)
