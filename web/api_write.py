@@ -26,11 +26,11 @@ from models import Tenant
 from models.db import transaction
 from presence.categories import Category
 from sync.directory import sync_directory
+from sync.dry_run import dry_run
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
 from tenants.diagnostics import run_checks
-from tenants.dry_run import dry_run
 from tenants.overview import mask_emails, tenant_detail
 from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category
 from tenants.service import TenantInUse
@@ -256,8 +256,7 @@ def post_dry_run(tenant_id: int) -> JSONResponse:
     """What the first cycle would write now (live reads, nothing written)."""
     runtime = get_runtime()
     with runtime.sessions() as session:
-        planned, failure = dry_run(session, _find(session, tenant_id), runtime.box, runtime.verify,
-                                   CHECK_TIMEOUT_S, runtime.provider_app)
+        planned, failure = dry_run(runtime, session, _find(session, tenant_id))
     if failure:
         return error(502, "dry_run", failure, "run POST .../test to see which side fails")
     return JSONResponse({"writes": [vars(p) for p in planned]})

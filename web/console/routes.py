@@ -29,11 +29,12 @@ from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import DndAction, TeamsPresenceMode
 from sync.directory import sync_directory
+from sync.dry_run import dry_run
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
 from tenants.diagnostics import CheckResult, run_checks
-from tenants.dry_run import check_microsoft, check_starface, dry_run
+from tenants.live_checks import check_microsoft, check_starface
 from tenants.operators import authenticate
 from tenants.overview import change_list, mask_emails, tenant_detail
 from tenants.schema import TenantConfigError
@@ -372,8 +373,7 @@ async def dry_run_page(request: Request, tenant_id: int) -> Response:
 
     def plan() -> tuple[Any, str | None]:
         with runtime.sessions() as db:
-            return dry_run(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
-                           runtime.provider_app)
+            return dry_run(runtime, db, _tenant(db, tenant_id))
 
     planned, error = await run_in_threadpool(plan)
     target = _safe_next(form.get("next"), "")

@@ -1,0 +1,125 @@
+"""The dry run (what the first cycle would write) reads under the sync's limits: the tenant's Graph budget
+and throttle block, and the PBX's gate (sync/dry_run.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
+from models import Tenant
+from models.db import transaction
+from simulators.paired import paired_seeds
+from sync.apply import pbx_gate
+from sync.coordination import Coordination, LocalCoordination, PbxLimits
+from sync.dry_run import PlannedWrite, dry_run
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    for built in stacks.build(paired_seeds(3), web=False):
+        built.add_tenant()
+        yield built
+
+
+class _SeesPbxSlots:
+    """The stack's own coordination, noting each slot of a PBX the gate got and each time it found none."""
+
+    def __init__(self, inner: Coordination) -> None:
+        self.inner = inner
+        self.granted: list[str] = []
+        self.refused = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
+        wait = self.inner.pbx_acquire(pbx, limits, holder, release)
+        if wait == 0.0:
+            self.granted.append(holder)
+        else:
+            self.refused.set()
+        return wait
+
+
+def _dry_run(stack: Stack) -> tuple[list[PlannedWrite], str | None]:
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        return dry_run(stack.runtime, session, tenant)
+
+
+def test_it_shows_what_the_first_cycle_would_write(stack: Stack) -> None:
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    planned, error = _dry_run(stack)
+    assert error is None
+    by_login = {write.login_id: write for write in planned}
+    called = by_login[stack.seeds.login(1)]
+    assert called.dnd_write == "set" and called.dnd_now is False and called.category == "InACall"
+    assert stack.user(1)["dnd"] is False  # nothing written
+
+
+def test_it_sends_graph_nothing_while_the_tenant_is_throttled_and_blocks_it_on_a_429(stack: Stack) -> None:
+    coordination = stack.runtime.coordination
+    coordination.block(stack.tenant_id, 30.0)
+    before = stack.ms.count("getPresencesByUserId")
+    planned, error = _dry_run(stack)
+    assert planned == [] and error is not None and "Retry-After" in error and "30 s" in error
+    assert stack.ms.count("getPresencesByUserId") == before  # Retry-After holds for the whole tenant
+
+    coordination.block(stack.tenant_id, 0.001)
+    wait_until(lambda: coordination.blocked_for(stack.tenant_id) == 0.0, timeout=5, what="the block to end")
+    stack.ms.add_fault("getPresencesByUserId", 429, retry_after=20)
+    planned, error = _dry_run(stack)
+    assert planned == [] and error is not None and "429" in error
+    assert 0 < coordination.blocked_for(stack.tenant_id) <= 20  # the tenant's polls wait too
+
+
+def test_it_takes_its_graph_request_from_the_tenants_budget(stack: Stack) -> None:
+    shared = stack.runtime.coordination
+    frozen = LocalCoordination(clock=lambda: 0.0)  # a budget that does not refill while the test runs
+    while frozen.take(stack.tenant_id) == 0.0:  # the tenant's polls used the budget up
+        pass
+    before = stack.ms.count("getPresencesByUserId")
+    stack.runtime.coordination = frozen
+    try:
+        planned, error = _dry_run(stack)
+    finally:
+        stack.runtime.coordination = shared
+    assert planned == [] and error is not None and "budget" in error
+    assert stack.ms.count("getPresencesByUserId") == before
+
+
+def test_it_reads_the_pbx_only_through_its_gate(stack: Stack) -> None:
+    """While other workers hold every slot of the PBX, the dry run sends it nothing; once they give them
+    back, each DND read takes a slot (no PBX sees more requests than its limit)."""
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        gate = pbx_gate(stack.runtime, tenant)
+        pbx = tenant.starface_base_url.rstrip("/")
+    coordination = stack.runtime.coordination
+    others = [f"other-worker-{n}" for n in range(gate.limits.max_in_flight)]
+    assert all(coordination.pbx_acquire(pbx, gate.limits, holder) == 0.0 for holder in others)
+    seen = _SeesPbxSlots(coordination)
+    stack.runtime.coordination = seen  # type: ignore[assignment]
+    requests_before = len(stack.pbx.request_log())
+    outcome: list[tuple[list[PlannedWrite], str | None]] = []
+    running = threading.Thread(target=lambda: outcome.append(_dry_run(stack)))
+    running.start()
+    try:
+        assert seen.refused.wait(10), "the dry run never asked the PBX's gate for a slot"
+        assert len(stack.pbx.request_log()) == requests_before  # the full PBX was sent nothing
+    finally:
+        for holder in others:
+            coordination.pbx_release(pbx, holder)
+        running.join(20)
+        stack.runtime.coordination = coordination
+    planned, error = outcome[0]
+    assert error is None and len(planned) == 3
+    assert len(seen.granted) == 3  # one DND read per user, each with its slot
