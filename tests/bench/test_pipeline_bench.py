@@ -129,7 +129,8 @@ def _one_process_bench(tmp_path: Path, script: str, *options: str) -> dict[str, 
     completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True, timeout=120)
     result: dict[str, Any] = json.loads(completed.stdout)
     assert result == json.loads(results.read_text())
-    assert result["machine"]["cpus"] and result["machine"]["cpu_model"]
+    machine = result["machine"]
+    assert machine["cpus"] and machine["cpu_model"] and machine["cpu_generation"]
     return result
 
 
