@@ -3,9 +3,7 @@ and throttle block, and the PBX's gate (sync/dry_run.py)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,9 +12,9 @@ from embedded.waiting import wait_until
 from models import Tenant
 from models.db import transaction
 from simulators.paired import paired_seeds
-from sync.apply import pbx_gate
-from sync.coordination import Coordination, LocalCoordination, PbxLimits
+from sync.coordination import LocalCoordination
 from sync.dry_run import PlannedWrite, dry_run
+from tests.support.pbx_slots import run_while_pbx_full
 
 
 @pytest.fixture
@@ -24,26 +22,6 @@ def stack(stacks: StackFactory) -> Iterator[Stack]:
     for built in stacks.build(paired_seeds(3), web=False):
         built.add_tenant()
         yield built
-
-
-class _SeesPbxSlots:
-    """The stack's own coordination, noting each slot of a PBX the gate got and each time it found none."""
-
-    def __init__(self, inner: Coordination) -> None:
-        self.inner = inner
-        self.granted: list[str] = []
-        self.refused = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
-        wait = self.inner.pbx_acquire(pbx, limits, holder, release)
-        if wait == 0.0:
-            self.granted.append(holder)
-        else:
-            self.refused.set()
-        return wait
 
 
 def _dry_run(stack: Stack) -> tuple[list[PlannedWrite], str | None]:
@@ -98,28 +76,6 @@ def test_it_takes_its_graph_request_from_the_tenants_budget(stack: Stack) -> Non
 def test_it_reads_the_pbx_only_through_its_gate(stack: Stack) -> None:
     """While other workers hold every slot of the PBX, the dry run sends it nothing; once they give them
     back, each DND read takes a slot (no PBX sees more requests than its limit)."""
-    with transaction(stack.runtime.sessions) as session:
-        tenant = session.get(Tenant, stack.tenant_id)
-        assert tenant is not None
-        gate = pbx_gate(stack.runtime, tenant)
-        pbx = tenant.starface_base_url.rstrip("/")
-    coordination = stack.runtime.coordination
-    others = [f"other-worker-{n}" for n in range(gate.limits.max_in_flight)]
-    assert all(coordination.pbx_acquire(pbx, gate.limits, holder) == 0.0 for holder in others)
-    seen = _SeesPbxSlots(coordination)
-    stack.runtime.coordination = seen  # type: ignore[assignment]
-    requests_before = len(stack.pbx.request_log())
-    outcome: list[tuple[list[PlannedWrite], str | None]] = []
-    running = threading.Thread(target=lambda: outcome.append(_dry_run(stack)))
-    running.start()
-    try:
-        assert seen.refused.wait(10), "the dry run never asked the PBX's gate for a slot"
-        assert len(stack.pbx.request_log()) == requests_before  # the full PBX was sent nothing
-    finally:
-        for holder in others:
-            coordination.pbx_release(pbx, holder)
-        running.join(20)
-        stack.runtime.coordination = coordination
-    planned, error = outcome[0]
+    (planned, error), seen = run_while_pbx_full(stack, lambda: _dry_run(stack), "the dry run")
     assert error is None and len(planned) == 3
     assert len(seen.granted) == 3  # one DND read per user, each with its slot

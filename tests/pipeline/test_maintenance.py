@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -18,14 +16,13 @@ from models.db import transaction
 from presence import StarfaceApplied
 from simulators.paired import paired_seeds
 from sync import maintenance
-from sync.apply import pbx_gate
-from sync.coordination import Coordination, PbxLimits
 from sync.directory import sync_directory
 from sync.events import run_event
 from sync.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
 from tenants.service import update_tenant
+from tests.support.pbx_slots import SeesPbxSlots, run_while_pbx_full
 from workers.task_queue import CELERY_QUEUE
 
 
@@ -44,26 +41,6 @@ def _health(stack: Stack) -> TenantHealth:
         health = session.get(TenantHealth, stack.tenant_id)
         assert health is not None
         return health
-
-
-class _SeesPbxSlots:
-    """The stack's own coordination, noting each slot of a PBX the gate got and each time it found none."""
-
-    def __init__(self, inner: Coordination) -> None:
-        self.inner = inner
-        self.granted: list[str] = []
-        self.refused = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
-        wait = self.inner.pbx_acquire(pbx, limits, holder, release)
-        if wait == 0.0:
-            self.granted.append(holder)
-        else:
-            self.refused.set()
-        return wait
 
 
 @pytest.fixture
@@ -96,7 +73,7 @@ def test_directory_sync_reads_the_pbx_through_its_gate(directory_stack: Stack) -
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
     assert tenant is not None
-    seen = _SeesPbxSlots(stack.runtime.coordination)
+    seen = SeesPbxSlots(stack.runtime.coordination)
     stack.runtime.coordination = seen
     try:
         sync_directory(stack.runtime, tenant, CELERY_QUEUE)
@@ -142,29 +119,8 @@ def test_drift_repair_reads_back_and_repairs_only_through_the_pbx_gate(stack_wit
     back, the read-back takes a slot and the repair's write another (no PBX sees more than its limit)."""
     stack = stack_without_webhooks
     _our_call_text_overwritten_by_the_app(stack)  # from here on only this drift repair talks to the PBX
-    with transaction(stack.runtime.sessions) as session:
-        tenant = session.get(Tenant, stack.tenant_id)
-        assert tenant is not None
-        gate = pbx_gate(stack.runtime, tenant)
-        pbx = tenant.starface_base_url.rstrip("/")
-    coordination = stack.runtime.coordination
-    others = [f"other-worker-{n}" for n in range(gate.limits.max_in_flight)]
-    assert all(coordination.pbx_acquire(pbx, gate.limits, holder) == 0.0 for holder in others)
-    seen = _SeesPbxSlots(coordination)
-    stack.runtime.coordination = seen
-    requests_before = len(stack.pbx.request_log())
-    counts: dict[str, int] = {}
-    repair = threading.Thread(target=lambda: counts.update(run_drift_repair(stack.runtime, stack.tenant_id,
-                                                                            CELERY_QUEUE)))
-    repair.start()
-    try:
-        assert seen.refused.wait(10), "drift repair never asked the PBX's gate for a slot"
-        assert len(stack.pbx.request_log()) == requests_before  # the full PBX was sent nothing
-    finally:
-        for holder in others:
-            coordination.pbx_release(pbx, holder)
-        repair.join(20)
-        stack.runtime.coordination = coordination
+    counts, seen = run_while_pbx_full(stack, lambda: run_drift_repair(stack.runtime, stack.tenant_id,
+                                                                       CELERY_QUEUE), "drift repair")
     assert counts["repaired"] == 1
     assert stack.user(1)["chatPresenceMessage"] == "On a call in MS Teams"
     assert len(seen.granted) == 2  # getStates of the read-back, then setChatStatus
