@@ -42,6 +42,7 @@ FIGURES = (
     ("steady", "records_per_cpu_s"),
     ("steady_workers", "records_per_worker_cpu_s"),
     ("steady_workers", "worker_cpu_ms_per_tenant_cycle"),
+    ("steady_workers", "simulator_cpu_us_per_graph_request"),
     ("setup", "directory_sync_s"),
 )
 

@@ -165,6 +165,9 @@ def measure_steady_workers(stack: Stack, tenant_ids: list[int], driver: Any, met
         "records_per_worker_cpu_s": round(records / worker_cpu) if worker_cpu else None,
         "worker_cpu_ms_per_tenant_cycle": round(1000 * worker_cpu / (cycles * len(tenant_ids)), 3)
         if cycles else None,
+        # The host's yardstick (as in bench/scale.py): the same simulator code for the same requests.
+        "simulator_cpu_us_per_graph_request": round(1e6 * cpu["microsoft"] / requests, 1)
+        if requests and "microsoft" in cpu else None,
         "cpu_s_by_process": cpu,
         "method": ("beat ticking every 1 s (the harness's tick driver), poll tasks in the worker processes, "
                    "no presence changes; worker CPU = user+system time of the poll/apply worker process "

@@ -28,6 +28,7 @@ REQUIRED = {
     "changes": ["starface_writes_per_s", "duplicate_writes"],
     "latency_ms": ["teams_to_starface", "starface_to_teams"],
     "graph_requests_per_user_hour": None,
+    "steady_workers": ["records_per_worker_cpu_s", "simulator_cpu_us_per_graph_request"],
 }
 
 
