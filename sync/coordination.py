@@ -485,14 +485,21 @@ class PbxGate:
         all groups) takes longer the more users the PBX has, so only its failure penalizes, not its time."""
         return _GatedRequest(self, before_send, None, bulk)
 
-    def lane(self) -> PbxLane:
-        """For requests sent one after another, such as one user's read and writes (see PbxLane)."""
-        return PbxLane(self)
+    def lane(self, deadline: float | None = None) -> PbxLane:
+        """For requests sent one after another, such as one user's read and writes (see PbxLane). With a
+        ``deadline`` (on the gate's clock) the lane sends nothing after it: a request that would start
+        later raises PbxBusy (work someone waits for, such as the console's dry run, stays bounded while
+        a burst holds the PBX's slots)."""
+        return PbxLane(self, deadline)
 
-    def _acquire(self, holder: str, release: str | None = None) -> None:
+    def _acquire(self, holder: str, release: str | None = None, deadline: float | None = None) -> None:
         """Waits for a slot; ``release`` (a lane's previous slot) is given back by the first attempt."""
         started = self._clock()
         while True:
+            if deadline is not None and self._clock() >= deadline:
+                if release is not None:
+                    self._release(release, 0.0, failed=False)
+                raise PbxBusy(self._pbx, self._clock() - started)
             try:
                 wait = self._coordination.pbx_acquire(self._pbx, self.limits, holder, release)
                 release = None
@@ -533,8 +540,9 @@ class PbxLane:
                 rest.set_dnd(account, True, config)
     """
 
-    def __init__(self, gate: PbxGate) -> None:
+    def __init__(self, gate: PbxGate, deadline: float | None = None) -> None:
         self._gate = gate
+        self.deadline = deadline
         self._held: str | None = None
 
     def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
@@ -572,7 +580,9 @@ class _GatedRequest:
         self._started = 0.0
 
     def __enter__(self) -> None:
-        self._gate._acquire(self._holder, self._lane._take_held() if self._lane is not None else None)
+        lane = self._lane
+        self._gate._acquire(self._holder, lane._take_held() if lane is not None else None,
+                            lane.deadline if lane is not None else None)
         if self._before_send is not None:
             try:
                 self._before_send()
@@ -589,6 +599,14 @@ class _GatedRequest:
             self._lane._hold(self._holder)  # given back by the lane's next request or its close
         else:
             self._gate._release(self._holder, seconds, overloaded)
+
+
+class PbxBusy(Exception):
+    """A lane's deadline passed before its next request got a slot of the PBX: nothing was sent."""
+
+    def __init__(self, pbx: str, waited_s: float) -> None:
+        super().__init__(f"no free slot of the PBX {pbx} before the deadline (waited {waited_s:.1f} s)")
+        self.pbx, self.waited_s = pbx, waited_s
 
 
 class EventIdPending(Exception):

@@ -5,13 +5,15 @@ It reads as the sync reads and under the sync's limits: its Graph request is tak
 budget and is not sent while Microsoft's Retry-After blocks the tenant (a 429 it gets blocks the
 tenant's polls too; design.md, Graph budget), and its STARFACE reads go one after another through the
 PBX's gate, so a dry run during a burst waits for slots instead of pushing the PBX past its limits
-(issue 14). The clients are the sync's own (sync/runtime.py): a URL the sync refuses (plain http in
-production) is refused here too.
+(issue 14); the person waiting for it is not kept longer than DRY_RUN_PBX_S: the DND of users not read
+by then is shown as not read, with a note saying why. The clients are the sync's own (sync/runtime.py):
+a URL the sync refuses (plain http in production) is refused here too.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -26,6 +28,7 @@ from presence.categories import categorize
 from presence.linking import LinkState
 from presence.policy import DndAction
 from sync.apply import pbx_gate
+from sync.coordination import PbxBusy
 from sync.runtime import Runtime
 from tenants.live_checks import hide
 from tenants.policy import rules_of
@@ -33,6 +36,8 @@ from tenants.provider_app import ProviderAppMissing
 
 #: Users a dry run shows (the first by login id): each costs the PBX a request at its gate's pace.
 MAX_DRY_RUN_USERS = 200
+#: How long a dry run reads DND from the PBX (200 users take about 10 s at the default 20 requests/s).
+DRY_RUN_PBX_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,14 @@ class PlannedWrite:
     teams_status: str
     category: str
     dnd_now: bool | None
-    dnd_write: str  # "set" / "clear" / "none"
+    dnd_write: str  # "set" / "none", or "unknown" when the PBX was too busy to read the DND in time
     chat_text: str | None
 
 
-def dry_run(runtime: Runtime, session: Session, tenant: Tenant) -> tuple[list[PlannedWrite], str | None]:
-    """(the writes the first cycle would make per linked user, an error message or None). Reads only."""
+def dry_run(runtime: Runtime, session: Session, tenant: Tenant,
+            pbx_s: float = DRY_RUN_PBX_S) -> tuple[list[PlannedWrite], str | None]:
+    """(the writes the first cycle would make per linked user, a message or None). Reads only. The
+    message explains a failure (no writes) or, beside the writes, the users whose DND was not read."""
     try:
         secrets = read_secrets(tenant, runtime.box)
     except SecretBoxError as exc:
@@ -68,7 +75,7 @@ def dry_run(runtime: Runtime, session: Session, tenant: Tenant) -> tuple[list[Pl
     try:
         presences = {p.user_id: p for p in
                      runtime.graph(tenant).get_presences([link.entra_object_id or "" for link in links])}
-        return _plan(runtime, tenant, links, presences), None
+        planned = _plan(runtime, tenant, links, presences, pbx_s)
     except GraphThrottled as exc:
         coordination.block(tenant.id, exc.retry_after)
         return [], (f"Microsoft Graph throttled this tenant (429): run the dry run again in "
@@ -77,16 +84,24 @@ def dry_run(runtime: Runtime, session: Session, tenant: Tenant) -> tuple[list[Pl
         return [], str(missing)
     except (GraphError, StarfaceError, OSError, ValueError) as exc:
         return [], hide(str(exc), hidden)
+    unread = sum(write.dnd_write == "unknown" for write in planned)
+    if unread:
+        return planned, (f"the PBX was busy (its request slots in use by the sync): whether {unread} of "
+                         f"{len(planned)} users need a DND write is not known, their DND was not read within "
+                         f"{pbx_s:.0f} s; run the dry run again later")
+    return planned, None
 
 
-def _plan(runtime: Runtime, tenant: Tenant, links: list[UserLink],
-          presences: dict[str, Presence]) -> list[PlannedWrite]:
+def _plan(runtime: Runtime, tenant: Tenant, links: list[UserLink], presences: dict[str, Presence],
+          pbx_s: float) -> list[PlannedWrite]:
     """Per linked user with a presence: its category, its rule's DND and chat text, and (when the tenant
-    sets DND) its DND now, read through the PBX's gate."""
+    sets DND) its DND now, read through the PBX's gate for at most ``pbx_s``."""
     rules = rules_of(tenant)
     rest = runtime.starface(tenant) if tenant.set_dnd else None
     planned = []
-    with pbx_gate(runtime, tenant).lane() as lane:
+    gate = pbx_gate(runtime, tenant)
+    busy = False
+    with gate.lane(deadline=time.monotonic() + pbx_s) as lane:
         for link in links:
             presence = presences.get((link.entra_object_id or "").lower())
             if presence is None:
@@ -94,11 +109,15 @@ def _plan(runtime: Runtime, tenant: Tenant, links: list[UserLink],
             category = categorize(presence.availability, presence.activity, presence.out_of_office)
             rule = rules[category]
             dnd_now: bool | None = None
-            if rest is not None:
-                with lane.request():
-                    dnd_now = rest.get_dnd(link.starface_account_id)
+            if rest is not None and not busy:
+                try:
+                    with lane.request():
+                        dnd_now = rest.get_dnd(link.starface_account_id)
+                except PbxBusy:
+                    busy = True
             # First cycle: nothing is ours yet, so "clear" clears nothing we set.
-            dnd_write = "set" if rest is not None and rule.dnd is DndAction.SET and not dnd_now else "none"
+            wants_dnd = rest is not None and rule.dnd is DndAction.SET
+            dnd_write = "unknown" if wants_dnd and busy else "set" if wants_dnd and not dnd_now else "none"
             chat = rule.chat_text if tenant.set_chat_text and tenant.has_bridge else None
             planned.append(PlannedWrite(link.login_id, link.display_name or "",
                                         f"{presence.availability}/{presence.activity}", category.value,

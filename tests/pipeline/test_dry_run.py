@@ -14,7 +14,7 @@ from models.db import transaction
 from simulators.paired import paired_seeds
 from sync.coordination import LocalCoordination
 from sync.dry_run import PlannedWrite, dry_run
-from tests.support.pbx_slots import run_while_pbx_full
+from tests.support.pbx_slots import pbx_slots_held, run_while_pbx_full, watching_pbx_slots
 
 
 @pytest.fixture
@@ -79,3 +79,21 @@ def test_it_reads_the_pbx_only_through_its_gate(stack: Stack) -> None:
     (planned, error), seen = run_while_pbx_full(stack, lambda: _dry_run(stack), "the dry run")
     assert error is None and len(planned) == 3
     assert len(seen.granted) == 3  # one DND read per user, each with its slot
+
+
+def test_it_stops_reading_the_pbx_at_its_deadline_and_says_whose_dnd_is_unknown(stack: Stack) -> None:
+    """A burst holds every slot of the PBX for longer than the dry run may wait: it waits its PBX time,
+    sends the PBX nothing, and shows every user, those whose rule would set DND as not read."""
+    stack.teams(1, "sign_in")
+    stack.teams(1, "call_start")
+    requests_before = len(stack.pbx.request_log())
+    with watching_pbx_slots(stack) as seen, pbx_slots_held(stack, seen.inner), \
+            transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        planned, note = dry_run(stack.runtime, session, tenant, pbx_s=0.3)
+    assert seen.refused.is_set() and seen.granted == []
+    assert len(stack.pbx.request_log()) == requests_before
+    assert len(planned) == 3
+    assert {write.login_id: write.dnd_write for write in planned}[stack.seeds.login(1)] == "unknown"
+    assert note is not None and "busy" in note and "1 of 3" in note

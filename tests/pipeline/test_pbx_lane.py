@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from sync.coordination import LocalCoordination, PbxGate, PbxLimits, RedisCoordination
+from sync.coordination import LocalCoordination, PbxBusy, PbxGate, PbxLimits, RedisCoordination
 
 LIMITS = PbxLimits(max_in_flight=2, max_per_s=1000.0)
 
@@ -129,3 +129,17 @@ def test_a_slow_bulk_read_is_not_penalized_but_a_failing_one_is(coordination: An
     with pytest.raises(Transient), gate.request(bulk=True):
         raise Transient
     assert counted.calls[2:] == ["pbx_acquire", "pbx_release", "pbx_penalize"]
+
+
+def test_a_lane_sends_nothing_after_its_deadline_and_gives_its_slot_back(coordination: Any) -> None:
+    now = [0.0]
+    gate = PbxGate(coordination, "pbx", LIMITS, sleep=_refuse_to_wait, clock=lambda: now[0])
+    sent = 0
+    with pytest.raises(PbxBusy), gate.lane(deadline=10.0) as lane:
+        with lane.request():
+            sent += 1
+        now[0] = 10.0  # the deadline passes while the lane holds its slot
+        with lane.request():
+            sent += 1  # pragma: no cover - never sent
+    assert sent == 1
+    assert _free_slots(coordination, "a") == 2  # the held slot went back with the refusal
