@@ -35,9 +35,8 @@ from presence.categories import Category, teams_name
 from presence.linking import LinkState
 from presence.policy import DEFAULT_RULES
 from tenants.changes import deep_merge, lookup, nest
-from tenants.diagnostics import egress_note, run_checks, with_egress
+from tenants.diagnostics import egress_note, with_egress
 from tenants.policy import rules_of
-from tenants.provider_app import provider_app
 from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category, validate_config
 from tenants.service import (
     TenantInUse,
@@ -542,16 +541,21 @@ def test(
     timeout: float = typer.Option(10.0, help="Seconds to wait for each answer."),
 ) -> None:
     """Check the credentials against Microsoft and STARFACE; exit code 1 if any check fails."""
-    with _session(with_box=True) as (session, box):
-        tenant = _tenant(session, tenant_ref)
-        assert box is not None
+    from sync.connection_test import run_connection_test
+    from sync.runtime import build_runtime
+
+    with fail_on_bad_settings():
         settings = get_settings()
-        try:
-            provider = provider_app(settings) if tenant.uses_provider_app else None
-        except GraphError as exc:  # an unreadable provider certificate or key: the message says the fix
-            raise _Fail(str(exc)) from None
-        results = run_checks(session, tenant, box, verify=settings.ca_bundle or True, timeout=timeout,
-                             provider=provider, egress_ips=settings.egress_ip_list)
+        runtime = build_runtime(settings)  # the PBX's gate and the tenant's Graph block, as the sync has them
+    try:
+        with _session() as (session, _):
+            tenant = _tenant(session, tenant_ref)
+            try:
+                results = run_connection_test(runtime, session, tenant, timeout)
+            except GraphError as exc:  # an unreadable provider certificate or key: the message says the fix
+                raise _Fail(str(exc)) from None
+    finally:
+        runtime.close()
     typer.echo(f"the service connects to Microsoft and your PBX from: {egress_note(settings.egress_ip_list)}")
     failed = 0
     for result in results:

@@ -7,6 +7,7 @@ Read-only: nothing is written to Microsoft, the PBX or the database.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
@@ -56,12 +57,19 @@ def graph_client(tenant: Tenant, secrets: TenantSecrets, provider: ProviderApp |
                        graph_base_url=tenant.graph_base_url, verify=verify, timeout=timeout)
 
 
+#: Around each STARFACE check (its requests go one after another): a slot of the PBX's gate (the sync's).
+PbxSlot = Callable[[], AbstractContextManager[object]]
+
+
 def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | bool,
                timeout: float, provider: ProviderApp | None = None,
-               egress_ips: list[str] | None = None) -> list[CheckResult]:
+               egress_ips: list[str] | None = None, pbx_slot: PbxSlot = nullcontext,
+               graph_blocked_s: float = 0.0) -> list[CheckResult]:
     """Builds the tenant's connectors and checks Microsoft sign-in + reads, STARFACE REST admin login
     and (tier 2) the bridge. Read-only: nothing is written to Microsoft, the PBX or the database.
-    ``provider`` is the deployment's multi-tenant app, for a tenant that signs in with it."""
+    ``provider`` is the deployment's multi-tenant app, for a tenant that signs in with it. The sync's
+    limits come in from above (sync/connection_test.py): ``pbx_slot`` around each STARFACE check, and
+    ``graph_blocked_s``, the Retry-After Microsoft still asks of the tenant (no presence read until then)."""
     try:
         secrets = read_secrets(tenant, box)
     except SecretBoxError as exc:
@@ -73,7 +81,7 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
         graph = graph_client(tenant, secrets, provider, verify, timeout)
     except ProviderAppMissing as missing:
         results.append(CheckResult("Microsoft sign-in and user read", "FAILED", str(missing)))
-        return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
+        return results + _starface_checks(tenant, secrets, hidden, verify, timeout, pbx_slot)
     try:
         signin = _check("Microsoft sign-in and user read", lambda: "token issued; app roles: "
                         + (", ".join(graph.check_access()) or "(none)"), hidden)
@@ -82,6 +90,10 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
             UserLink.tenant_id == tenant.id, UserLink.entra_object_id.is_not(None)).limit(1)).first()
         if results[-1].status != "OK":
             results.append(CheckResult("Microsoft presence read", "SKIPPED", "needs a working sign-in"))
+        elif graph_blocked_s > 0:
+            results.append(CheckResult("Microsoft presence read", "SKIPPED",
+                                       f"Microsoft asked this tenant to wait (Retry-After) for another "
+                                       f"{graph_blocked_s:.0f} s; the polls wait too"))
         elif linked is None:
             results.append(CheckResult("Microsoft presence read", "SKIPPED",
                                        "no linked users yet (the directory sync links them)"))
@@ -92,11 +104,11 @@ def run_checks(session: Session, tenant: Tenant, box: SecretBox, verify: str | b
     finally:
         graph.close()
 
-    return results + _starface_checks(tenant, secrets, hidden, verify, timeout)
+    return results + _starface_checks(tenant, secrets, hidden, verify, timeout, pbx_slot)
 
 
 def _starface_checks(tenant: Tenant, secrets: TenantSecrets, hidden: list[str], verify: str | bool,
-                     timeout: float) -> list[CheckResult]:
+                     timeout: float, pbx_slot: PbxSlot) -> list[CheckResult]:
     results: list[CheckResult] = []
     with StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
                             verify=verify, timeout=timeout) as rest:
@@ -105,7 +117,8 @@ def _starface_checks(tenant: Tenant, secrets: TenantSecrets, hidden: list[str], 
             return (f"logged in as {seen.login} (account {seen.account_id}) with admin rights; "
                     f"sees {seen.user_count} users and {seen.group_count} groups")
 
-        results.append(_check("STARFACE REST login and admin rights", rest_access, hidden))
+        with pbx_slot():
+            results.append(_check("STARFACE REST login and admin rights", rest_access, hidden))
 
     if not tenant.has_bridge:
         results.append(CheckResult("STARFACE bridge", "SKIPPED", "no bridge configured: REST-only tier "
@@ -119,7 +132,8 @@ def _starface_checks(tenant: Tenant, secrets: TenantSecrets, hidden: list[str], 
             return (f"bridge '{tenant.bridge_instance}' answers (contract v{info.version}, "
                     f"STARFACE {info.pbx_version})")
 
-        results.append(_check("STARFACE bridge ping", ping, hidden))
+        with pbx_slot():
+            results.append(_check("STARFACE bridge ping", ping, hidden))
     return results
 
 

@@ -25,12 +25,12 @@ from connectors.starface import StarfaceError
 from models import Tenant
 from models.db import transaction
 from presence.categories import Category
+from sync.connection_test import run_connection_test
 from sync.directory import sync_directory
 from sync.dry_run import dry_run
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
-from tenants.diagnostics import run_checks
 from tenants.overview import mask_emails, tenant_detail
 from tenants.schema import SECRET_FIELDS, TenantConfigError, parse_category
 from tenants.service import TenantInUse
@@ -269,8 +269,7 @@ def post_test(tenant_id: int) -> JSONResponse:
     """Microsoft sign-in and reads, STARFACE admin login, bridge ping; each failure with its fix."""
     runtime = get_runtime()
     with runtime.sessions() as session:
-        results = run_checks(session, _find(session, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
-                             runtime.provider_app, runtime.settings.egress_ip_list)
+        results = run_connection_test(runtime, session, _find(session, tenant_id), CHECK_TIMEOUT_S)
     ok = all(r.status != "FAILED" for r in results)
     return JSONResponse({"ok": ok, "checks": [vars(r) for r in results]})
 

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from models.db import transaction
+from sync.connection_test import run_connection_test
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants.consent import ConsentLinkInvalid, record_answer
-from tenants.diagnostics import CheckResult, run_checks
+from tenants.diagnostics import CheckResult
 from workers.task_queue import CELERY_QUEUE
 
 router = APIRouter()
@@ -42,8 +43,7 @@ def consent_answer(request: Request) -> HTMLResponse:
             name = answer.tenant.name
             if not answer.granted:
                 return _page(200, f"Zustimmung abgelehnt / Consent refused: {name}", [answer.message])
-            checks = run_checks(session, answer.tenant, runtime.box, runtime.verify, CHECK_TIMEOUT_S,
-                                runtime.provider_app)
+            checks = run_connection_test(runtime, session, answer.tenant, CHECK_TIMEOUT_S)
             tenant_id = answer.tenant.id
     except ConsentLinkInvalid as exc:
         return _page(400, "Ungültiger Link / Invalid link", [str(exc)])

@@ -28,12 +28,13 @@ from models.tenant import DEFAULT_BRIDGE_INSTANCE, DEFAULT_GRAPH_BASE_URL, DEFAU
 from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import DndAction, TeamsPresenceMode
+from sync.connection_test import run_connection_test
 from sync.directory import sync_directory
 from sync.dry_run import dry_run
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
-from tenants.diagnostics import CheckResult, run_checks
+from tenants.diagnostics import CheckResult
 from tenants.live_checks import check_microsoft, check_starface
 from tenants.operators import authenticate
 from tenants.overview import change_list, mask_emails, tenant_detail
@@ -358,8 +359,7 @@ async def test_connection(request: Request, tenant_id: int) -> Response:
 
     def checks() -> list[CheckResult]:
         with runtime.sessions() as db:
-            return run_checks(db, _tenant(db, tenant_id), runtime.box, runtime.verify, CHECK_TIMEOUT_S,
-                              runtime.provider_app, runtime.settings.egress_ip_list)
+            return run_connection_test(runtime, db, _tenant(db, tenant_id), CHECK_TIMEOUT_S)
 
     results = await run_in_threadpool(checks)
     target = _safe_next(form.get("next"), "")

@@ -1,0 +1,73 @@
+"""Test connection (sync/connection_test.py) keeps the sync's limits: its STARFACE checks pass the PBX's
+gate, and it reads no presence while Microsoft's Retry-After blocks the tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from embedded.stack import Stack, StackFactory
+from models import Tenant
+from models.db import transaction
+from simulators.paired import paired_seeds
+from sync.connection_test import run_connection_test
+from sync.coordination import Coordination
+from tenants.diagnostics import CheckResult
+from tests.support.pbx_slots import run_while_pbx_full
+
+
+@pytest.fixture
+def stack(stacks: StackFactory) -> Iterator[Stack]:
+    for built in stacks.build(paired_seeds(2), web=False):
+        built.add_tenant()
+        yield built
+
+
+def _checks(stack: Stack) -> dict[str, CheckResult]:
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        return {check.name: check for check in run_connection_test(stack.runtime, session, tenant, 10.0)}
+
+
+def test_its_starface_checks_wait_for_a_slot_of_the_pbx(stack: Stack) -> None:
+    checks, seen = run_while_pbx_full(stack, lambda: _checks(stack), "the connection test")
+    assert checks["STARFACE REST login and admin rights"].status == "OK"
+    assert checks["STARFACE bridge ping"].status == "OK"
+    assert len(seen.granted) == 2  # one slot for the REST check's requests, one for the ping
+
+
+def test_it_reads_no_presence_while_microsoft_blocks_the_tenant(stack: Stack) -> None:
+    stack.runtime.coordination.block(stack.tenant_id, 30.0)
+    before = stack.ms.count("getPresencesByUserId")
+    checks = _checks(stack)
+    assert checks["Microsoft sign-in and user read"].status == "OK"
+    skipped = checks["Microsoft presence read"]
+    assert skipped.status == "SKIPPED" and "Retry-After" in skipped.detail
+    assert stack.ms.count("getPresencesByUserId") == before
+
+
+class _RedisDown:
+    """The stack's coordination with the shared store unreachable."""
+
+    def __init__(self, inner: Coordination) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+            raise redis.ConnectionError("Connection refused")
+
+        return unreachable
+
+
+def test_it_tests_anyway_while_the_shared_store_is_down(stack: Stack) -> None:
+    shared = stack.runtime.coordination
+    stack.runtime.coordination = _RedisDown(shared)  # type: ignore[assignment]
+    try:
+        checks = _checks(stack)
+    finally:
+        stack.runtime.coordination = shared
+    assert {check.status for check in checks.values()} == {"OK"}
