@@ -4,19 +4,16 @@ gate, and it reads no presence while Microsoft's Retry-After blocks the tenant."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import redis
 
 from embedded.stack import Stack, StackFactory
 from models import Tenant
 from models.db import transaction
 from simulators.paired import paired_seeds
 from sync.connection_test import run_connection_test
-from sync.coordination import Coordination
 from tenants.diagnostics import CheckResult
-from tests.support.pbx_slots import run_while_pbx_full
+from tests.support.coordination import RedisDown, run_while_pbx_full, using_coordination
 
 
 @pytest.fixture
@@ -50,24 +47,7 @@ def test_it_reads_no_presence_while_microsoft_blocks_the_tenant(stack: Stack) ->
     assert stack.ms.count("getPresencesByUserId") == before
 
 
-class _RedisDown:
-    """The stack's coordination with the shared store unreachable."""
-
-    def __init__(self, inner: Coordination) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        def unreachable(*_args: Any, **_kwargs: Any) -> Any:
-            raise redis.ConnectionError("Connection refused")
-
-        return unreachable
-
-
 def test_it_tests_anyway_while_the_shared_store_is_down(stack: Stack) -> None:
-    shared = stack.runtime.coordination
-    stack.runtime.coordination = _RedisDown(shared)  # type: ignore[assignment]
-    try:
+    with using_coordination(stack, RedisDown()):
         checks = _checks(stack)
-    finally:
-        stack.runtime.coordination = shared
     assert {check.status for check in checks.values()} == {"OK"}

@@ -14,7 +14,12 @@ from models.db import transaction
 from simulators.paired import paired_seeds
 from sync.coordination import LocalCoordination
 from sync.dry_run import PlannedWrite, dry_run
-from tests.support.pbx_slots import pbx_slots_held, run_while_pbx_full, watching_pbx_slots
+from tests.support.coordination import (
+    pbx_slots_held,
+    run_while_pbx_full,
+    using_coordination,
+    watching_pbx_slots,
+)
 
 
 @pytest.fixture
@@ -59,16 +64,12 @@ def test_it_sends_graph_nothing_while_the_tenant_is_throttled_and_blocks_it_on_a
 
 
 def test_it_takes_its_graph_request_from_the_tenants_budget(stack: Stack) -> None:
-    shared = stack.runtime.coordination
     frozen = LocalCoordination(clock=lambda: 0.0)  # a budget that does not refill while the test runs
     while frozen.take(stack.tenant_id) == 0.0:  # the tenant's polls used the budget up
         pass
     before = stack.ms.count("getPresencesByUserId")
-    stack.runtime.coordination = frozen
-    try:
+    with using_coordination(stack, frozen):
         planned, error = _dry_run(stack)
-    finally:
-        stack.runtime.coordination = shared
     assert planned == [] and error is not None and "budget" in error
     assert stack.ms.count("getPresencesByUserId") == before
 
@@ -97,3 +98,4 @@ def test_it_stops_reading_the_pbx_at_its_deadline_and_says_whose_dnd_is_unknown(
     assert len(planned) == 3
     assert {write.login_id: write.dnd_write for write in planned}[stack.seeds.login(1)] == "unknown"
     assert note is not None and "busy" in note and "1 of 3" in note
+

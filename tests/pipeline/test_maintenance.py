@@ -22,7 +22,7 @@ from sync.maintenance import run_drift_repair, run_keep_alive, run_secret_expiry
 from sync.poll import run_poll
 from sync.ports import CollectingQueue
 from tenants.service import update_tenant
-from tests.support.pbx_slots import SeesPbxSlots, run_while_pbx_full
+from tests.support.coordination import run_while_pbx_full, watching_pbx_slots
 from workers.task_queue import CELERY_QUEUE
 
 
@@ -73,12 +73,8 @@ def test_directory_sync_reads_the_pbx_through_its_gate(directory_stack: Stack) -
     with transaction(stack.runtime.sessions) as session:
         tenant = session.get(Tenant, stack.tenant_id)
     assert tenant is not None
-    seen = SeesPbxSlots(stack.runtime.coordination)
-    stack.runtime.coordination = seen
-    try:
+    with watching_pbx_slots(stack) as seen:
         sync_directory(stack.runtime, tenant, CELERY_QUEUE)
-    finally:
-        stack.runtime.coordination = seen.inner
     assert len(seen.granted) == 1  # GET /rest/users, in a slot of the PBX like every other request
 
 

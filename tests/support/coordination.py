@@ -1,11 +1,14 @@
-"""A look at the PBX gate's slots from outside: which requests got one, and whether one was refused."""
+"""The stack's coordination as a test needs it: watched (which PBX slots the gate got, whether one was
+refused), with the PBX's slots held by other workers, or with the shared store down."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
+
+import redis
 
 from embedded.stack import Stack
 from models import Tenant
@@ -36,16 +39,33 @@ class SeesPbxSlots:
         return wait
 
 
+class RedisDown:
+    """A coordination whose shared store does not answer: every call raises as redis-py does."""
+
+    def __getattr__(self, name: str) -> Any:
+        def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+            raise redis.ConnectionError("Connection refused")
+
+        return unreachable
+
+
+C = TypeVar("C")
+
+
 @contextmanager
-def watching_pbx_slots(stack: Stack) -> Iterator[SeesPbxSlots]:
-    """The stack's runtime sees the PBX gate through the yielded SeesPbxSlots until the block ends."""
-    coordination = stack.runtime.coordination
-    seen = SeesPbxSlots(coordination)
-    stack.runtime.coordination = seen  # type: ignore[assignment]
+def using_coordination(stack: Stack, coordination: C) -> Iterator[C]:
+    """The stack's runtime uses ``coordination`` until the block ends, then its own again."""
+    own = stack.runtime.coordination
+    stack.runtime.coordination = coordination  # type: ignore[assignment]
     try:
-        yield seen
+        yield coordination
     finally:
-        stack.runtime.coordination = coordination
+        stack.runtime.coordination = own
+
+
+def watching_pbx_slots(stack: Stack) -> AbstractContextManager[SeesPbxSlots]:
+    """The stack's runtime sees the PBX gate through the yielded SeesPbxSlots until the block ends."""
+    return using_coordination(stack, SeesPbxSlots(stack.runtime.coordination))
 
 
 @contextmanager
