@@ -85,6 +85,23 @@ class Coordination(Protocol):
         ...
 
 
+#: Why a tenant may not send Graph a request now, and for how many seconds: ("throttled" | "budget", s).
+Refusal = tuple[str, float]
+
+
+def admit(coordination: Coordination, tenant_ids: list[int]) -> list[Refusal | None]:
+    """Per tenant: None when it may send Graph one request now (taken from its budget), else why not -
+    Microsoft's Retry-After first (honoured for the whole tenant before any new request, design.md), then
+    the budget. Two round trips for any number of tenants (a packed poll's, or one dry run's)."""
+    refused: list[Refusal | None] = [("throttled", blocked_s) if blocked_s > 0 else None
+                                     for blocked_s in coordination.blocked_for_many(tenant_ids)]
+    free = [index for index, refusal in enumerate(refused) if refusal is None]
+    for index, wait_s in zip(free, coordination.take_many([tenant_ids[i] for i in free]), strict=True):
+        if wait_s > 0:
+            refused[index] = ("budget", wait_s)
+    return refused
+
+
 @dataclass(frozen=True)
 class PbxLimits:
     """How hard we may drive one STARFACE: requests in flight and per second, shared by every worker.

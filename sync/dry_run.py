@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from presence.categories import categorize
 from presence.linking import LinkState
 from presence.policy import DndAction
 from sync.apply import pbx_gate
-from sync.coordination import PbxBusy
+from sync.coordination import PbxBusy, admit
 from sync.runtime import Runtime
 from tenants.live_checks import hide
 from tenants.policy import rules_of
@@ -38,6 +39,9 @@ from tenants.provider_app import ProviderAppMissing
 MAX_DRY_RUN_USERS = 200
 #: How long a dry run reads DND from the PBX (200 users take about 10 s at the default 20 requests/s).
 DRY_RUN_PBX_S = 20.0
+#: Why the tenant may not read Graph now (sync/coordination.py: admit), as the admin reads it.
+_REFUSED = {"throttled": "Microsoft Graph asked this tenant to wait (Retry-After)",
+            "budget": "the tenant's Graph budget is used up by its polls"}
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,14 @@ def dry_run(runtime: Runtime, session: Session, tenant: Tenant,
     if not links:
         return [], "no linked users yet: run the directory sync (User selection) first"
     coordination = runtime.coordination
-    if (blocked_s := coordination.blocked_for(tenant.id)) > 0:
-        return [], (f"Microsoft Graph asked this tenant to wait (Retry-After): run the dry run again in "
-                    f"{math.ceil(blocked_s)} s")
-    if (wait_s := coordination.take(tenant.id)) > 0:
-        return [], (f"the tenant's Graph budget is used up by its polls: run the dry run again in "
-                    f"{math.ceil(wait_s)} s")
+    try:
+        refusal = admit(coordination, [tenant.id])[0]
+    except redis.RedisError:
+        return [], ("the service's coordination store (Redis) does not answer, so the tenant's Graph budget "
+                    "cannot be kept: run the dry run again once it is back")
+    if refusal is not None:
+        reason, wait_s = refusal
+        return [], f"{_REFUSED[reason]}: run the dry run again in {math.ceil(wait_s)} s"
     try:
         presences = {p.user_id: p for p in
                      runtime.graph(tenant).get_presences([link.entra_object_id or "" for link in links])}
@@ -116,8 +122,10 @@ def _plan(runtime: Runtime, tenant: Tenant, links: list[UserLink], presences: di
                 except PbxBusy:
                     busy = True
             # First cycle: nothing is ours yet, so "clear" clears nothing we set.
-            wants_dnd = rest is not None and rule.dnd is DndAction.SET
-            dnd_write = "unknown" if wants_dnd and busy else "set" if wants_dnd and not dnd_now else "none"
+            if rest is None or rule.dnd is not DndAction.SET or dnd_now:
+                dnd_write = "none"
+            else:
+                dnd_write = "unknown" if busy else "set"
             chat = rule.chat_text if tenant.set_chat_text and tenant.has_bridge else None
             planned.append(PlannedWrite(link.login_id, link.display_name or "",
                                         f"{presence.availability}/{presence.activity}", category.value,

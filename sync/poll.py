@@ -48,6 +48,7 @@ from presence import (
     plan_starface,
 )
 from sync import health
+from sync.coordination import admit
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
 from sync.settled import SettledUsers, TenantSettled, settled_key
@@ -124,20 +125,19 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
 
 
 def _admit_many(runtime: Runtime, tenant_ids: list[int]) -> list[dict[str, Any] | None]:
-    """Per tenant: None when it may call Graph now (not throttled, a request taken from its budget), else
-    the summary of why not. Two Redis round trips in all: the throttle blocks of all tenants, then one
-    request from the budget of each that is not blocked."""
-    coordination = runtime.coordination
-    refused: list[dict[str, Any] | None] = [
-        {"skipped": "throttled", "retry_in_s": blocked_s} if blocked_s > 0 else None
-        for blocked_s in coordination.blocked_for_many(tenant_ids)]
-    free = [index for index, reason in enumerate(refused) if reason is None]
-    for index, wait_s in zip(free, coordination.take_many([tenant_ids[i] for i in free]), strict=True):
-        if wait_s > 0:
+    """Per tenant: None when it may call Graph now (sync/coordination.py: admit), else the poll's summary
+    of why not."""
+    summaries: list[dict[str, Any] | None] = []
+    for tenant_id, refusal in zip(tenant_ids, admit(runtime.coordination, tenant_ids), strict=True):
+        if refusal is None:
+            summaries.append(None)
+            continue
+        reason, wait_s = refusal
+        if reason == "budget":
             log.warning("tenant %s: Graph budget exhausted, batch dropped (next cycle polls again)",
-                        tenant_ids[index])
-            refused[index] = {"skipped": "budget", "retry_in_s": wait_s}
-    return refused
+                        tenant_id)
+        summaries.append({"skipped": reason, "retry_in_s": wait_s})
+    return summaries
 
 
 def _fetch_all(runtime: Runtime, reads: list[tuple[Tenant, Batch, GraphClient]],

@@ -15,6 +15,7 @@ from simulators.paired import paired_seeds
 from sync.coordination import LocalCoordination
 from sync.dry_run import PlannedWrite, dry_run
 from tests.support.coordination import (
+    RedisDown,
     pbx_slots_held,
     run_while_pbx_full,
     using_coordination,
@@ -99,3 +100,12 @@ def test_it_stops_reading_the_pbx_at_its_deadline_and_says_whose_dnd_is_unknown(
     assert {write.login_id: write.dnd_write for write in planned}[stack.seeds.login(1)] == "unknown"
     assert note is not None and "busy" in note and "1 of 3" in note
 
+
+def test_it_says_so_and_sends_nothing_while_the_shared_store_is_down(stack: Stack) -> None:
+    """Without Redis the tenant's budget and Retry-After cannot be kept: no Graph request, no PBX read."""
+    graph_before, pbx_before = stack.ms.count("getPresencesByUserId"), len(stack.pbx.request_log())
+    with using_coordination(stack, RedisDown()):
+        planned, error = _dry_run(stack)
+    assert planned == [] and error is not None and "Redis" in error
+    assert stack.ms.count("getPresencesByUserId") == graph_before
+    assert len(stack.pbx.request_log()) == pbx_before
