@@ -31,7 +31,7 @@ from presence.policy import DndAction
 from sync.apply import pbx_gate
 from sync.coordination import PbxBusy, admit
 from sync.runtime import Runtime
-from tenants.live_checks import hide
+from tenants.diagnostics import hide_secrets
 from tenants.policy import rules_of
 from tenants.provider_app import ProviderAppMissing
 
@@ -89,7 +89,7 @@ def dry_run(runtime: Runtime, session: Session, tenant: Tenant,
     except ProviderAppMissing as missing:
         return [], str(missing)
     except (GraphError, StarfaceError, OSError, ValueError) as exc:
-        return [], hide(str(exc), hidden)
+        return [], hide_secrets(str(exc), hidden)
     unread = sum(write.dnd_write == "unknown" for write in planned)
     if unread:
         return planned, (f"the PBX was busy (its request slots in use by the sync): whether {unread} of "

@@ -40,6 +40,7 @@ from connectors.starface import (
 )
 from models import Tenant
 from models.secrets import TenantSecrets
+from tenants.diagnostics import hide_secrets
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 #: Above this the clock clause fails; above 300 s the service refuses every event (contract).
@@ -88,12 +89,6 @@ def _ping_fix(exc: StarfaceError, tenant: Tenant, instance: str) -> str:
     return "See docs/starface-bridge.md for the entry point's contract."
 
 
-def _scrub(text: str, hidden: list[str]) -> str:
-    for secret in hidden:
-        text = text.replace(secret, "***")
-    return text
-
-
 class _Run:
     def __init__(self, tenant: Tenant, bridge: StarfaceBridgeClient, instance: str) -> None:
         self.tenant, self.bridge, self.instance = tenant, bridge, instance
@@ -119,7 +114,8 @@ def verify_bridge(tenant: Tenant, secrets: TenantSecrets, *, webhook_url: str, w
                               timeout=timeout) as bridge:
         run = _Run(tenant, bridge, instance)
         _clauses(run, webhook_url, wait_test_event, test_user, event_timeout)
-    return [Clause(c.name, c.status, _scrub(c.detail, hidden), _scrub(c.fix, hidden)) for c in run.clauses]
+    return [Clause(c.name, c.status, hide_secrets(c.detail, hidden), hide_secrets(c.fix, hidden))
+            for c in run.clauses]
 
 
 def _clauses(run: _Run, webhook_url: str, wait_test_event: WaitTestEvent, test_user: str | None,

@@ -30,6 +30,15 @@ class CheckResult:
     detail: str
 
 
+def hide_secrets(text: str, secrets: list[str]) -> str:
+    """``text`` with every one of ``secrets`` replaced by *** - the last line of defence: no secret ever
+    reaches a page or the terminal (the connectors' messages quote none)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResult:
     """Runs one check; a connector error becomes FAILED with its message (which says how to fix it)."""
     try:
@@ -38,9 +47,7 @@ def _check(name: str, call: Callable[[], str], secrets: list[str]) -> CheckResul
         detail = str(exc)
     except (OSError, ValueError) as exc:  # e.g. an unreadable TEAMSCONNECT_CA_BUNDLE
         detail = f"{type(exc).__name__}: {exc}"
-    for secret in secrets:  # last line of defence: no secret ever reaches the terminal
-        detail = detail.replace(secret, "***")
-    return CheckResult(name, "FAILED", detail)
+    return CheckResult(name, "FAILED", hide_secrets(detail, secrets))
 
 
 def graph_client(tenant: Tenant, secrets: TenantSecrets, provider: ProviderApp | None, verify: str | bool,

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from connectors.graph import GraphClient, GraphError
 from connectors.starface import StarfaceError, StarfaceRestClient
-from tenants.diagnostics import CheckResult
-
-
-def hide(detail: str, secrets: list[str]) -> str:
-    """``detail`` with every one of ``secrets`` replaced by *** (no secret ever reaches a page)."""
-    for secret in secrets:
-        if secret:
-            detail = detail.replace(secret, "***")
-    return detail
+from tenants.diagnostics import CheckResult, hide_secrets
 
 
 def check_microsoft(directory_id: str, client_id: str, client_secret: str, login_base_url: str,
@@ -29,7 +21,8 @@ def check_microsoft(directory_id: str, client_id: str, client_secret: str, login
         return CheckResult("Microsoft sign-in and user read", "OK",
                            "token issued; app roles: " + (", ".join(roles) or "(none)"))
     except (GraphError, OSError, ValueError) as exc:
-        return CheckResult("Microsoft sign-in and user read", "FAILED", hide(str(exc), [client_secret]))
+        return CheckResult("Microsoft sign-in and user read", "FAILED",
+                           hide_secrets(str(exc), [client_secret]))
     finally:
         graph.close()
 
@@ -43,4 +36,5 @@ def check_starface(base_url: str, login_id: str, password: str, verify: str | bo
                            f"logged in as {seen.login} with admin rights; sees {seen.user_count} users and "
                            f"{seen.group_count} groups")
     except (StarfaceError, OSError, ValueError) as exc:
-        return CheckResult("STARFACE REST login and admin rights", "FAILED", hide(str(exc), [password]))
+        return CheckResult("STARFACE REST login and admin rights", "FAILED",
+                           hide_secrets(str(exc), [password]))
