@@ -95,22 +95,15 @@ def _first_cpu() -> dict[str, str]:
     return fields
 
 
-def cpu_model() -> str:
-    return _first_cpu().get("model name", "unknown")
-
-
-def cpu_generation() -> str:
-    """Vendor, family, model and stepping: a virtual machine's model name may not tell generations apart
-    (two hosts of this workplace both said "AMD EPYC" and ran our code at speeds 2x apart)."""
-    cpu = _first_cpu()
-    return "/".join(cpu.get(field, "?") for field in ("vendor_id", "cpu family", "model", "stepping"))
-
-
 def this_machine() -> dict[str, object]:
-    """What a result file records of the machine, so figures from two machines are never compared as equal."""
-    return {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "cpu_generation": cpu_generation(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    """What a result file records of the machine, so figures from two machines are never compared as equal.
+    ``cpu_generation`` is vendor/family/model/stepping: a virtual machine's model name may not tell
+    generations apart (two hosts of this workplace both said "AMD EPYC" and ran our code 2x apart)."""
+    cpu = _first_cpu()
+    generation = "/".join(cpu.get(field, "?") for field in ("vendor_id", "cpu family", "model", "stepping"))
+    return {"cpus": os.cpu_count(), "cpu_model": cpu.get("model name", "unknown"),
+            "cpu_generation": generation, "python": platform.python_version(),
+            "platform": platform.platform(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
 
 
 class CpuMeter:
