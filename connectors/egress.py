@@ -103,6 +103,27 @@ def guarded_transport(verify: ssl.SSLContext | str | bool, resolve: Resolver = s
     return _GuardedTransport(verify, resolve, limits or httpx.Limits())
 
 
+#: (family, type, proto, canonical name, socket address): what aiohttp's connector hands its socket factory.
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+def _public_socket(addr_info: AddrInfo) -> socket.socket:
+    family, type_, proto, _, sockaddr = addr_info
+    address = str(sockaddr[0])
+    why = internal_reason(ipaddress.ip_address(address.split("%", 1)[0]))
+    if why is not None:
+        raise InternalAddressRefused(address, address, why)
+    return socket.socket(family=family, type=type_, proto=proto)
+
+
+def socket_factory() -> Callable[[AddrInfo], socket.socket] | None:
+    """For aiohttp's connector (connectors/graph/_reads.py): while the process refuses internal addresses,
+    a socket factory that refuses to open a socket for one. The connector calls it with each address it
+    is about to connect to - a name's resolved addresses and an address given as the host alike - so
+    the check is on the address the connection is made to, as the httpx backend's."""
+    return _public_socket if _refuse_internal else None
+
+
 def transport_for(verify: ssl.SSLContext | str | bool,
                   limits: httpx.Limits | None = None) -> httpx.HTTPTransport | None:
     """The transport a client should use for a customer-given host: guarded while the process refuses

@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Graph requests of one packed poll in flight at once. Each goes to another customer's Microsoft tenant
 #: (its own budget and throttling), so reading them one after another only leaves the worker waiting for
-#: Microsoft's round trips (tens of milliseconds each in production).
+#: Microsoft's round trips (tens of milliseconds each in production). They are sent from one thread
+#: (connectors/graph/_reads.py): reading threads cost more CPU than the reads themselves.
 GRAPH_READS_IN_FLIGHT = 8
 
 #: One tenant's batch as read from Graph: tenant id, batch, its presences, when they were read.
@@ -98,7 +99,7 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
                 continue
             tenant = tenants[tenant_id][0]
             try:
-                reads.append((tenant, batch, runtime.graph(tenant)))  # built here: no ORM use in threads
+                reads.append((tenant, batch, runtime.graph(tenant)))  # built here, beside the session
             except Exception as exc:  # noqa: BLE001 - e.g. the provider app is missing: the others go on
                 results[str(tenant_id)] = _record_failure(runtime, session, tenant, exc, now)
         fetched = _fetch_all(runtime, reads, now)
@@ -142,19 +143,18 @@ def _admit_many(runtime: Runtime, tenant_ids: list[int]) -> list[dict[str, Any] 
 
 def _fetch_all(runtime: Runtime, reads: list[tuple[Tenant, Batch, GraphClient]],
                now: Callable[[], datetime]) -> list[tuple[list[Presence] | Exception, datetime]]:
-    """Every read's outcome, in order: concurrently for several tenants (in the process's kept threads),
-    in this thread for one (a batch of a large tenant needs no thread, and its CPU time stays with the
-    task that spends it)."""
+    """Every read's outcome, in order, with when it was observed: several tenants' reads in flight
+    together (runtime.presence_reads), one (a batch of a large tenant, which may take several requests)
+    by its GraphClient."""
     if len(reads) <= 1:
         return [_fetch(graph, batch, now) for _, batch, graph in reads]
-    pool = runtime.graph_reads(GRAPH_READS_IN_FLIGHT)
-    return list(pool.map(lambda read: _fetch(read[2], read[1], now), reads))
+    return runtime.presence_reads(GRAPH_READS_IN_FLIGHT).read(
+        [(graph, [entra_id for _, entra_id in batch]) for _, batch, graph in reads], now)
 
 
 def _fetch(graph: GraphClient, batch: Batch,
            now: Callable[[], datetime]) -> tuple[list[Presence] | Exception, datetime]:
-    """The batch's presences and when they were observed, or what went wrong (HTTP only: safe in a
-    thread of a packed poll)."""
+    """The batch's presences and when they were observed, or what went wrong."""
     try:
         return graph.get_presences([entra_id for _, entra_id in batch]), now()
     except Exception as exc:  # noqa: BLE001 - handed to _record_failure in the caller's thread

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from connectors.graph import (
     GraphClient,
     GraphCredentialError,
     GraphHttp,
+    PresenceReads,
     shared_graph_http,
 )
 from connectors.starface import StarfaceBridgeClient, StarfaceError, StarfaceRestClient
@@ -82,8 +82,9 @@ class Runtime:
     #: The Graph and login connections of all tenants' GraphClients (built with the first of them).
     _graph_http: GraphHttp | None = None
     _provider_read: bool = False
-    #: Threads for the Graph reads of packed polls, kept for the process's life (sync/poll.py).
-    _graph_reads: ThreadPoolExecutor | None = None
+    #: The Graph reads of packed polls, in flight together; their connections kept for the process's life
+    #: (sync/poll.py).
+    _presence_reads: PresenceReads | None = None
     #: The polls' remembered "nothing to write" answers in this process (sync/settled.py); None when the
     #: settings switch the memo off (settled_users_max = 0).
     settled: SettledUsers | None = field(init=False, default=None)
@@ -213,13 +214,13 @@ class Runtime:
                        tenant.bridge_instance, tenant.bridge_secret_encrypted)
         return self._cached("bridge", tenant, fingerprint, build)
 
-    def graph_reads(self, threads: int) -> ThreadPoolExecutor:
-        """The process's threads for concurrent Graph reads (built on first use, after any fork): a pool
-        started and joined per packed poll cost 3-4 % of a worker polling small tenants."""
+    def presence_reads(self, in_flight: int) -> PresenceReads:
+        """The process's sender of concurrent presence reads (built on first use, after any fork), whose
+        keep-alive connections serve every packed poll of the process."""
         with self._lock:
-            if self._graph_reads is None:
-                self._graph_reads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="graph-read")
-            return self._graph_reads
+            if self._presence_reads is None:
+                self._presence_reads = PresenceReads(self.verify, in_flight=in_flight)
+            return self._presence_reads
 
     def close_clients(self) -> None:
         """Drops every cached client (and with it MSAL's token cache): the next call signs in anew."""
@@ -235,9 +236,9 @@ class Runtime:
             if self._graph_http is not None:
                 self._graph_http.close()
                 self._graph_http = None
-            if self._graph_reads is not None:
-                self._graph_reads.shutdown(wait=False)
-                self._graph_reads = None
+            if self._presence_reads is not None:
+                self._presence_reads.close()
+                self._presence_reads = None
         self.engine.dispose()
 
 

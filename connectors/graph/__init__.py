@@ -7,6 +7,7 @@ from connectors.graph._client import (
     SESSION_PAIRS,
     GraphClient,
     GraphHttp,
+    PresenceRequest,
     shared_graph_http,
 )
 from connectors.graph._consent import AdminConsentResult, admin_consent_url, parse_admin_consent_redirect
@@ -31,6 +32,7 @@ from connectors.graph._models import (
     Presence,
     compare_sequence,
 )
+from connectors.graph._reads import PresenceReads
 
 __all__ = [
     "AADSTS_HELP",
@@ -55,6 +57,8 @@ __all__ = [
     "GraphThrottled",
     "GraphUnavailable",
     "Presence",
+    "PresenceReads",
+    "PresenceRequest",
     "admin_consent_url",
     "compare_sequence",
     "parse_admin_consent_redirect",

@@ -142,6 +142,22 @@ def _new_http(verify: str | bool, timeout: float, transport: httpx.BaseTransport
     return GraphHttp(client, transport)
 
 
+@dataclass(frozen=True)
+class PresenceRequest:
+    """One getPresencesByUserId request, ready to send: the URL, the JSON body, the headers (with the
+    tenant's bearer token: never logged) and the ids asked for."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    ids: list[str]
+
+    @property
+    def call(self) -> str:
+        """What the trace log and errors name: the method and the path, no query."""
+        return f"POST {self.url.split('?')[0]}"
+
+
 class GraphClient:
     """Graph for one (directory, app). Not thread-safe for concurrent calls beyond MSAL's own lock."""
 
@@ -186,6 +202,10 @@ class GraphClient:
             self._http.close()
 
     @property
+    def graph_base_url(self) -> str:
+        return self._graph_base_url
+
+    @property
     def login_requests(self) -> int:
         return self._tokens.login_requests
 
@@ -196,9 +216,10 @@ class GraphClient:
 
     # --- the seam -------------------------------------------------------------------------------------
     def _send(self, method: str, url: str | httpx.URL, body: Any = None,
-              accept: tuple[int, ...] = ()) -> httpx.Response:
-        """Send one Graph request; 2xx comes back, everything else is raised as a GraphError."""
-        for attempt in (1, 2):
+              accept: tuple[int, ...] = (), fresh_token_on_401: bool = True) -> httpx.Response:
+        """Send one Graph request; 2xx comes back, everything else is raised as a GraphError. A 401 gets
+        one more try with a fresh token (``fresh_token_on_401=False``: that try is this one)."""
+        for attempt in ((1, 2) if fresh_token_on_401 else (2,)):
             if (wait := self.throttled_for) > 0:
                 raise GraphThrottled(wait)
             headers = {**_ACCEPT_JSON, "Authorization": f"Bearer {self._tokens.token()}"}
@@ -287,9 +308,46 @@ class GraphClient:
         result: list[Presence] = []
         for start in range(0, len(ids), MAX_PRESENCE_IDS):
             chunk = ids[start : start + MAX_PRESENCE_IDS]
-            payload = self._send("POST", self._presences_url, {"ids": chunk}).json()
-            result.extend(Presence.from_graph(item) for item in payload.get("value", []))
+            result.extend(self._presences(self._send("POST", self._presences_url, {"ids": chunk}).json()))
         return result
+
+    def presence_request(self, user_ids: Iterable[str]) -> PresenceRequest:
+        """The getPresencesByUserId request for these users (at most 650) as another sender sends it
+        (connectors/graph/_reads.py: many tenants' reads in flight together): refused during a Retry-After
+        block and signed with the tenant's token, as `_send` does."""
+        ids = list(dict.fromkeys(i.lower() for i in user_ids))
+        if len(ids) > MAX_PRESENCE_IDS:
+            raise ValueError(f"one getPresencesByUserId request takes at most {MAX_PRESENCE_IDS} ids")
+        if (wait := self.throttled_for) > 0:
+            raise GraphThrottled(wait)
+        headers = {**_ACCEPT_JSON, "Content-Type": "application/json",
+                   "Authorization": f"Bearer {self._tokens.token()}"}
+        return PresenceRequest(str(self._presences_url), json.dumps({"ids": ids}).encode(), headers, ids)
+
+    def presences_answered(self, request: PresenceRequest, status: int, headers: dict[str, str], body: bytes,
+                           started: float) -> list[Presence]:
+        """The presences of an answer to ``presence_request``, judged as `_send` judges its own: an error
+        status raised as a GraphError (a 429 blocks the client), a 401 tried again here with a fresh token,
+        once."""
+        self.requests_made += 1
+        trace_exchange(logger, "graph", request.call, status, started, len(request.body), len(body))
+        if status == 401:
+            self._tokens.invalidate()  # expired or revoked before MSAL expected
+            return self._presences(self._send("POST", self._presences_url, {"ids": request.ids},
+                                              fresh_token_on_401=False).json())
+        if 300 <= status < 400:  # not followed (as httpx does not): Graph answers this call itself
+            raise GraphUnavailable(f"Graph answered {status} to {request.call}")
+        if status >= 400:
+            try:
+                payload = json.loads(body) if body else None
+            except ValueError:
+                payload = None
+            self._raise_for_status(status, headers, body=payload)
+        return self._presences(json.loads(body))
+
+    @staticmethod
+    def _presences(payload: dict[str, Any]) -> list[Presence]:
+        return [Presence.from_graph(item) for item in payload.get("value", [])]
 
     def get_presence(self, user_id: str) -> Presence:
         return Presence.from_graph(self._send("GET", f"{self._graph}/users/{quote(user_id)}/presence").json())
