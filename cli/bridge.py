@@ -15,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from cli.errors import fail_on_bad_settings
 from config import get_settings
 from models.secrets import read_secrets
-from sync.bridge_probe import mark_verifying, wait_test_event
+from sync.bridge_verify import run_bridge_verify
 from sync.runtime import build_runtime
-from tenants.bridge_check import FAIL, PASS, verify_bridge
+from tenants.bridge_check import FAIL, PASS
 from tenants.service import find_tenant
 
 bridge_app = typer.Typer(help="Check a tenant's STARFACE bridge module against the contract.",
@@ -55,15 +55,8 @@ def verify(
                         "upgrade` creates the schema)", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
         webhook_url = f"{settings.public_url.rstrip('/')}/hooks/starface/{tenant.id}"
-        mark_verifying(runtime.coordination, tenant.id, True)
-        try:
-            clauses = verify_bridge(
-                tenant, secrets, webhook_url=webhook_url, test_user=test_user,
-                wait_test_event=lambda nonce, wait: wait_test_event(runtime.coordination, tenant.id, nonce,
-                                                                    wait),
-                verify=settings.ca_bundle or True, timeout=timeout, event_timeout=event_timeout)
-        finally:
-            mark_verifying(runtime.coordination, tenant.id, False)
+        clauses = run_bridge_verify(runtime, tenant, secrets, webhook_url=webhook_url, test_user=test_user,
+                                    timeout=timeout, event_timeout=event_timeout)
     finally:
         runtime.close()
     failed = sum(c.status == FAIL for c in clauses)

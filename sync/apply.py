@@ -174,9 +174,14 @@ def _gated(gate: PbxGate | PbxLane | None, before_send: Callable[[], None] | Non
 
 def pbx_gate(runtime: Runtime, tenant: Tenant) -> PbxGate:
     """The gate of the tenant's PBX (keyed by its address: tenants sharing a PBX share its limits)."""
+    return pbx_gate_at(runtime, tenant.starface_base_url)
+
+
+def pbx_gate_at(runtime: Runtime, base_url: str) -> PbxGate:
+    """The gate of the PBX at ``base_url`` (as stored for a tenant), e.g. for credentials not stored yet."""
     settings = runtime.settings
     limits = PbxLimits(max_in_flight=settings.starface_max_in_flight, max_per_s=settings.starface_max_per_s)
-    return PbxGate(runtime.coordination, tenant.starface_base_url.rstrip("/"), limits)
+    return PbxGate(runtime.coordination, base_url.rstrip("/"), limits)
 
 
 #: A batch reads the chat status of at most this many of its claimed users in one ``getStates``.

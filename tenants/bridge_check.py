@@ -11,7 +11,9 @@ words (German menu names, English explanation). Clauses:
 8. the PBX clock against ours.
 
 The chat and telephony round trips change what the test user sees for about a second and put it back.
-Nothing is written to the database. No secret reaches a clause's text.
+Nothing is written to the database. No secret reaches a clause's text. Each request to the bridge runs in
+the caller's ``pbx_slot`` (the sync passes a slot of the PBX's gate: sync/bridge_verify.py), never the
+wait for the test event.
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from __future__ import annotations
 import contextlib
 import secrets as _secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.starface import (
+    BridgeChatStatus,
     BridgeInfo,
     BridgeNotInstalled,
     BridgeSecretRejected,
+    BridgeTestSend,
     BridgeUnknownAccount,
     BridgeUserState,
     ChatPresence,
@@ -40,7 +44,7 @@ from connectors.starface import (
 )
 from models import Tenant
 from models.secrets import TenantSecrets
-from tenants.diagnostics import hide_secrets
+from tenants.diagnostics import PbxSlot, hide_secrets
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 #: Above this the clock clause fails; above 300 s the service refuses every event (contract).
@@ -89,8 +93,36 @@ def _ping_fix(exc: StarfaceError, tenant: Tenant, instance: str) -> str:
     return "See docs/starface-bridge.md for the entry point's contract."
 
 
+class _SlottedBridge:
+    """The bridge requests the kit sends, each in a slot of ``pbx_slot``."""
+
+    def __init__(self, bridge: StarfaceBridgeClient, pbx_slot: PbxSlot) -> None:
+        self._bridge, self._slot = bridge, pbx_slot
+
+    def ping(self) -> BridgeInfo:
+        with self._slot():
+            return self._bridge.ping()
+
+    def get_states(self, accounts: Iterable[int] = ()) -> list[BridgeUserState]:
+        with self._slot():
+            return self._bridge.get_states(accounts)
+
+    def set_chat_status(self, account: int, presence: ChatPresence | str | None,
+                        message: str) -> BridgeChatStatus:
+        with self._slot():
+            return self._bridge.set_chat_status(account, presence, message)
+
+    def set_telephony_status(self, account: int, state: TelephonyState | str) -> TelephonyState:
+        with self._slot():
+            return self._bridge.set_telephony_status(account, state)
+
+    def send_test_event(self, nonce: str) -> BridgeTestSend:
+        with self._slot():
+            return self._bridge.send_test_event(nonce)
+
+
 class _Run:
-    def __init__(self, tenant: Tenant, bridge: StarfaceBridgeClient, instance: str) -> None:
+    def __init__(self, tenant: Tenant, bridge: _SlottedBridge, instance: str) -> None:
         self.tenant, self.bridge, self.instance = tenant, bridge, instance
         self.clauses: list[Clause] = []
 
@@ -100,7 +132,7 @@ class _Run:
 
 def verify_bridge(tenant: Tenant, secrets: TenantSecrets, *, webhook_url: str, wait_test_event: WaitTestEvent,
                   test_user: str | None = None, verify: str | bool = True, timeout: float = 10.0,
-                  event_timeout: float = 10.0) -> list[Clause]:
+                  event_timeout: float = 10.0, pbx_slot: PbxSlot = contextlib.nullcontext) -> list[Clause]:
     """Runs every clause against the tenant's bridge; see the module docstring."""
     hidden = [s for s in (secrets.starface_password, secrets.bridge_secret, secrets.ms_client_secret) if s]
     instance = tenant.bridge_instance or "TeamsConnectBridge"
@@ -112,7 +144,7 @@ def verify_bridge(tenant: Tenant, secrets: TenantSecrets, *, webhook_url: str, w
     with StarfaceBridgeClient(tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
                               instance=instance, secret=secrets.bridge_secret, verify=verify,
                               timeout=timeout) as bridge:
-        run = _Run(tenant, bridge, instance)
+        run = _Run(tenant, _SlottedBridge(bridge, pbx_slot), instance)
         _clauses(run, webhook_url, wait_test_event, test_user, event_timeout)
     return [Clause(c.name, c.status, hide_secrets(c.detail, hidden), hide_secrets(c.fix, hidden))
             for c in run.clauses]

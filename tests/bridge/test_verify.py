@@ -13,9 +13,14 @@ from click.testing import Result
 
 from connectors.starface import StarfaceBridgeClient
 from embedded.stack import BROKER_URL, Stack
+from models import Tenant
+from models.db import transaction
+from models.secrets import read_secrets
 from simulators.paired import BRIDGE_SECRET, STARFACE_ADMIN_LOGIN, STARFACE_ADMIN_PASSWORD
 from sync.bridge_probe import wait_test_event
+from sync.bridge_verify import run_bridge_verify
 from tests.bridge.conftest import assert_no_secret
+from tests.support.coordination import run_while_pbx_full
 
 CLAUSES = ["ping and versions", "getStates (all users)", "getStates (a list)", "getStates (unknown account)",
            "setChatStatus round trip", "setTelephonyStatus round trip", "test event via webhook", "clock"]
@@ -154,3 +159,22 @@ def test_a_test_event_is_noted_for_the_tenant_and_no_work_is_queued(stack: Stack
         assert broker.llen("events") == queued
     finally:
         broker.close()
+
+
+def test_each_bridge_request_of_the_check_waits_for_a_slot_of_the_pbx(stack: Stack) -> None:
+    """The kit keeps the PBX's limits (sync/bridge_verify.py): while other workers hold every slot of the
+    PBX it sends nothing, and once they give them back every clause passes, its requests in slots."""
+    stack.add_tenant()
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        secrets = read_secrets(tenant, stack.runtime.box)
+        session.expunge(tenant)
+    clauses, seen = run_while_pbx_full(stack, lambda: run_bridge_verify(
+        stack.runtime, tenant, secrets, webhook_url=f"{stack.web_url}/hooks/starface/{tenant.id}",
+        test_user=stack.seeds.login(1), timeout=10.0, event_timeout=3.0), "the bridge check")
+    assert [clause.name for clause in clauses] == CLAUSES
+    assert {clause.status for clause in clauses} == {"PASS"}, clauses
+    # ping, three getStates, the test user's reads, two writes and two restores each round trip, the
+    # test event: each in a slot of its own
+    assert len(seen.granted) >= 10, seen.granted

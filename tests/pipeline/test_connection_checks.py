@@ -10,8 +10,9 @@ import pytest
 from embedded.stack import Stack, StackFactory
 from models import Tenant
 from models.db import transaction
+from models.secrets import read_secrets
 from simulators.paired import paired_seeds
-from sync.connection_test import run_connection_test
+from sync.connection_test import check_new_starface, run_connection_test
 from tenants.diagnostics import CheckResult
 from tests.support.coordination import RedisDown, run_while_pbx_full, using_coordination
 
@@ -35,6 +36,21 @@ def test_its_starface_checks_wait_for_a_slot_of_the_pbx(stack: Stack) -> None:
     assert checks["STARFACE REST login and admin rights"].status == "OK"
     assert checks["STARFACE bridge ping"].status == "OK"
     assert len(seen.granted) == 2  # one slot for the REST check's requests, one for the ping
+
+
+def test_the_wizards_check_of_credentials_not_stored_yet_waits_for_a_slot_of_the_pbx(stack: Stack) -> None:
+    """The console's new-tenant wizard checks the STARFACE login before storing it: a PBX that already
+    serves tenants (here the stack's) gets that check within its limits too."""
+    with transaction(stack.runtime.sessions) as session:
+        tenant = session.get(Tenant, stack.tenant_id)
+        assert tenant is not None
+        base_url, login_id = tenant.starface_base_url, tenant.starface_login_id
+        password = read_secrets(tenant, stack.runtime.box).starface_password
+    check, seen = run_while_pbx_full(
+        stack, lambda: check_new_starface(stack.runtime, base_url, login_id, password, 10.0),
+        "the wizard's STARFACE check")
+    assert check.status == "OK", check
+    assert len(seen.granted) == 1  # one slot for the check's requests
 
 
 def test_it_reads_no_presence_while_microsoft_blocks_the_tenant(stack: Stack) -> None:

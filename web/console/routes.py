@@ -28,14 +28,14 @@ from models.tenant import DEFAULT_BRIDGE_INSTANCE, DEFAULT_GRAPH_BASE_URL, DEFAU
 from presence.categories import Category
 from presence.linking import SelectionMode
 from presence.policy import DndAction, TeamsPresenceMode
-from sync.connection_test import run_connection_test
+from sync.connection_test import check_new_starface, run_connection_test
 from sync.directory import sync_directory
 from sync.dry_run import dry_run
 from sync.ports import QueueUnavailable
 from sync.runtime import get_runtime
 from tenants import audit
 from tenants.diagnostics import CheckResult
-from tenants.live_checks import check_microsoft, check_starface
+from tenants.live_checks import check_microsoft
 from tenants.operators import authenticate
 from tenants.overview import change_list, mask_emails, tenant_detail
 from tenants.schema import TenantConfigError
@@ -581,12 +581,12 @@ async def wizard_starface(request: Request) -> Response:
     from tenants.schema import validate_config
 
     try:
-        validate_config(definition)
+        config = validate_config(definition)
     except TenantConfigError as exc:
         return _wizard(request, "starface", 400, errors=forms.problems(exc), typed=typed)
     runtime = get_runtime()
-    check = await run_in_threadpool(check_starface, typed["starface_base_url"], typed["starface_login_id"],
-                                    password, runtime.verify, CHECK_TIMEOUT_S)
+    check = await run_in_threadpool(check_new_starface, runtime, config.starface.base_url,
+                                    typed["starface_login_id"], password, CHECK_TIMEOUT_S)
     if check.status != "OK":
         return _wizard(request, "starface", 400, check=check, typed=typed)
     try:
