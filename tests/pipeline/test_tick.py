@@ -42,21 +42,24 @@ def test_it_claims_each_due_tenant_once_and_batches_its_users(
     assert again.claimed == [] and len(queue.polls) == 3  # claimed until the next interval
 
 
-def test_it_polls_small_tenants_together_in_tasks_of_at_most_650_users(
+def test_it_polls_small_tenants_together_in_tasks_of_at_most_pack_users(
     pg_sessions: sessionmaker[Session], box: SecretBox
 ) -> None:
+    small = tick.PACK_USERS // 25 + 8  # tenants of 25 users: one full task and 200 users in a second
     with pg_sessions.begin() as session:
-        for n in range(30):  # 30 tenants of 25 users: 750 users, so two tasks
+        for n in range(small):
             tenant = make_tenant(session, box, name=f"small{n}", next_poll_at=NOW - timedelta(seconds=1))
             make_user_links(session, tenant, 25, first_account=1000 * n)
         big = make_tenant(session, box, name="big", next_poll_at=NOW - timedelta(seconds=1))
         make_user_links(session, big, 700, first_account=900_000)
     queue = CollectingQueue()
     result = run_tick(pg_sessions, LocalCoordination(), queue, NOW)
-    assert len(result.claimed) == 31
-    assert [sum(len(batch) for _, batch in task) for task in queue.poll_tasks] == [650, 100]
+    assert len(result.claimed) == small + 1
+    assert [sum(len(batch) for _, batch in task) for task in queue.poll_tasks] == [tick.PACK_USERS, 200]
+    assert all(len(task) <= tick.PACK_TENANTS for task in queue.poll_tasks)
     polled = sorted(tenant_id for task in queue.poll_tasks for tenant_id, _ in task)
     assert polled == sorted(set(result.claimed) - {big.id})  # every small tenant exactly once
+    # a large tenant's batches stay within Graph's 650 ids a request
     assert sorted(len(batch) for tenant_id, batch, *_ in queue.polls if tenant_id == big.id) == [50, 650]
 
 
