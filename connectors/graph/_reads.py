@@ -1,6 +1,6 @@
 """`PresenceReads`: the presence reads of many tenants, in flight together in one thread.
 
-A packed poll (sync/poll.py) reads the presences of up to 40 small tenants, each from its own Microsoft
+A packed poll (sync/poll.py) reads the presences of up to 80 small tenants, each from its own Microsoft
 tenant, so their round trips should overlap. Threads did that, but every socket call of every read
 handed the GIL to another thread: with 8 threads a 25-user read cost 0.79 ms of worker CPU against
 0.43 ms one after another, and a worker polling 2,000 small tenants spent 28 % less CPU per tenant-cycle
