@@ -43,13 +43,15 @@ FIGURES = (
     ("steady_workers", "records_per_worker_cpu_s"),
     ("steady_workers", "worker_cpu_ms_per_tenant_cycle"),
     ("steady_workers", "simulator_cpu_us_per_graph_request"),
+    ("steady_workers", "worker_cpu_per_simulator_cpu"),
     ("setup", "directory_sync_s"),
 )
 
 
 #: Per configuration and worker count of bench/scale.py.
 SCALE_FIGURES = ("worker_cpu_ms_per_tenant_cycle", "worker_cpu_us_per_user_cycle", "tenant_cycles_per_s",
-                 "graph_requests_per_cycle", "simulator_cpu_us_per_graph_request")
+                 "graph_requests_per_cycle", "simulator_cpu_us_per_graph_request",
+                 "worker_cpu_per_simulator_cpu")
 
 
 def locks_match(tree: Path) -> bool:

@@ -199,6 +199,8 @@ def measure(stack: Stack, tenants: int, users: int, workers: int, seconds: float
         "poll_lag_s": percentiles(ages),
         "graph_requests_per_cycle": round(graph / (tenant_cycles / tenants), 2) if tenant_cycles else None,
         "simulator_cpu_us_per_graph_request": round(1e6 * cpu["microsoft"] / graph, 1) if graph else None,
+        # Worker CPU over the simulator's for the same requests: the figure to compare between windows.
+        "worker_cpu_per_simulator_cpu": round(worker_cpu / cpu["microsoft"], 2) if cpu["microsoft"] else None,
         "expected_graph_requests_per_cycle": expected_per_cycle,
         "worker_rss_mb": rss,
         "cpu_s_by_process": cpu,

@@ -168,6 +168,8 @@ def measure_steady_workers(stack: Stack, tenant_ids: list[int], driver: Any, met
         # The host's yardstick (as in bench/scale.py): the same simulator code for the same requests.
         "simulator_cpu_us_per_graph_request": round(1e6 * cpu["microsoft"] / requests, 1)
         if requests and "microsoft" in cpu else None,
+        "worker_cpu_per_simulator_cpu": round(worker_cpu / cpu["microsoft"], 2)
+        if cpu.get("microsoft") else None,
         "cpu_s_by_process": cpu,
         "method": ("beat ticking every 1 s (the harness's tick driver), poll tasks in the worker processes, "
                    "no presence changes; worker CPU = user+system time of the poll/apply worker process "

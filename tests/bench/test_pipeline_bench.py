@@ -28,7 +28,8 @@ REQUIRED = {
     "changes": ["starface_writes_per_s", "duplicate_writes"],
     "latency_ms": ["teams_to_starface", "starface_to_teams"],
     "graph_requests_per_user_hour": None,
-    "steady_workers": ["records_per_worker_cpu_s", "simulator_cpu_us_per_graph_request"],
+    "steady_workers": ["records_per_worker_cpu_s", "simulator_cpu_us_per_graph_request",
+                       "worker_cpu_per_simulator_cpu"],
 }
 
 
@@ -95,11 +96,12 @@ def test_compare_names_each_scale_figure_by_configuration_and_worker_count() -> 
 
     result = {"configs": [{"tenants": 2000, "users_per_tenant": 25, "poll_statements_per_tenant_cycle": 0.15,
                            "runs": [{"workers": 1, "worker_cpu_ms_per_tenant_cycle": 3.1,
-                                     "poll_lag_s": {"p95": 2.0}},
+                                     "worker_cpu_per_simulator_cpu": 2.05, "poll_lag_s": {"p95": 2.0}},
                                     {"workers": 2, "worker_cpu_ms_per_tenant_cycle": 2.9}]}]}
     figures = scale_figures(result)
     assert figures["2000x25.w1.worker_cpu_ms_per_tenant_cycle"] == 3.1
     assert figures["2000x25.w2.worker_cpu_ms_per_tenant_cycle"] == 2.9
+    assert figures["2000x25.w1.worker_cpu_per_simulator_cpu"] == 2.05
     assert figures["2000x25.w1.poll_lag_s.p95"] == 2.0 and figures["2000x25.w2.poll_lag_s.p95"] is None
     assert figures["2000x25.poll_statements_per_tenant_cycle"] == 0.15
 
