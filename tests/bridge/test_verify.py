@@ -170,6 +170,7 @@ def test_each_bridge_request_of_the_check_waits_for_a_slot_of_the_pbx(stack: Sta
         assert tenant is not None
         secrets = read_secrets(tenant, stack.runtime.box)
         session.expunge(tenant)
+    logged_before = len(stack.pbx.request_log())
     clauses, seen = run_while_pbx_full(stack, lambda: run_bridge_verify(
         stack.runtime, tenant, secrets, webhook_url=f"{stack.web_url}/hooks/starface/{tenant.id}",
         test_user=stack.seeds.login(1), timeout=10.0, event_timeout=3.0), "the bridge check")
@@ -178,3 +179,5 @@ def test_each_bridge_request_of_the_check_waits_for_a_slot_of_the_pbx(stack: Sta
     # ping, three getStates, the test user's reads, two writes and two restores each round trip, the
     # test event: each in a slot of its own
     assert len(seen.granted) >= 10, seen.granted
+    sent = [entry["path"] for entry in stack.pbx.request_log()[logged_before:]]
+    assert len(seen.granted) == len(sent), sent  # not one request without a slot
