@@ -50,6 +50,13 @@ def internal_reason(address: IPAddress) -> str | None:
     return None if address.is_global else "a non-public address"
 
 
+def refuse_if_internal(host: str, address: str) -> None:
+    """Raises InternalAddressRefused if ``address`` (what ``host`` resolved to) is not a public one."""
+    why = internal_reason(ipaddress.ip_address(address.split("%", 1)[0]))  # an IPv6 zone is no part of it
+    if why is not None:
+        raise InternalAddressRefused(host, address, why)
+
+
 def refuse_internal_addresses(enabled: bool) -> None:
     """Switches the guard on or off for this process (sync.runtime.build_runtime does, from the settings)."""
     global _refuse_internal
@@ -78,9 +85,7 @@ class _PublicOnlyBackend(httpcore.SyncBackend):
         if not addresses:
             raise httpcore.ConnectError(f"{host} resolves to no address")
         for address in addresses:
-            why = internal_reason(ipaddress.ip_address(address.split("%", 1)[0]))
-            if why is not None:
-                raise InternalAddressRefused(host, address, why)
+            refuse_if_internal(host, address)
         return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
 
@@ -109,10 +114,7 @@ AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 
 def _public_socket(addr_info: AddrInfo) -> socket.socket:
     family, type_, proto, _, sockaddr = addr_info
-    address = str(sockaddr[0])
-    why = internal_reason(ipaddress.ip_address(address.split("%", 1)[0]))
-    if why is not None:
-        raise InternalAddressRefused(address, address, why)
+    refuse_if_internal(str(sockaddr[0]), str(sockaddr[0]))  # the connector names no host here
     return socket.socket(family=family, type=type_, proto=proto)
 
 

@@ -70,6 +70,11 @@ def _iso_duration(value: timedelta) -> str:
     )
 
 
+def _unique_ids(user_ids: Iterable[str]) -> list[str]:
+    """Entra object ids once each, lower-cased (Graph answers them so), in their order."""
+    return list(dict.fromkeys(i.lower() for i in user_ids))
+
+
 def _odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -220,9 +225,7 @@ class GraphClient:
         """Send one Graph request; 2xx comes back, everything else is raised as a GraphError. A 401 gets
         one more try with a fresh token (``fresh_token_on_401=False``: that try is this one)."""
         for attempt in ((1, 2) if fresh_token_on_401 else (2,)):
-            if (wait := self.throttled_for) > 0:
-                raise GraphThrottled(wait)
-            headers = {**_ACCEPT_JSON, "Authorization": f"Bearer {self._tokens.token()}"}
+            headers = self._signed_headers()
             call = f"{method} {str(url).split('?')[0]}"  # logged and raised without the query string
             try:
                 self.requests_made += 1
@@ -245,6 +248,12 @@ class GraphClient:
                 self._raise_for_status(response.status_code, response.headers, response)
             return response
         raise AssertionError("unreachable")
+
+    def _signed_headers(self) -> dict[str, str]:
+        """The headers of a Graph request with the tenant's token; refused during a Retry-After block."""
+        if (wait := self.throttled_for) > 0:
+            raise GraphThrottled(wait)
+        return {**_ACCEPT_JSON, "Authorization": f"Bearer {self._tokens.token()}"}
 
     def _exchange(self, request: httpx.Request) -> httpx.Response:
         """Sends ``request`` over the pool and reads the whole answer; the connection goes back to the
@@ -304,7 +313,7 @@ class GraphClient:
     def get_presences(self, user_ids: Iterable[str]) -> list[Presence]:
         """Presence of many users: one POST getPresencesByUserId per 650 ids. Ids Graph does not
         return (unknown, other tenant) are simply absent from the result."""
-        ids = list(dict.fromkeys(i.lower() for i in user_ids))
+        ids = _unique_ids(user_ids)
         result: list[Presence] = []
         for start in range(0, len(ids), MAX_PRESENCE_IDS):
             chunk = ids[start : start + MAX_PRESENCE_IDS]
@@ -315,13 +324,10 @@ class GraphClient:
         """The getPresencesByUserId request for these users (at most 650) as another sender sends it
         (connectors/graph/_reads.py: many tenants' reads in flight together): refused during a Retry-After
         block and signed with the tenant's token, as `_send` does."""
-        ids = list(dict.fromkeys(i.lower() for i in user_ids))
+        ids = _unique_ids(user_ids)
         if len(ids) > MAX_PRESENCE_IDS:
             raise ValueError(f"one getPresencesByUserId request takes at most {MAX_PRESENCE_IDS} ids")
-        if (wait := self.throttled_for) > 0:
-            raise GraphThrottled(wait)
-        headers = {**_ACCEPT_JSON, "Content-Type": "application/json",
-                   "Authorization": f"Bearer {self._tokens.token()}"}
+        headers = {**self._signed_headers(), "Content-Type": "application/json"}
         return PresenceRequest(str(self._presences_url), json.dumps({"ids": ids}).encode(), headers, ids)
 
     def presences_answered(self, request: PresenceRequest, status: int, headers: dict[str, str], body: bytes,
