@@ -9,7 +9,7 @@ from sync.poll import run_poll, run_poll_many
 from workers import queues
 from workers.app import celery_app
 from workers.base import TenantTask
-from workers.task_queue import CELERY_QUEUE
+from workers.task_queue import CELERY_QUEUE, unpack_batch
 
 
 class PollTask(TenantTask):
@@ -32,8 +32,12 @@ def poll_batch(self: PollTask, tenant_id: int, batch: list[list[Any]], cycle_at:
 
 
 @celery_app.task(name=queues.TASK_POLL_MANY, base=PollTask, bind=True, ignore_result=True)
-def poll_many(self: PollTask, polls: list[list[Any]], cycle_at: str) -> dict[str, Any]:
-    """Several small tenants' whole batches in one task (scheduler/tick.py packs them)."""
-    items = [(int(tenant_id), [(int(link_id), str(entra_id)) for link_id, entra_id in batch])
-             for tenant_id, batch in polls]
+def poll_many(self: PollTask, cycle_at: str, packed: list[list[Any]] | None = None,
+              polls: list[list[Any]] | None = None) -> dict[str, Any]:
+    """Several small tenants' whole batches in one task (scheduler/tick.py packs them), each as
+    workers/task_queue.py's ``pack_batch`` writes it. ``polls`` (a pair per user) is what a tick before
+    that format sent; such a task may still wait in the queue when a worker is upgraded."""
+    items = [unpack_batch(entry) for entry in packed or []]
+    items += [(int(tenant_id), [(int(link_id), str(entra_id)) for link_id, entra_id in batch])
+              for tenant_id, batch in polls or []]
     return run_poll_many(self.runtime, items, CELERY_QUEUE)

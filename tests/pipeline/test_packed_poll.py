@@ -3,6 +3,7 @@ poll, and one tenant's failure never stops the others (issue 14: small tenants c
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -10,7 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from embedded.stack import Stack, StackFactory
+from embedded.waiting import wait_until
 from models import Tenant, TenantHealth, UserLink
+from models.base import utcnow
 from models.db import transaction
 from presence.linking import LinkState
 from simulators.paired import paired_seeds
@@ -18,6 +21,9 @@ from sync.poll import run_poll, run_poll_many
 from sync.ports import Batch, CollectingQueue
 from tenants.service import update_tenant
 from tests.support.query_counter import count_queries
+from workers import queues
+from workers.app import celery_app
+from workers.task_queue import CELERY_QUEUE, pack_batch, unpack_batch
 
 
 @pytest.fixture
@@ -162,3 +168,31 @@ def test_tenants_share_graph_connections_but_never_a_login_cookie(six_user_stack
     everything = stack.ms.requests()["entries"]  # the logins of the directory syncs included
     assert any(entry["route"] == "token" for entry in everything)
     assert [entry for entry in everything if entry["cookie"]] == []
+
+
+def test_a_packed_poll_carries_each_tenant_as_two_strings_and_refuses_what_it_cannot_carry() -> None:
+    batch = [(17, "0b5e0f0e-1111-4c3d-9e8f-000000000001"), (18, "0b5e0f0e-1111-4c3d-9e8f-000000000002")]
+    packed = pack_batch(7, batch)
+    assert packed == [7, "17,18", "0b5e0f0e-1111-4c3d-9e8f-000000000001,0b5e0f0e-1111-4c3d-9e8f-000000000002"]
+    assert unpack_batch(json.loads(json.dumps(packed))) == (7, batch)  # as the worker receives it
+    assert unpack_batch(pack_batch(8, [])) == (8, [])
+    with pytest.raises(ValueError, match="comma"):
+        pack_batch(7, [(17, "a,b")])
+    with pytest.raises(ValueError, match="2 link ids but 1 Entra ids"):
+        unpack_batch([7, "17,18", "0b5e0f0e-1111-4c3d-9e8f-000000000001"])
+
+
+def test_a_worker_polls_packed_tenants_in_either_format_a_tick_sent(six_user_stack: Stack) -> None:
+    """A worker upgraded while the queue still holds tasks of the format before (a pair per user) polls
+    those as well as the new ones."""
+    stack = six_user_stack
+    new_format, old_format = (_tenant_of_users(stack, name, users) for name, users in
+                              (("new", [0, 1]), ("old", [2, 3])))
+    before = _polls_ok(stack)
+    stack.start_worker("packed", concurrency=1, queues="poll")
+    CELERY_QUEUE.poll_many([new_format], utcnow(), 30.0)
+    celery_app.send_task(queues.TASK_POLL_MANY, queue=queues.QUEUE_POLL, kwargs={
+        "polls": [[old_format[0], [list(pair) for pair in old_format[1]]]], "cycle_at": utcnow().isoformat()})
+    wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1  # no tick polls them
+                           for tenant_id, _ in (new_format, old_format)), timeout=30,
+               what="both tenants polled by the worker")
