@@ -7,7 +7,7 @@ metadata camelCase) into the canonical PascalCase spelling; anything unknown bec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 UNKNOWN = "PresenceUnknown"
 AVAILABILITIES = (
@@ -40,8 +40,16 @@ ACTIVITIES = (
     "UrgentInterruptionsOnly",
     "Focusing",
 )
-_AVAILABILITY = {v.lower(): v for v in AVAILABILITIES}
-_ACTIVITY = {v.lower(): v for v in ACTIVITIES}
+#: Canonical spelling by the wire's (PascalCase, as Graph sends it) and by its lower case.
+_AVAILABILITY = {v: v for v in AVAILABILITIES} | {v.lower(): v for v in AVAILABILITIES}
+_ACTIVITY = {v: v for v in ACTIVITIES} | {v.lower(): v for v in ACTIVITIES}
+
+
+def _canonical(spellings: dict[str, str], value: Any) -> str:
+    """The canonical spelling of an availability or activity in any case; UNKNOWN for anything else."""
+    if isinstance(value, str):
+        return spellings.get(value) or spellings.get(value.lower(), UNKNOWN)
+    return UNKNOWN
 
 
 def compare_sequence(a: str | None, b: str | None) -> int | None:
@@ -57,9 +65,10 @@ def compare_sequence(a: str | None, b: str | None) -> int | None:
     return (a > b) - (a < b)
 
 
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """One observation of a user's Teams presence."""
+class Presence(NamedTuple):
+    """One observation of a user's Teams presence. A named tuple, not a frozen dataclass: a packed poll
+    builds one per user each cycle, and a frozen dataclass's constructor (a ``setattr`` per field) cost
+    four times a tuple's."""
 
     user_id: str
     availability: str
@@ -76,17 +85,17 @@ class Presence:
     @classmethod
     def from_graph(cls, item: dict[str, Any]) -> Presence:
         """Parse one Graph presence resource; tolerates every optional field being absent or null."""
-        status = item.get("statusMessage") or {}
+        status = item.get("statusMessage")
         message = (status.get("message") or {}).get("content") if isinstance(status, dict) else None
-        oof = item.get("outOfOfficeSettings") or {}
+        oof = item.get("outOfOfficeSettings")
         sequence = item.get("sequenceNumber")
         return cls(
-            user_id=str(item.get("id", "")).lower(),
-            availability=_AVAILABILITY.get(str(item.get("availability") or "").lower(), UNKNOWN),
-            activity=_ACTIVITY.get(str(item.get("activity") or "").lower(), UNKNOWN),
-            status_message=message or None,
-            out_of_office=bool(oof.get("isOutOfOffice")) if isinstance(oof, dict) else False,
-            sequence_number=str(sequence) if sequence else None,
+            str(item.get("id", "")).lower(),
+            _canonical(_AVAILABILITY, item.get("availability")),
+            _canonical(_ACTIVITY, item.get("activity")),
+            message or None,
+            bool(oof.get("isOutOfOffice")) if isinstance(oof, dict) else False,
+            str(sequence) if sequence else None,
         )
 
 
