@@ -155,8 +155,10 @@ def _drop_pooled_connections() -> None:
 def _fresh_runtime_in_child(**_: object) -> None:
     """A forked pool process must not reuse the parent's database or HTTP connections."""
     from sync.runtime import reset_after_fork
+    from workers import gc_tuning
 
     reset_after_fork()
+    gc_tuning.tune()  # after the child's own start: what it imported and built is kept, not walked
 
 
 @after_setup_logger.connect
