@@ -5,6 +5,7 @@ retry with a fresh token - and the connections keep the egress guard, no cookies
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,3 +139,14 @@ def test_the_egress_guard_refuses_an_internal_address_before_anything_is_sent(
     assert isinstance(refused, GraphAddressRefused) and refused.permanent
     assert "127.0.0.1, a loopback address" in str(refused) and f"Microsoft at {sim.base_url}" in str(refused)
     assert control.count("getPresencesByUserId") == sent
+
+
+def test_an_answer_that_is_not_a_json_object_is_unavailable_not_a_crash(
+    make_client: Callable[..., GraphClient], tenant: dict[str, Any],
+) -> None:
+    """A 200 whose body is not Graph's (a proxy's error page, a cut connection) names what came back."""
+    client = make_client(tenant)
+    request = client.presence_request(_ids(tenant, 0))
+    for body, what in ((b"<html>Bad gateway</html>", "not JSON"), (b"[]", "not an object")):
+        with pytest.raises(GraphUnavailable, match=what):
+            client.presences_answered(request, 200, {}, body, time.perf_counter())
