@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import aiohttp
+import uvloop
 
 from connectors import egress
 from connectors.graph._client import GraphClient, PresenceRequest
@@ -104,7 +105,7 @@ class PresenceReads:
         opened: tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession] | None = getattr(
             self._local, "opened", None)
         if opened is None:
-            loop = asyncio.new_event_loop()
+            loop = uvloop.new_event_loop()
             opened = (loop, loop.run_until_complete(self._open()))
             self._local.opened = opened
             with self._lock:
