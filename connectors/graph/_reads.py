@@ -6,7 +6,8 @@ handed the GIL to another thread: with 8 threads a 25-user read cost 0.79 ms of 
 0.43 ms one after another, and a worker polling 2,000 small tenants spent 28 % less CPU per tenant-cycle
 with its reads one after another (bench/scale.py, same host window). httpx's asyncio transport cost
 more still (1.0 ms a read). aiohttp on one event loop per thread, with its HTTP parser in C: 0.29 ms a
-read with 8 in flight.
+read with 8 in flight. The loop is uvloop's (in C): a third of a polling child's CPU was asyncio's own
+loop, and with uvloop a worker spent 8 % less per tenant-cycle (bench/results/compare-scale-uvloop.json).
 
 Only the sending is here. The tenant's GraphClient prepares each request (its token, its Retry-After
 block) and judges each answer (errors, the 429 block, a 401's one retry with a fresh token, the trace
