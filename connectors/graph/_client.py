@@ -71,6 +71,20 @@ def _iso_duration(value: timedelta) -> str:
     )
 
 
+def _presences_of(call: str, body: bytes) -> list[Presence]:
+    """The presences of a getPresencesByUserId answer. Parsed with orjson: 13 us for 25 users against
+    28-35 with the standard library. A body that is not Graph's (a proxy's page, a cut answer) is
+    GraphUnavailable, naming what came back."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise GraphUnavailable(f"Graph answered {call} with a body that is not JSON") from None
+    items = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise GraphUnavailable(f"Graph answered {call} without a list of presences")
+    return [Presence.from_graph(item) for item in items]
+
+
 def _unique_ids(user_ids: Iterable[str]) -> list[str]:
     """Entra object ids once each, lower-cased (Graph answers them so), in their order."""
     return list(dict.fromkeys(i.lower() for i in user_ids))
@@ -318,7 +332,8 @@ class GraphClient:
         result: list[Presence] = []
         for start in range(0, len(ids), MAX_PRESENCE_IDS):
             chunk = ids[start : start + MAX_PRESENCE_IDS]
-            result.extend(self._presences(self._send("POST", self._presences_url, {"ids": chunk}).json()))
+            answer = self._send("POST", self._presences_url, {"ids": chunk})
+            result.extend(_presences_of("POST getPresencesByUserId", answer.content))
         return result
 
     def presence_request(self, user_ids: Iterable[str]) -> PresenceRequest:
@@ -340,8 +355,8 @@ class GraphClient:
         trace_exchange(logger, "graph", request.call, status, started, len(request.body), len(body))
         if status == 401:
             self._tokens.invalidate()  # expired or revoked before MSAL expected
-            return self._presences(self._send("POST", self._presences_url, {"ids": request.ids},
-                                              fresh_token_on_401=False).json())
+            answer = self._send("POST", self._presences_url, {"ids": request.ids}, fresh_token_on_401=False)
+            return _presences_of(request.call, answer.content)
         if 300 <= status < 400:  # not followed (as httpx does not): Graph answers this call itself
             raise GraphUnavailable(f"Graph answered {status} to {request.call}")
         if status >= 400:
@@ -350,17 +365,7 @@ class GraphClient:
             except ValueError:
                 payload = None
             self._raise_for_status(status, headers, body=payload)
-        try:
-            payload = orjson.loads(body)  # 13 us for 25 users against 28-35 with json
-        except orjson.JSONDecodeError:
-            raise GraphUnavailable(f"Graph answered {request.call} with a body that is not JSON") from None
-        if not isinstance(payload, dict):
-            raise GraphUnavailable(f"Graph answered {request.call} with JSON that is not an object")
-        return self._presences(payload)
-
-    @staticmethod
-    def _presences(payload: dict[str, Any]) -> list[Presence]:
-        return [Presence.from_graph(item) for item in payload.get("value", [])]
+        return _presences_of(request.call, body)
 
     def get_presence(self, user_id: str) -> Presence:
         return Presence.from_graph(self._send("GET", f"{self._graph}/users/{quote(user_id)}/presence").json())

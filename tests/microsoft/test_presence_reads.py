@@ -147,6 +147,7 @@ def test_an_answer_that_is_not_a_json_object_is_unavailable_not_a_crash(
     """A 200 whose body is not Graph's (a proxy's error page, a cut connection) names what came back."""
     client = make_client(tenant)
     request = client.presence_request(_ids(tenant, 0))
-    for body, what in ((b"<html>Bad gateway</html>", "not JSON"), (b"[]", "not an object")):
+    for body, what in ((b"<html>Bad gateway</html>", "not JSON"), (b"[]", "without a list of presences"),
+                       (b'{"value": 3}', "without a list of presences")):
         with pytest.raises(GraphUnavailable, match=what):
             client.presences_answered(request, 200, {}, body, time.perf_counter())
