@@ -7,6 +7,7 @@ uvicorn's server). Children that already exited count through the parent's cutim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -129,3 +130,18 @@ class CpuMeter:
     def read(self) -> dict[str, float]:
         now = self._now()
         return {name: round(now[name] - self._started.get(name, 0.0), 3) for name in now}
+
+
+def pin(roots: list[int], cpus: set[int]) -> None:
+    """Binds every thread of these process trees to ``cpus`` (a thread keeps its own affinity on Linux,
+    so each one is set; threads and children started later inherit it)."""
+    children = _children()
+    for root in roots:
+        for pid in tree_of(root, children):
+            try:
+                threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+            except OSError:
+                continue  # exited meanwhile
+            for tid in threads:
+                with contextlib.suppress(OSError):  # exited meanwhile
+                    os.sched_setaffinity(tid, cpus)

@@ -1,7 +1,7 @@
 """Scale benchmark: many tenants of different sizes, 1, 2 and 4 worker processes, nothing changing.
 
     python bench/scale.py [--quick] [--configs 1x10000,100x100,2000x25] [--workers 1,2,4] [--seconds 20]
-                          [--interval 1]
+                          [--interval 1] [--worker-cpus 0]
 
 Per configuration (tenants x users per tenant) and worker count, with beat ticking every second (the
 harness's tick driver) and every tenant at the product's default cadence (1 s floor, stretched to its
@@ -50,7 +50,7 @@ from bench.harness import (  # noqa: E402
     progress,
     tenant_seeds,
 )
-from bench.procstat import CpuMeter, rss_mb, this_machine, tree_of  # noqa: E402
+from bench.procstat import CpuMeter, pin, rss_mb, this_machine, tree_of  # noqa: E402
 from bench.report import write_json  # noqa: E402
 from embedded.stack import Stack, StackFactory  # noqa: E402
 from embedded.waiting import wait_until  # noqa: E402
@@ -83,12 +83,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="every tenant's poll interval in seconds (default 1, the product's floor)")
     parser.add_argument("--flower-poll-tasks", action="store_true",
                         help="polls send Flower their task events (deployment setting; default off)")
+    parser.add_argument("--worker-cpus", default=None,
+                        help="CPUs to bind the workers to, e.g. 0; everything else of the stack (simulators, "
+                             "web app, this harness) is bound to the other CPUs (default: nothing bound)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     args.configs = [tuple(int(x) for x in c.split("x")) for c in
                     (args.configs or (QUICK_CONFIGS if args.quick else FULL_CONFIGS)).split(",")]
     args.workers = [int(w) for w in (args.workers or ("1,2" if args.quick else "1,2,4")).split(",")]
     args.seconds = args.seconds or (8.0 if args.quick else 20.0)
+    if args.worker_cpus is not None:
+        args.worker_cpus = {int(cpu) for cpu in args.worker_cpus.split(",")}
+        if not args.worker_cpus < os.sched_getaffinity(0):
+            parser.error(f"--worker-cpus must leave CPUs for the rest, of {sorted(os.sched_getaffinity(0))}")
     return args
 
 
@@ -152,9 +159,14 @@ def statements_per_tenant_cycle(stack: Stack, tenant_ids: list[int]) -> dict[str
 
 
 def measure(stack: Stack, tenants: int, users: int, workers: int, seconds: float,
-            interval_s: float) -> dict[str, Any]:
+            interval_s: float, worker_cpus: set[int] | None = None) -> dict[str, Any]:
     stack.start_worker("scale", concurrency=workers, queues="poll,apply,maintenance")
     roots = [p.pid for p in stack.workers]
+    every_cpu = os.sched_getaffinity(0)
+    others = [os.getpid(), *(p.pid for p in stack.services.values())]
+    if worker_cpus:  # the workers get these CPUs to themselves, but for PostgreSQL and Redis
+        pin(roots, worker_cpus)
+        pin(others, every_cpu - worker_cpus)
     meter = CpuMeter({"workers": roots, **{n: [p.pid] for n, p in stack.services.items()}},
                      alone={"workers_main_process": roots})
     ticker = TickDriver(stack, 1.0)  # beat: one real tick every second, in a thread of this process
@@ -181,12 +193,15 @@ def measure(stack: Stack, tenants: int, users: int, workers: int, seconds: float
         graph = stack.ms.count("getPresencesByUserId") - graph_before
     finally:
         ticker.stop()
+        if worker_cpus:
+            pin(others, every_cpu)
     rss = [rss_mb(pid) for root in roots for pid in tree_of(root)]
     stack.stop_workers()
     tenant_cycles = batches / requests_per_tenant_cycle
     worker_cpu = cpu["workers"]
     return {
         "workers": workers,
+        "worker_cpus": sorted(worker_cpus) if worker_cpus else None,
         "window_s": round(elapsed, 1),
         "tenant_cycles": round(tenant_cycles, 1),
         "tenant_cycles_per_s": round(tenant_cycles / elapsed, 1),
@@ -219,7 +234,7 @@ def run_config(args: argparse.Namespace, tenants: int, users: int) -> dict[str, 
         statements = statements_per_tenant_cycle(stack, tenant_ids)
         runs = []
         for workers in args.workers:
-            result = measure(stack, tenants, users, workers, args.seconds, args.interval)
+            result = measure(stack, tenants, users, workers, args.seconds, args.interval, args.worker_cpus)
             progress(f"{tenants} x {users}, {workers} worker(s): {result['tenant_cycles_per_s']} "
                      "tenant-cycles/s, "
                      f"{result['worker_cpu_ms_per_tenant_cycle']} ms worker CPU per tenant-cycle, poll lag "
