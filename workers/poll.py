@@ -1,4 +1,4 @@
-"""The poll task: one batch of <=650 users of one tenant (sync/poll.py)."""
+"""The poll tasks: one batch of <=650 users of one tenant, or several small tenants' (sync/poll.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,19 @@ class PollTask(TenantTask):
 
 
 @celery_app.task(name=queues.TASK_POLL_BATCH, base=PollTask, bind=True, ignore_result=True)
-def poll_batch(self: PollTask, tenant_id: int, batch: list[list[Any]], cycle_at: str) -> dict[str, Any]:
-    """``cycle_at`` is the tick that enqueued it (in Flower's task details, when polls are shown there)."""
-    pairs = [(int(link_id), str(entra_id)) for link_id, entra_id in batch]
-    return run_poll(self.runtime, tenant_id, pairs, CELERY_QUEUE)
+def poll_batch(self: PollTask, cycle_at: str, packed: list[Any] | None = None, tenant_id: int | None = None,
+               batch: list[list[Any]] | None = None) -> dict[str, Any]:
+    """One batch as workers/task_queue.py's ``pack_batch`` writes it; ``cycle_at`` is the tick that enqueued
+    it (in Flower's task details, when polls are shown there). ``tenant_id`` and ``batch`` (a pair per
+    user) are what a tick before that format sent; such a task may still wait in the queue when a worker
+    is upgraded."""
+    if packed is not None:
+        tenant_id, pairs = unpack_batch(packed)
+    elif tenant_id is not None and batch is not None:
+        pairs = [(int(link_id), str(entra_id)) for link_id, entra_id in batch]
+    else:
+        raise ValueError("a poll task names its batch: packed, or tenant_id and batch")
+    return run_poll(self.runtime, int(tenant_id), pairs, CELERY_QUEUE)
 
 
 @celery_app.task(name=queues.TASK_POLL_MANY, base=PollTask, bind=True, ignore_result=True)

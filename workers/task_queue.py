@@ -23,11 +23,12 @@ MAINTENANCE_EXPIRES_S = 600.0
 
 
 def pack_batch(tenant_id: int, batch: Batch) -> list[Any]:
-    """A small tenant's batch as a packed poll carries it: ``[tenant_id, "link,...", "entra,..."]``.
+    """A tenant's batch as a poll task carries it: ``[tenant_id, "link,...", "entra,..."]``.
 
     Why two strings and not a pair per user: the worker's main process decodes every task's body (Celery
     looks into it for the old protocol's ``args``) before its child decodes it again, so a task of 52
-    tenants paid twice for 1,300 small lists; two strings a tenant are two objects to decode."""
+    small tenants paid twice for 1,300 small lists, a large tenant's batch for 650; two strings a tenant
+    are two objects to decode."""
     entra_ids = ",".join(entra_id for _, entra_id in batch)
     if entra_ids.count(",") != max(len(batch) - 1, 0):  # Entra object ids are GUIDs: never a comma
         raise ValueError(f"tenant {tenant_id}: an Entra id with a comma cannot be packed")
@@ -51,8 +52,7 @@ class CeleryTaskQueue:
     def poll(self, tenant_id: int, batch: Batch, cycle_at: datetime, interval_s: float) -> None:
         celery_app.send_task(
             queues.TASK_POLL_BATCH,
-            kwargs={"tenant_id": tenant_id, "batch": [list(pair) for pair in batch],
-                    "cycle_at": cycle_at.isoformat()},
+            kwargs={"packed": pack_batch(tenant_id, batch), "cycle_at": cycle_at.isoformat()},
             queue=queues.QUEUE_POLL,
             expires=max(2.0, interval_s * 2),
         )

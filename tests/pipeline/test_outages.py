@@ -38,7 +38,7 @@ from sync.ports import CollectingQueue
 from tenants.policy import policy_for
 from tenants.service import load_tenant
 from workers import queues
-from workers.task_queue import CELERY_QUEUE
+from workers.task_queue import CELERY_QUEUE, unpack_batch
 
 
 @pytest.fixture
@@ -97,8 +97,9 @@ def test_it_sends_tasks_with_ids_and_expiry_but_no_secret(
     assert poll["headers"]["task"] == queues.TASK_POLL_BATCH
     assert poll["headers"]["expires"] is not None  # a stale poll is dropped, never applied
     applies = CollectingQueue()
-    batch = [tuple(pair) for pair in json.loads(poll["body"])[1]["batch"]]
-    run_poll(stack.runtime, stack.tenant_id, batch, applies)
+    tenant_id, batch = unpack_batch(json.loads(poll["body"])[1]["packed"])
+    assert tenant_id == stack.tenant_id
+    run_poll(stack.runtime, tenant_id, batch, applies)
     assert len(applies.applies) == 1
     CELERY_QUEUE.apply(*applies.applies[0])
     (apply,) = _messages(queues.QUEUE_APPLY)

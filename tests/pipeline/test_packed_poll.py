@@ -196,3 +196,19 @@ def test_a_worker_polls_packed_tenants_in_either_format_a_tick_sent(six_user_sta
     wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1  # no tick polls them
                            for tenant_id, _ in (new_format, old_format)), timeout=30,
                what="both tenants polled by the worker")
+
+
+def test_a_worker_polls_a_large_tenants_batch_in_either_format_a_tick_sent(six_user_stack: Stack) -> None:
+    """The same for the task of one batch (a tenant too large to be packed with others)."""
+    stack = six_user_stack
+    new_format, old_format = (_tenant_of_users(stack, name, users) for name, users in
+                              (("new", [0, 1]), ("old", [2, 3])))
+    before = _polls_ok(stack)
+    stack.start_worker("batches", concurrency=1, queues="poll")
+    CELERY_QUEUE.poll(*new_format, utcnow(), 30.0)
+    celery_app.send_task(queues.TASK_POLL_BATCH, queue=queues.QUEUE_POLL, kwargs={
+        "tenant_id": old_format[0], "batch": [list(pair) for pair in old_format[1]],
+        "cycle_at": utcnow().isoformat()})
+    wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1
+                           for tenant_id, _ in (new_format, old_format)), timeout=30,
+               what="both tenants polled by the worker")
