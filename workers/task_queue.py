@@ -39,7 +39,7 @@ def unpack_batch(packed: list[Any]) -> tuple[int, Batch]:
     """The inverse of ``pack_batch``; raises ValueError on a malformed entry (a task sent by other code)."""
     tenant_id, link_ids, entra_ids = packed
     links = [int(link_id) for link_id in link_ids.split(",")] if link_ids else []
-    entras = entra_ids.split(",") if entra_ids else []
+    entras = entra_ids.split(",") if links else []  # as many as link ids, even an empty one
     if len(links) != len(entras):
         raise ValueError(f"packed poll of tenant {tenant_id}: "
                          f"{len(links)} link ids but {len(entras)} Entra ids")

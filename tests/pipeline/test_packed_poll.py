@@ -176,6 +176,7 @@ def test_a_packed_poll_carries_each_tenant_as_two_strings_and_refuses_what_it_ca
     assert packed == [7, "17,18", "0b5e0f0e-1111-4c3d-9e8f-000000000001,0b5e0f0e-1111-4c3d-9e8f-000000000002"]
     assert unpack_batch(json.loads(json.dumps(packed))) == (7, batch)  # as the worker receives it
     assert unpack_batch(pack_batch(8, [])) == (8, [])
+    assert unpack_batch(pack_batch(9, [(19, "")])) == (9, [(19, "")])
     with pytest.raises(ValueError, match="comma"):
         pack_batch(7, [(17, "a,b")])
     with pytest.raises(ValueError, match="2 link ids but 1 Entra ids"):
