@@ -333,7 +333,7 @@ class GraphClient:
         for start in range(0, len(ids), MAX_PRESENCE_IDS):
             chunk = ids[start : start + MAX_PRESENCE_IDS]
             answer = self._send("POST", self._presences_url, {"ids": chunk})
-            result.extend(_presences_of("POST getPresencesByUserId", answer.content))
+            result.extend(_presences_of(f"POST {self._presences_url}", answer.content))  # as _send names it
         return result
 
     def presence_request(self, user_ids: Iterable[str]) -> PresenceRequest:
