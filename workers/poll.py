@@ -9,7 +9,7 @@ from sync.poll import run_poll, run_poll_many
 from workers import queues
 from workers.app import celery_app
 from workers.base import TenantTask
-from workers.task_queue import CELERY_QUEUE, unpack_batch
+from workers.task_queue import CELERY_QUEUE, unpack_batch, unpack_pairs
 
 
 class PollTask(TenantTask):
@@ -34,7 +34,7 @@ def poll_batch(self: PollTask, cycle_at: str, packed: list[Any] | None = None, t
     if packed is not None:
         tenant_id, pairs = unpack_batch(packed)
     elif tenant_id is not None and batch is not None:
-        pairs = [(int(link_id), str(entra_id)) for link_id, entra_id in batch]
+        pairs = unpack_pairs(batch)
     else:
         raise ValueError("a poll task names its batch: packed, or tenant_id and batch")
     return run_poll(self.runtime, int(tenant_id), pairs, CELERY_QUEUE)
@@ -47,6 +47,5 @@ def poll_many(self: PollTask, cycle_at: str, packed: list[list[Any]] | None = No
     workers/task_queue.py's ``pack_batch`` writes it. ``polls`` (a pair per user) is what a tick before
     that format sent; such a task may still wait in the queue when a worker is upgraded."""
     items = [unpack_batch(entry) for entry in packed or []]
-    items += [(int(tenant_id), [(int(link_id), str(entra_id)) for link_id, entra_id in batch])
-              for tenant_id, batch in polls or []]
+    items += [(int(tenant_id), unpack_pairs(batch)) for tenant_id, batch in polls or []]
     return run_poll_many(self.runtime, items, CELERY_QUEUE)

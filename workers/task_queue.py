@@ -46,6 +46,12 @@ def unpack_batch(packed: list[Any]) -> tuple[int, Batch]:
     return int(tenant_id), list(zip(links, entras, strict=True))
 
 
+def unpack_pairs(pairs: list[list[Any]]) -> Batch:
+    """A batch in the format before ``pack_batch`` (a [link id, Entra id] pair per user), which a queue may
+    still hold while its workers are upgraded."""
+    return [(int(link_id), str(entra_id)) for link_id, entra_id in pairs]
+
+
 class CeleryTaskQueue:
     """Sends each kind of work to its own queue, with an expiry."""
 

@@ -183,33 +183,25 @@ def test_a_packed_poll_carries_each_tenant_as_two_strings_and_refuses_what_it_ca
         unpack_batch([7, "17,18", "0b5e0f0e-1111-4c3d-9e8f-000000000001"])
 
 
-def test_a_worker_polls_packed_tenants_in_either_format_a_tick_sent(six_user_stack: Stack) -> None:
+@pytest.mark.parametrize("task", [queues.TASK_POLL_MANY, queues.TASK_POLL_BATCH])
+def test_a_worker_polls_a_batch_in_either_format_a_tick_sent(six_user_stack: Stack, task: str) -> None:
     """A worker upgraded while the queue still holds tasks of the format before (a pair per user) polls
-    those as well as the new ones."""
+    those as well as the new ones: several small tenants' task, and one batch's (a tenant too large to be
+    packed with others)."""
     stack = six_user_stack
     new_format, old_format = (_tenant_of_users(stack, name, users) for name, users in
                               (("new", [0, 1]), ("old", [2, 3])))
+    old_pairs = [list(pair) for pair in old_format[1]]
     before = _polls_ok(stack)
-    stack.start_worker("packed", concurrency=1, queues="poll")
-    CELERY_QUEUE.poll_many([new_format], utcnow(), 30.0)
-    celery_app.send_task(queues.TASK_POLL_MANY, queue=queues.QUEUE_POLL, kwargs={
-        "polls": [[old_format[0], [list(pair) for pair in old_format[1]]]], "cycle_at": utcnow().isoformat()})
+    stack.start_worker("formats", concurrency=1, queues="poll")
+    if task == queues.TASK_POLL_MANY:
+        CELERY_QUEUE.poll_many([new_format], utcnow(), 30.0)
+        old_kwargs: dict[str, object] = {"polls": [[old_format[0], old_pairs]]}
+    else:
+        CELERY_QUEUE.poll(*new_format, utcnow(), 30.0)
+        old_kwargs = {"tenant_id": old_format[0], "batch": old_pairs}
+    celery_app.send_task(task, queue=queues.QUEUE_POLL,
+                         kwargs={**old_kwargs, "cycle_at": utcnow().isoformat()})
     wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1  # no tick polls them
-                           for tenant_id, _ in (new_format, old_format)), timeout=30,
-               what="both tenants polled by the worker")
-
-
-def test_a_worker_polls_a_large_tenants_batch_in_either_format_a_tick_sent(six_user_stack: Stack) -> None:
-    """The same for the task of one batch (a tenant too large to be packed with others)."""
-    stack = six_user_stack
-    new_format, old_format = (_tenant_of_users(stack, name, users) for name, users in
-                              (("new", [0, 1]), ("old", [2, 3])))
-    before = _polls_ok(stack)
-    stack.start_worker("batches", concurrency=1, queues="poll")
-    CELERY_QUEUE.poll(*new_format, utcnow(), 30.0)
-    celery_app.send_task(queues.TASK_POLL_BATCH, queue=queues.QUEUE_POLL, kwargs={
-        "tenant_id": old_format[0], "batch": [list(pair) for pair in old_format[1]],
-        "cycle_at": utcnow().isoformat()})
-    wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1
                            for tenant_id, _ in (new_format, old_format)), timeout=30,
                what="both tenants polled by the worker")
