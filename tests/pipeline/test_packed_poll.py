@@ -8,9 +8,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 from sqlalchemy import select
 
-from embedded.stack import Stack, StackFactory
+from embedded.stack import BROKER_URL, Stack, StackFactory, queued_tasks
 from embedded.waiting import wait_until
 from models import Tenant, TenantHealth, UserLink
 from models.base import utcnow
@@ -192,6 +193,9 @@ def test_a_worker_polls_a_batch_in_either_format_a_tick_sent(six_user_stack: Sta
     new_format, old_format = (_tenant_of_users(stack, name, users) for name, users in
                               (("new", [0, 1]), ("old", [2, 3])))
     old_pairs = [list(pair) for pair in old_format[1]]
+    for index in (0, 2):  # one user of each tenant in a call: each poll that reads its users queues an update
+        stack.teams(index, "sign_in")
+        stack.teams(index, "call_start")
     before = _polls_ok(stack)
     stack.start_worker("formats", concurrency=1, queues="poll")
     if task == queues.TASK_POLL_MANY:
@@ -205,3 +209,9 @@ def test_a_worker_polls_a_batch_in_either_format_a_tick_sent(six_user_stack: Sta
     wait_until(lambda: all(_polls_ok(stack)[tenant_id] == before[tenant_id] + 1  # no tick polls them
                            for tenant_id, _ in (new_format, old_format)), timeout=30,
                what="both tenants polled by the worker")
+    broker = redis.Redis.from_url(BROKER_URL)
+    try:  # the worker takes no apply task: both updates wait in the queue, so both batches had their users
+        wait_until(lambda: queued_tasks(broker, queues.QUEUE_APPLY) == 2, timeout=10,
+                   what="an update queued by each tenant's poll")
+    finally:
+        broker.close()
