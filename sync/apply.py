@@ -68,6 +68,7 @@ from presence import (
 from presence.policy import DndAction
 from sync import health
 from sync.coordination import PbxGate, PbxLane, PbxLimits
+from sync.echoes import OwnWrites
 from sync.ports import TASK_TIME_LIMIT_S, ApplyItem, TaskQueue
 from sync.runtime import Runtime
 from tenants.policy import policy_for
@@ -143,24 +144,30 @@ def _written(writes: StarfaceWrites) -> dict[str, Any]:
 
 def perform_writes(account: int, writes: StarfaceWrites, rest: StarfaceRestClient,
                    bridge: StarfaceBridgeClient | None, gate: PbxGate | PbxLane | None = None,
-                   config: Any = None, fence: WriteFence | None = None) -> None:
+                   config: Any = None, fence: WriteFence | None = None, own: OwnWrites | None = None) -> None:
     """Writes exactly the fields the engine asked for (DND over REST, the rest through the bridge), each
     request through the PBX's gate when given and only while the ``fence`` allows it. ``config`` is the
-    PhoneConfig read just before (saves the DND write its own GET)."""
+    PhoneConfig read just before (saves the DND write its own GET). ``own`` notes the writes first, so
+    the webhook receiver knows their echoes (sync/echoes.py)."""
     check = fence.check if fence is not None else None
+    # setChatStatus: presence "" keeps the symbol; the message is always written (the engine passes the
+    # text shown when only the symbol changes).
+    chat_message = None
+    if bridge is not None and (writes.chat_text is not None or writes.chat_symbol is not None):
+        chat_message = writes.chat_text if writes.chat_text is not None else (writes.applied.chat_text or "")
+    telephony = writes.telephony_state if bridge is not None else None
+    if own is not None:
+        own.note(account, writes.dnd, chat_message, telephony)
     if writes.dnd is not None:
         with _gated(gate, check):
             rest.set_dnd(account, writes.dnd, config)
     if bridge is not None:
-        if writes.chat_text is not None or writes.chat_symbol is not None:
-            # setChatStatus: presence "" keeps the symbol; the message is always written (the engine
-            # passes the text shown when only the symbol changes).
-            message = writes.chat_text if writes.chat_text is not None else (writes.applied.chat_text or "")
+        if chat_message is not None:
             with _gated(gate, check):
-                bridge.set_chat_status(account, writes.chat_symbol or "", message)
-        if writes.telephony_state is not None:
+                bridge.set_chat_status(account, writes.chat_symbol or "", chat_message)
+        if telephony is not None:
             with _gated(gate, check):
-                bridge.set_telephony_status(account, writes.telephony_state)
+                bridge.set_telephony_status(account, telephony)
 
 
 def _gated(gate: PbxGate | PbxLane | None, before_send: Callable[[], None] | None = None) -> Any:
@@ -275,24 +282,27 @@ def read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                    previous_intent: dict[str, Any] | None, policy: Any, rest: StarfaceRestClient,
                    bridge: StarfaceBridgeClient | None, gate: PbxGate | None,
                    fence: WriteFence | None = None,
-                   chat_reads: ChatReadAhead | None = None) -> tuple[StarfaceReading, StarfaceWrites]:
+                   chat_reads: ChatReadAhead | None = None,
+                   own: OwnWrites | None = None) -> tuple[StarfaceReading, StarfaceWrites]:
     """Steps 2 and 3 of the module docstring for one claimed user: ONE phoneconfig read (its DND decides,
     and the DND write puts back the same config), the engine's final word, the writes (each only while
     the claim's ``fence`` allows it); one after another through one lane of the PBX's gate. The chat
-    status shown comes from ``chat_reads`` when a batch gives one, else from a read of its own."""
+    status shown comes from ``chat_reads`` when a batch gives one, else from a read of its own. ``own``
+    notes the writes for the webhook receiver (sync/echoes.py)."""
     if gate is None:
         return _read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, None, fence,
-                               chat_reads)
+                               chat_reads, own)
     with gate.lane() as lane:
         return _read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, lane, fence,
-                               chat_reads)
+                               chat_reads, own)
 
 
 def _read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                     previous_intent: dict[str, Any] | None, policy: Any, rest: StarfaceRestClient,
                     bridge: StarfaceBridgeClient | None, gate: PbxLane | None,
                     fence: WriteFence | None,
-                    chat_reads: ChatReadAhead | None) -> tuple[StarfaceReading, StarfaceWrites]:
+                    chat_reads: ChatReadAhead | None,
+                    own: OwnWrites | None) -> tuple[StarfaceReading, StarfaceWrites]:
     # A batch's read of the chat status comes first: a lane waiting for another's read then holds no
     # slot of the PBX's gate, so the read's own request always gets one. Its failure (a bridge that
     # rejects our secret) stops only a user who needs the chat status, as its own read would.
@@ -328,7 +338,7 @@ def _read_and_write(plan: StarfacePlan, account: int, applied: StarfaceApplied,
                               chat_symbol=str(shown.chat_presence))
             writes = finalize_starface(plan, reading, applied, policy)
     if writes.has_writes:
-        perform_writes(account, writes, rest, bridge, gate, config, fence)
+        perform_writes(account, writes, rest, bridge, gate, config, fence, own)
     return reading, writes
 
 
@@ -436,7 +446,7 @@ def run_apply(runtime: Runtime, tenant_id: int, user_link_id: int, plan_json: di
 
     try:
         reading, writes = read_and_write(plan, account, applied, previous_intent, policy, rest, bridge, gate,
-                                         fence)
+                                         fence, own=OwnWrites(runtime.coordination, tenant_id))
     except StarfaceError as exc:
         with transaction(runtime.sessions) as session:
             next_version = release_claim(session, user_link_id=user_link_id, target=Target.STARFACE.value,
@@ -532,7 +542,7 @@ def repair_user(runtime: Runtime, tenant: Tenant, policy: TenantPolicy, link: Us
             # Through the PBX's gate like every update: a repair must not push the PBX past its limits.
             with pbx_gate(runtime, tenant).lane() as lane:
                 perform_writes(link.starface_account_id, writes, runtime.starface(tenant),
-                               runtime.bridge(tenant), lane)
+                               runtime.bridge(tenant), lane, own=OwnWrites(runtime.coordination, tenant.id))
     except StarfaceError:
         with transaction(runtime.sessions) as session:
             release_claim(session, user_link_id=link.id, target=Target.STARFACE.value, claim_id=claim_id)
@@ -610,6 +620,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         chat_reads = ChatReadAhead(bridge, [account for account, _, _ in work.values()],
                                    chat_read_ahead_users(gate.limits))
 
+    own = OwnWrites(runtime.coordination, tenant_id)
     started = time.monotonic()
 
     def one(link_id: int) -> tuple[StarfaceReading, StarfaceWrites] | StarfaceError | None:
@@ -618,7 +629,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
         account, applied, previous_intent = work[link_id]
         try:
             return read_and_write(plans[link_id][0], account, applied, previous_intent, policy, rest, bridge,
-                                  gate, fence, chat_reads)
+                                  gate, fence, chat_reads, own)
         except StarfaceError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - not the PBX's answer: this user retries alone

@@ -76,6 +76,8 @@ class Coordination(Protocol):
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
     def drop_note(self, tenant_id: int, name: str) -> None: ...
+    def note_many(self, tenant_id: int, names: list[str], ttl_s: float) -> None: ...
+    def drop_notes(self, tenant_id: int, names: list[str]) -> int: ...
     def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]: ...
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float: ...
     def pbx_release(self, pbx: str, holder: str) -> None: ...
@@ -294,6 +296,19 @@ class RedisCoordination:
     def drop_note(self, tenant_id: int, name: str) -> None:
         self._redis.delete(self._key(tenant_id, f"note:{name}"))
 
+    def note_many(self, tenant_id: int, names: list[str], ttl_s: float) -> None:
+        """Notes each of ``names`` (value "1") for ``ttl_s``, in one round trip."""
+        pipeline = self._redis.pipeline(transaction=False)
+        ttl_ms = max(1, math.ceil(ttl_s * 1000))
+        for name in names:
+            pipeline.set(self._key(tenant_id, f"note:{name}"), "1", px=ttl_ms)
+        pipeline.execute()
+
+    def drop_notes(self, tenant_id: int, names: list[str]) -> int:
+        """Drops the notes ``names``; returns how many there were (atomic: of two callers dropping the same
+        note, one gets it)."""
+        return int(self._redis.delete(*(self._key(tenant_id, f"note:{name}") for name in names)))
+
     def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]:
         """Notes ``name`` for each tenant that has no such note yet; returns those (one round trip)."""
         pipeline = self._redis.pipeline(transaction=False)
@@ -425,6 +440,16 @@ class LocalCoordination:
     def drop_note(self, tenant_id: int, name: str) -> None:
         with self._lock:
             self._notes.pop((tenant_id, name), None)
+
+    def note_many(self, tenant_id: int, names: list[str], ttl_s: float) -> None:
+        for name in names:
+            self.note(tenant_id, name, "1", ttl_s)
+
+    def drop_notes(self, tenant_id: int, names: list[str]) -> int:
+        with self._lock:
+            now = self._clock()
+            dropped = [self._notes.pop((tenant_id, name), None) for name in names]
+            return sum(1 for entry in dropped if entry is not None and entry[1] > now)
 
     def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]:
         first = [tenant_id for tenant_id in tenant_ids if self.read_note(tenant_id, name) is None]

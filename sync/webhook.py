@@ -12,10 +12,12 @@ Per request, in this order (fast: one row read, one Redis SET NX, one broker pub
 3. A replayed eventId: 202 ``{"duplicate": id}``, not enqueued again (the bridge delivers at least once).
    The id is recorded as pending first and confirmed once the event is queued; a delivery arriving while it
    is pending gets 503 with Retry-After 1 (the first delivery may still fail).
-4. Hand it to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it, or anything else
-   fails after the eventId was recorded: forget the eventId again, then 503, so the bridge's retry is
-   accepted as new (an event is never lost to a "duplicate" answer). If Redis fails right then, so the id
-   cannot be forgotten, it lapses unconfirmed after PENDING_EVENT_ID_TTL_S (30 s) and a later retry is new.
+4. The echo of a write of ours (sync/echoes.py: one Redis DEL) needs no work: 202 ``{"ignored": id}``.
+   Any other event goes to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it, or
+   anything else fails after the eventId was recorded: forget the eventId again, then 503, so the bridge's
+   retry is accepted as new (an event is never lost to a "duplicate" answer). If Redis fails right then, so
+   the id cannot be forgotten, it lapses unconfirmed after PENDING_EVENT_ID_TTL_S (30 s) and a later retry
+   is new.
 
 The answer is a `Receipt` (status, body, outcome for the metrics); the web app only sends it.
 """
@@ -41,6 +43,7 @@ from connectors.starface import (
 from models.secrets import read_bridge_secret
 from sync.bridge_probe import note_test_event
 from sync.coordination import PENDING_EVENT_ID_TTL_S, EventIdPending, TenantEventIds
+from sync.echoes import take_echo
 from sync.ports import QueueUnavailable, TaskQueue
 from sync.runtime import Runtime
 
@@ -150,6 +153,10 @@ def receive_event(
         elif not tenant.enabled:
             logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
             receipt = Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
+        elif take_echo(runtime.coordination, tenant.id, event):
+            logger.debug("tenant %s: webhook event %s echoes a write of ours", tenant.id, event.event_id)
+            receipt = Receipt(202, {"ignored": event.event_id, "reason": "echo of a TeamsConnect write"},
+                              "echo")
         else:
             receipt = _enqueue(queue, store, tenant.id, event, received_at)
     except Exception as exc:  # the id is recorded: whatever failed, the bridge's retry must count as new

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 #: Every answer the webhook receiver can give, so each series exists (at 0) from the first scrape.
 WEBHOOK_OUTCOMES = (
-    "accepted", "duplicate", "pending", "rejected", "malformed", "unknown_tenant", "ignored", "unavailable"
+    "accepted", "duplicate", "pending", "rejected", "malformed", "unknown_tenant", "ignored", "echo",
+    "unavailable",
 )
 
 _TENANT_LABELS = ["tenant_id", "tenant"]

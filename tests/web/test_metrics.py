@@ -77,7 +77,7 @@ def test_it_counts_webhook_requests_by_outcome(client: TestClient, tenants: Tena
         for (name, labels), value in samples.items() if name == "teamsconnect_webhook_requests_total"
     }
     assert counts == {"accepted": 1, "duplicate": 1, "pending": 0, "rejected": 1, "malformed": 0,
-                      "unknown_tenant": 2, "ignored": 0, "unavailable": 0}
+                      "unknown_tenant": 2, "ignored": 0, "echo": 0, "unavailable": 0}
 
 
 def test_it_exports_no_secret_and_no_e_mail(client: TestClient, seeded: Tenants, broker: Broker) -> None:
