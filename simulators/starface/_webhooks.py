@@ -157,7 +157,8 @@ class WebhookDispatcher:
         return response.status_code, response.text[:300], ""
 
     def _log(
-        self, event: dict[str, Any], attempt: int, status: int | None, error: str, duplicate: bool
+        self, event: dict[str, Any], attempt: int, status: int | None, error: str, duplicate: bool,
+        answer: str = "",
     ) -> None:
         with self._cond:
             self.attempts.append(
@@ -168,6 +169,7 @@ class WebhookDispatcher:
                     "status": status,
                     "error": error,
                     "duplicate": duplicate,
+                    "answer": answer,
                 }
             )
 
@@ -178,7 +180,7 @@ class WebhookDispatcher:
             return {"sent": False, "status": 0, "answer": "no webhook URL configured in the module instance",
                     "webhookUrl": ""}
         status, answer, error = self._post(self.url, event)
-        self._log(event, 1, status, error, False)
+        self._log(event, 1, status, error, False, answer)
         return {"sent": status is not None, "status": status or 0, "answer": answer or error,
                 "webhookUrl": self.url}
 
@@ -186,12 +188,12 @@ class WebhookDispatcher:
         delivery.attempt += 1
         url = self.url
         status: int | None = None
-        error = ""
+        error = answer = ""
         if url:
-            status, _, error = self._post(url, delivery.event)
+            status, answer, error = self._post(url, delivery.event)
         else:
             error = "no webhook URL configured"
-        self._log(delivery.event, delivery.attempt, status, error, delivery.duplicate)
+        self._log(delivery.event, delivery.attempt, status, error, delivery.duplicate, answer)
         now = time.monotonic()
         if not url:  # a bridge without a configured URL has nowhere to send to; the event is lost
             return

@@ -138,7 +138,8 @@ class StarfaceSimControl:
 
     def webhooks(self) -> dict[str, Any]:
         """{installed, url, duplicateRate, pending, attempts}; an attempt is
-        {eventId, type, attempt, status, error, duplicate}."""
+        {eventId, type, attempt, status, error, duplicate, answer} (answer: the receiver's body, cut at
+        300 characters)."""
         return self._call("GET", "/webhooks")
 
     def wait_webhooks_idle(self, timeout: float = 5.0) -> None:
