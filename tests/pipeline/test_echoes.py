@@ -28,6 +28,11 @@ def _answers(stack: Stack) -> list[tuple[str, int | None, str]]:
             if a["type"] in ("dnd", "presence")]
 
 
+def _written(stack: Stack, index: int) -> bool:
+    user = stack.user(index)
+    return bool(user["dnd"] and user["chatPresenceMessage"])
+
+
 def test_an_updates_echoes_are_answered_without_queuing(stack: Stack) -> None:
     stack.add_tenant(poll_interval_s=3600.0)  # only the poll this test sends
     for index in range(USERS):
@@ -35,8 +40,8 @@ def test_an_updates_echoes_are_answered_without_queuing(stack: Stack) -> None:
         stack.teams(index, "call_start")
     stack.start_worker("w1")
     CELERY_QUEUE.poll(stack.tenant_id, stack.linked_batch(), utcnow(), 60.0)
-    wait_until(lambda: all(stack.user(i)["dnd"] and stack.user(i)["chatPresenceMessage"] for i in range(USERS)),
-               timeout=20, what="DND and chat text written for every user")
+    wait_until(lambda: all(_written(stack, i) for i in range(USERS)), timeout=20,
+               what="DND and chat text written for every user")
     stack.pbx.wait_webhooks_idle()
 
     answers = _answers(stack)
