@@ -52,6 +52,7 @@ from models.store import (
     ensure_rows,
     load_applied_states,
     record_change,
+    record_changes,
     release_claim,
     release_claims,
 )
@@ -652,7 +653,8 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                        for link_id, (_, writes) in done.items()]
         recorded = complete_claims(session, target=Target.STARFACE.value, claim_id=claim_id, now=applied_at,
                                    items=completions)
-        changed = audit_count = 0
+        changed = 0
+        entries: list[dict[str, Any]] = []
         for link_id, (reading, writes) in done.items():
             _, applied, previous_intent = work[link_id]
             if link_id not in recorded:
@@ -660,14 +662,13 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
             plan = plans[link_id][0]
             rows = audit_rows(recovered_writes(applied, previous_intent, reading, writes), _written(writes),
                               _cause(plan))
-            for after, why in rows:
-                record_change(session, tenant_id=tenant_id, user_link_id=link_id,
-                              target=Target.STARFACE.value, before={"dnd": reading.dnd},
-                              after=after, cause=why, observed_at=plan.observed_at, applied_at=applied_at)
+            entries += [{"tenant_id": tenant_id, "user_link_id": link_id, "target": Target.STARFACE.value,
+                         "before": {"dnd": reading.dnd}, "after": after, "cause": why,
+                         "observed_at": plan.observed_at, "applied_at": applied_at} for after, why in rows]
             changed += 1 if rows else 0
-            audit_count += len(rows)
-        if audit_count:
-            health.record_changes(session, tenant_id, audit_count)
+        if entries:
+            record_changes(session, entries)
+            health.record_changes(session, tenant_id, len(entries))
         next_versions = release_claims(session, target=Target.STARFACE.value, claim_id=claim_id,
                                        user_link_ids=[*failed, *deferred])
         permanent = [exc for exc in failed.values() if exc.permanent]
