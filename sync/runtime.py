@@ -34,6 +34,7 @@ from models import Tenant
 from models.crypto import SecretBox, box_from_settings
 from models.db import make_engine, make_session_factory
 from models.secrets import read_secrets
+from sync.bridge_tenants import BridgeTenants
 from sync.coordination import Coordination, LocalCoordination, RedisCoordination
 from sync.settled import SettledUsers
 from sync.tenant_policies import TenantPolicies
@@ -91,6 +92,8 @@ class Runtime:
     #: The polled tenants with their policies, kept while their configuration is unchanged
     #: (sync/tenant_policies.py).
     tenant_policies: TenantPolicies = field(default_factory=TenantPolicies)
+    #: The webhook receiver's tenants (enabled, bridge secret), kept for seconds (sync/bridge_tenants.py).
+    bridge_tenants: BridgeTenants = field(default_factory=BridgeTenants)
 
     def __post_init__(self) -> None:
         if self.settings.settled_users_max:

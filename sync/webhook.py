@@ -1,10 +1,12 @@
 """Receiving a STARFACE bridge event (``POST /hooks/starface/{tenant_id}``; contract: starface-bridge.md).
 
-Per request, in this order (fast: one row read, one Redis SET NX, one broker publish; no Graph, no PBX):
-1. Load the tenant named in the URL. Unknown, or no bridge configured: the request is still verified,
-   against a random secret no bridge has, so it gets exactly the 401 (same status, same body) a real
-   bridge tenant gives a bad signature or timestamp: an unauthenticated caller cannot tell tenant ids
-   with a bridge from the others. The real tenant's check is the same as before.
+Per request, in this order (fast: one Redis SET NX, one broker publish, the tenant's row at most every
+few seconds; no Graph, no PBX):
+1. Load the tenant named in the URL (kept for seconds in this process, sync/bridge_tenants.py). Unknown,
+   or no bridge configured: the request is still verified, against a random secret no bridge has, so it
+   gets exactly the 401 (same status, same body) a real bridge tenant gives a bad signature or timestamp:
+   an unauthenticated caller cannot tell tenant ids with a bridge from the others. The real tenant's
+   check is the same as before.
 2. Verify the raw body with *this tenant's* bridge secret and *this tenant's* event-id store
    (connectors.starface.webhook): the signature is checked before the body is parsed, and a request signed
    with another tenant's secret fails here (401). An authentic, timely request whose body breaks the
@@ -40,8 +42,8 @@ from connectors.starface import (
     WebhookReplayed,
     verify_webhook,
 )
-from models.secrets import read_bridge_secret
 from sync.bridge_probe import note_test_event
+from sync.bridge_tenants import BridgeTenant
 from sync.coordination import PENDING_EVENT_ID_TTL_S, EventIdPending, TenantEventIds
 from sync.echoes import take_echo
 from sync.ports import QueueUnavailable, TaskQueue
@@ -76,32 +78,11 @@ class _RecordsNothing:
         return False
 
 
-@dataclass(frozen=True)
-class _BridgeTenant:
-    """What the receiver needs of a tenant, read in one short session (the secret stays in this process)."""
-
-    id: int
-    enabled: bool
-    bridge_secret: str
-
-    def __repr__(self) -> str:
-        return f"_BridgeTenant(id={self.id!r}, enabled={self.enabled!r})"
-
-
 def _parse_tenant_id(raw: str) -> int | None:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
         return None
     value = int(raw)
     return value if 0 < value <= _MAX_TENANT_ID else None
-
-
-def _load_bridge_tenant(runtime: Runtime, tenant_id: int) -> _BridgeTenant | None:
-    with runtime.engine.connect() as connection:
-        found = read_bridge_secret(connection, tenant_id, runtime.box)
-    if found is None:
-        return None
-    enabled, secret = found
-    return _BridgeTenant(id=tenant_id, enabled=enabled, bridge_secret=secret) if secret else None
 
 
 def _unavailable(what: str) -> Receipt:
@@ -116,7 +97,8 @@ def receive_event(
     received_at = datetime.now(UTC)
     tenant_id = _parse_tenant_id(tenant_ref)
     try:
-        tenant = _load_bridge_tenant(runtime, tenant_id) if tenant_id is not None else None
+        tenant, kept = (runtime.bridge_tenants.get(runtime, tenant_id) if tenant_id is not None
+                        else (None, False))
     except SQLAlchemyError as exc:
         logger.error("webhook: cannot read tenant %r (%s); answered 503", tenant_ref[:20], type(exc).__name__)
         return _unavailable("the database")
@@ -124,9 +106,12 @@ def receive_event(
         return _decoy_rejection(tenant_ref, headers, raw_body)
 
     store = TenantEventIds(runtime.coordination, tenant.id)
-    now = time.time()
     try:
-        event = verify_webhook(tenant.bridge_secret, headers, raw_body, now=now, seen=store)
+        tenant, event = _verify(runtime, tenant, kept, store, headers, raw_body)
+    except SQLAlchemyError as exc:
+        logger.error("tenant %s: cannot read the bridge secret again (%s); answered 503", tenant.id,
+                     type(exc).__name__)
+        return _unavailable("the database")
     except WebhookReplayed as replay:
         logger.info("tenant %s: webhook event %s replayed; not processed again", tenant.id, replay.event_id)
         return Receipt(202, {"duplicate": replay.event_id}, "duplicate")
@@ -167,6 +152,21 @@ def receive_event(
     if receipt.status == 202:
         _confirm(store, tenant.id, event.event_id)
     return receipt
+
+
+def _verify(runtime: Runtime, tenant: BridgeTenant, kept: bool, store: TenantEventIds,
+            headers: dict[str, str], raw_body: bytes) -> tuple[BridgeTenant, StarfaceEvent]:
+    """``verify_webhook`` with the tenant's secret; a request that fails a secret kept in this process
+    is checked against the stored one, so a rotated secret counts at once (sync/bridge_tenants.py)."""
+    try:
+        return tenant, verify_webhook(tenant.bridge_secret, headers, raw_body, now=time.time(), seen=store)
+    except WebhookRejected:
+        if not kept:
+            raise
+        stored = runtime.bridge_tenants.reload(runtime, tenant.id)
+        if stored is None or stored.bridge_secret == tenant.bridge_secret:
+            raise
+    return stored, verify_webhook(stored.bridge_secret, headers, raw_body, now=time.time(), seen=store)
 
 
 def _decoy_rejection(tenant_ref: str, headers: dict[str, str], raw_body: bytes) -> Receipt:
