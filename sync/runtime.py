@@ -194,7 +194,8 @@ class Runtime:
         def build() -> StarfaceRestClient:
             secrets = read_secrets(tenant, self.box)
             return StarfaceRestClient(tenant.starface_base_url, tenant.starface_login_id,
-                                      secrets.starface_password, verify=self.verify)
+                                      secrets.starface_password, verify=self.verify,
+                                      connections=self.settings.starface_max_in_flight)
 
         fingerprint = (tenant.starface_base_url, tenant.starface_login_id, tenant.starface_password_encrypted)
         return self._cached("starface", tenant, fingerprint, build)
@@ -210,7 +211,7 @@ class Runtime:
             return StarfaceBridgeClient(
                 tenant.starface_base_url, tenant.starface_login_id, secrets.starface_password,
                 instance=tenant.bridge_instance or "TeamsConnectBridge", secret=secrets.bridge_secret or "",
-                verify=self.verify,
+                verify=self.verify, connections=self.settings.starface_max_in_flight,
             )
 
         fingerprint = (tenant.starface_base_url, tenant.starface_login_id, tenant.starface_password_encrypted,

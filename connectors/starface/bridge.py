@@ -62,6 +62,7 @@ class StarfaceBridgeClient:
         verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        connections: int = egress.DEFAULT_CONNECTIONS,
     ) -> None:
         if not secret:
             raise ValueError("a bridge secret is required (the one configured in the module instance)")
@@ -71,11 +72,13 @@ class StarfaceBridgeClient:
         self._secret = secret
         self._timeout = timeout
         tls = tls_context(verify)
+        limits = egress.connection_limits(connections)  # requests this client may send at once
         self._http = httpx.Client(
             base_url=self._base_url,
             verify=tls,
             timeout=timeout,
-            transport=transport or egress.transport_for(tls),
+            transport=transport or egress.transport_for(tls, limits),
+            limits=limits,
             params={"de.vertico.starface.auth": uci_token(login_id, password)},
         )
         self.requests_made = 0

@@ -107,17 +107,20 @@ class StarfaceRestClient:
         verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        connections: int = egress.DEFAULT_CONNECTIONS,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._login_id = login_id
         self._password = password
         self._timeout = timeout
         tls = tls_context(verify)
+        limits = egress.connection_limits(connections)  # requests this client may send at once
         self._http = httpx.Client(
             base_url=self._base_url + "/rest",
             verify=tls,
             timeout=timeout,
-            transport=transport or egress.transport_for(tls),
+            transport=transport or egress.transport_for(tls, limits),
+            limits=limits,
             headers={"X-Version": "2", "Accept": "application/json"},
         )
         self._token: str | None = None
