@@ -194,8 +194,6 @@ def _reconcile(
         )
         if held is not None:  # the pair it replaces is still echoed by Teams for a while
             started = replace(started, released=held, released_at=now)
-        if held is not None:  # the replaced pair may still be reported for a while: keep it an echo
-            started = replace(started, released=held, released_at=now)
         return TeamsSessionAction(SessionActionKind.SET, desired, started, starface)
     if teams.refreshed_at is None or now - teams.refreshed_at >= REFRESH_INTERVAL:
         refreshed = replace(teams, refreshed_at=now, expires_at=now + SESSION_EXPIRY)
