@@ -8,7 +8,11 @@ kept for ``KEEP_S``; what that costs in freshness is bounded:
   one (``reload``). The secret it replaces stays valid in this process for at most ``KEEP_S``.
 - A tenant disabled or deleted meanwhile has its events queued for at most ``KEEP_S`` more; the event task
   ignores a tenant that is gone or disabled (sync/events.py).
-- A tenant not found is never kept: a new tenant's first event is not refused for having been unknown.
+- A tenant not found (or without a bridge) is kept as such too, so an unknown tenant's request costs what
+  a known one's does and its answer's timing does not tell the two apart (sync/webhook.py, step 1). A
+  tenant created meanwhile has its first events refused for at most ``KEEP_S``; the bridge retries a
+  refused event for 10 minutes (starface-bridge.md), so they arrive.
+- At most ``MOST_KEPT`` tenants are kept: requests for made-up tenant ids cannot fill the memory.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 
 #: How long a tenant's receiving facts are kept (see the module docstring).
 KEEP_S = 5.0
+#: The most tenants kept at once; beyond it the lapsed ones are dropped, or all when none has lapsed.
+MOST_KEPT = 20_000
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,16 @@ def load_bridge_tenant(runtime: Runtime, tenant_id: int) -> BridgeTenant | None:
 class BridgeTenants:
     """The receiving facts of tenants, kept for ``keep_s`` in this process (see the module docstring)."""
 
-    def __init__(self, keep_s: float = KEEP_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, keep_s: float = KEEP_S, clock: Callable[[], float] = time.monotonic,
+                 most_kept: int = MOST_KEPT) -> None:
         self._keep_s = keep_s
         self._clock = clock
+        self._most_kept = most_kept
         self._lock = threading.Lock()
-        self._kept: dict[int, tuple[float, BridgeTenant]] = {}
+        self._kept: dict[int, tuple[float, BridgeTenant | None]] = {}
 
     def get(self, runtime: Runtime, tenant_id: int) -> tuple[BridgeTenant | None, bool]:
-        """The tenant, and whether it was kept (not read just now)."""
+        """The tenant (None: not found or no bridge), and whether it was kept (not read just now)."""
         now = self._clock()
         with self._lock:
             kept = self._kept.get(tenant_id)
@@ -69,12 +77,18 @@ class BridgeTenants:
         return self.reload(runtime, tenant_id), False
 
     def reload(self, runtime: Runtime, tenant_id: int) -> BridgeTenant | None:
-        """The tenant as stored now, kept from now on (a tenant not found is forgotten)."""
+        """The tenant as stored now, kept from now on."""
         read_at = self._clock()
         tenant = load_bridge_tenant(runtime, tenant_id)
         with self._lock:
-            if tenant is None:
-                self._kept.pop(tenant_id, None)
-            else:
-                self._kept[tenant_id] = (read_at, tenant)
+            if len(self._kept) >= self._most_kept:
+                self._kept = {key: entry for key, entry in self._kept.items()
+                              if read_at - entry[0] < self._keep_s}
+                if len(self._kept) >= self._most_kept:
+                    self._kept = {}
+            self._kept[tenant_id] = (read_at, tenant)
         return tenant
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)

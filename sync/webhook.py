@@ -2,11 +2,11 @@
 
 Per request, in this order (fast: one Redis SET NX, one broker publish, the tenant's row at most every
 few seconds; no Graph, no PBX):
-1. Load the tenant named in the URL (kept for seconds in this process, sync/bridge_tenants.py). Unknown,
-   or no bridge configured: the request is still verified, against a random secret no bridge has, so it
-   gets exactly the 401 (same status, same body) a real bridge tenant gives a bad signature or timestamp:
-   an unauthenticated caller cannot tell tenant ids with a bridge from the others. The real tenant's
-   check is the same as before.
+1. Load the tenant named in the URL (kept for seconds in this process, known or not:
+   sync/bridge_tenants.py). Unknown, or no bridge configured: the request is still verified, against a
+   random secret no bridge has, so it gets exactly the 401 (same status, same body) a real bridge tenant
+   gives a bad signature or timestamp: an unauthenticated caller cannot tell tenant ids with a bridge
+   from the others. The real tenant's check is the same as before.
 2. Verify the raw body with *this tenant's* bridge secret and *this tenant's* event-id store
    (connectors.starface.webhook): the signature is checked before the body is parsed, and a request signed
    with another tenant's secret fails here (401). An authentic, timely request whose body breaks the

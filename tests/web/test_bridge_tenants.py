@@ -75,3 +75,22 @@ def test_a_disabled_tenant_is_seen_once_its_facts_lapse(
     assert post_event(client, tenants.alpha, SECRET_A, body).json() == {
         "ignored": body["eventId"], "reason": "tenant is disabled"}
     assert len(broker.messages()) == 1
+
+
+def test_an_unknown_tenant_is_kept_too_and_the_kept_are_bounded(
+    client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime, postgres_engine: Engine
+) -> None:
+    """An unknown tenant's request costs what a known one's does (no row read while kept), so timing does
+    not tell them apart; made-up ids cannot fill the memory."""
+    runtime.bridge_tenants = BridgeTenants(most_kept=3)
+    unknown = tenants.beta + 1000
+    assert post_event(client, unknown, SECRET_A, event_body()).status_code == 401
+    with count_queries(postgres_engine) as queries:
+        again = post_event(client, unknown, SECRET_A, event_body())
+    for made_up in range(unknown + 1, unknown + 6):
+        post_event(client, made_up, SECRET_A, event_body())
+
+    assert again.status_code == 401
+    assert not [s for s in queries.statements if "bridge_secret" in s]
+    assert len(runtime.bridge_tenants) <= 3
+    assert broker.raw_messages() == []
