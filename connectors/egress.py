@@ -126,17 +126,6 @@ def socket_factory() -> Callable[[AddrInfo], socket.socket] | None:
     return _public_socket if _refuse_internal else None
 
 
-#: Requests a STARFACE client sends at once by default: the PBX gate's default limit (config/settings.py).
-DEFAULT_CONNECTIONS = 4
-
-
-def connection_limits(in_flight: int) -> httpx.Limits:
-    """A client's pool for ``in_flight`` requests at once: that many connections are kept alive between
-    them (httpx keeps 20, so a PBX opened to 32 requests in flight had connections closed and opened
-    again throughout a burst), and at least httpx's 100 may be open."""
-    return httpx.Limits(max_connections=max(100, in_flight), max_keepalive_connections=max(20, in_flight))
-
-
 def transport_for(verify: ssl.SSLContext | str | bool,
                   limits: httpx.Limits | None = None) -> httpx.HTTPTransport | None:
     """The transport a client should use for a customer-given host: guarded while the process refuses

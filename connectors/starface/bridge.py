@@ -18,6 +18,7 @@ from xml.parsers.expat import ExpatError
 import httpx
 
 from connectors import egress
+from connectors.http_clients import DEFAULT_CONNECTIONS, ClientsByThread
 from connectors.starface import _redact
 from connectors.starface._auth import uci_token
 from connectors.starface._errors import (
@@ -62,7 +63,7 @@ class StarfaceBridgeClient:
         verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
-        connections: int = egress.DEFAULT_CONNECTIONS,
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         if not secret:
             raise ValueError("a bridge secret is required (the one configured in the module instance)")
@@ -72,15 +73,16 @@ class StarfaceBridgeClient:
         self._secret = secret
         self._timeout = timeout
         tls = tls_context(verify)
-        limits = egress.connection_limits(connections)  # requests this client may send at once
-        self._http = httpx.Client(
+        auth = {"de.vertico.starface.auth": uci_token(login_id, password)}
+        # ``connections``: requests this client may send at once (the PBX gate's limit).
+        self._http = ClientsByThread(lambda limits: httpx.Client(
             base_url=self._base_url,
             verify=tls,
             timeout=timeout,
             transport=transport or egress.transport_for(tls, limits),
             limits=limits,
-            params={"de.vertico.starface.auth": uci_token(login_id, password)},
-        )
+            params=auth,
+        ), connections)
         self.requests_made = 0
 
     def __repr__(self) -> str:
@@ -198,7 +200,7 @@ class StarfaceBridgeClient:
         self.requests_made += 1
         started = time.perf_counter()
         try:
-            response = self._http.post(
+            response = self._http.client().post(
                 "/xml-rpc", content=body.encode("utf-8"), headers={"Content-Type": "text/xml"}
             )
         except egress.InternalAddressRefused as exc:

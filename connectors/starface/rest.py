@@ -26,6 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from connectors import egress
+from connectors.http_clients import DEFAULT_CONNECTIONS, ClientsByThread
 from connectors.starface._auth import login_secret
 from connectors.starface._errors import (
     StarfaceError,
@@ -107,22 +108,22 @@ class StarfaceRestClient:
         verify: bool | str | ssl.SSLContext = True,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
-        connections: int = egress.DEFAULT_CONNECTIONS,
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._login_id = login_id
         self._password = password
         self._timeout = timeout
         tls = tls_context(verify)
-        limits = egress.connection_limits(connections)  # requests this client may send at once
-        self._http = httpx.Client(
+        # ``connections``: requests this client may send at once (the PBX gate's limit).
+        self._http = ClientsByThread(lambda limits: httpx.Client(
             base_url=self._base_url + "/rest",
             verify=tls,
             timeout=timeout,
             transport=transport or egress.transport_for(tls, limits),
             limits=limits,
             headers={"X-Version": "2", "Accept": "application/json"},
-        )
+        ), connections)
         self._token: str | None = None
         self._lock = threading.Lock()
         self.requests_made = 0
@@ -275,7 +276,7 @@ class StarfaceRestClient:
         self.requests_made += 1
         started = time.perf_counter()
         try:
-            response = self._http.request(method, path, json=json, headers=headers)
+            response = self._http.client().request(method, path, json=json, headers=headers)
         except egress.InternalAddressRefused as exc:
             raise address_refused(self._base_url, exc) from None
         except httpx.TimeoutException as exc:
