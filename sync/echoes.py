@@ -41,30 +41,25 @@ def _telephony_note(account: int, state: str) -> str:
     return f"own:{account}:telephony:{state}"
 
 
-def note_writes(coordination: Coordination, tenant_id: int, account: int, dnd: bool | None,
-                chat_message: str | None, telephony: str | None) -> None:
-    """Notes the writes about to be sent for ``account`` (None: not written; ``chat_message``: the text
-    setChatStatus sends)."""
-    names = []
-    if dnd is not None:
-        names.append(_dnd_note(account, dnd))
-    if chat_message is not None:
-        names.append(_chat_note(account, chat_message))
-    if telephony is not None:
-        names.append(_telephony_note(account, str(telephony)))
-    if names:
-        coordination.note_many(tenant_id, names, ECHO_NOTE_TTL_S)
-
-
 class OwnWrites:
-    """Notes the writes of one tenant's update before they are sent (``perform_writes(own=...)``)."""
+    """Notes the writes of one tenant's update just before they are sent (``perform_writes(own=...)``)."""
 
     def __init__(self, coordination: Coordination, tenant_id: int) -> None:
         self._coordination = coordination
         self._tenant_id = tenant_id
 
     def note(self, account: int, dnd: bool | None, chat_message: str | None, telephony: str | None) -> None:
-        note_writes(self._coordination, self._tenant_id, account, dnd, chat_message, telephony)
+        """Notes what is about to be written for ``account`` (None: not written; ``chat_message``: the text
+        setChatStatus sends), in one round trip."""
+        names = []
+        if dnd is not None:
+            names.append(_dnd_note(account, dnd))
+        if chat_message is not None:
+            names.append(_chat_note(account, chat_message))
+        if telephony is not None:
+            names.append(_telephony_note(account, str(telephony)))
+        if names:
+            self._coordination.note_many(self._tenant_id, names, ECHO_NOTE_TTL_S)
 
 
 def take_echo(coordination: Coordination, tenant_id: int, event: StarfaceEvent) -> bool:

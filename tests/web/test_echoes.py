@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from sync.echoes import note_writes
+from sync.echoes import OwnWrites
 from sync.runtime import Runtime
 from tests.web.conftest import SECRET_A, SECRET_B, Broker, Tenants, event_body, post_event
 
@@ -31,7 +31,7 @@ def _chat(message: str) -> dict[str, Any]:
 def test_the_echo_of_each_noted_write_is_answered_once_and_not_queued(
     client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime
 ) -> None:
-    note_writes(runtime.coordination, tenants.alpha, 17, dnd=True, chat_message=TEXT, telephony="ACTIVE")
+    OwnWrites(runtime.coordination, tenants.alpha).note(17, dnd=True, chat_message=TEXT, telephony="ACTIVE")
     echoes = [_dnd(True), _chat(TEXT), _integration(telephonyState="ACTIVE")]
 
     answers = [post_event(client, tenants.alpha, SECRET_A, body) for body in echoes]
@@ -48,7 +48,7 @@ def test_the_echo_of_each_noted_write_is_answered_once_and_not_queued(
 def test_events_that_differ_from_the_noted_write_are_queued(
     client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime
 ) -> None:
-    note_writes(runtime.coordination, tenants.alpha, 17, dnd=True, chat_message=TEXT, telephony=None)
+    OwnWrites(runtime.coordination, tenants.alpha).note(17, dnd=True, chat_message=TEXT, telephony=None)
     others = [
         (tenants.alpha, SECRET_A, _dnd(False)),  # the other value: another integration switched it off
         (tenants.alpha, SECRET_A, _dnd(True, account=18, login="1018")),  # another user
@@ -71,7 +71,7 @@ def test_a_users_own_dnd_change_drops_the_note(
 ) -> None:
     """After the user switched DND by hand, another integration switching it on is judged in full (it may
     be a rival sync), even if a note of ours for DND on is still waiting (a write that caused no event)."""
-    note_writes(runtime.coordination, tenants.alpha, 17, dnd=True, chat_message=None, telephony=None)
+    OwnWrites(runtime.coordination, tenants.alpha).note(17, dnd=True, chat_message=None, telephony=None)
     by_hand = event_body(type="dnd", dnd=False, telephonyState=None)  # origin "user"
     after = _dnd(True)
 
