@@ -44,6 +44,7 @@ from models import AppliedState, Target, Tenant, UserLink
 from models.base import utcnow
 from models.db import transaction
 from models.store import (
+    append_changes,
     claim,
     claim_many,
     complete_claim,
@@ -52,7 +53,6 @@ from models.store import (
     ensure_rows,
     load_applied_states,
     record_change,
-    record_changes,
     release_claim,
     release_claims,
 )
@@ -667,7 +667,7 @@ def run_apply_batch(runtime: Runtime, tenant_id: int, items: list[ApplyItem],
                          "observed_at": plan.observed_at, "applied_at": applied_at} for after, why in rows]
             changed += 1 if rows else 0
         if entries:
-            record_changes(session, entries)
+            append_changes(session, entries)
             health.record_changes(session, tenant_id, len(entries))
         next_versions = release_claims(session, target=Target.STARFACE.value, claim_id=claim_id,
                                        user_link_ids=[*failed, *deferred])
