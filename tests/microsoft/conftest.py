@@ -11,16 +11,7 @@ import pytest
 
 from connectors.graph import GraphClient
 from simulators.microsoft import MicrosoftSimControl, MicrosoftSimulator, make_seed
-
-
-class FakeClock:
-    """Monotonic clock the test moves by hand (the client's Retry-After gate runs on it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock  # the client's Retry-After gate runs on it
 
 
 @pytest.fixture

@@ -11,18 +11,11 @@ from models import Tenant
 from models.crypto import SecretBox
 from sync.bridge_tenants import KEEP_S, BridgeTenants
 from sync.runtime import Runtime
+from tests.support.clock import FakeClock
 from tests.support.query_counter import count_queries
 from tests.web.conftest import SECRET_A, Broker, Tenants, event_body, post_event
 
 NEW_SECRET = "b" * 64
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _rotate(pg_sessions: sessionmaker[Session], box: SecretBox, tenant_id: int, secret: str) -> None:
@@ -45,7 +38,7 @@ def test_a_rotated_secret_counts_at_once_and_the_old_one_lapses(
     client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime,
     pg_sessions: sessionmaker[Session], box: SecretBox,
 ) -> None:
-    clock = _Clock()
+    clock = FakeClock()
     runtime.bridge_tenants = BridgeTenants(clock=clock)
     assert post_event(client, tenants.alpha, SECRET_A, event_body()).status_code == 202
     _rotate(pg_sessions, box, tenants.alpha, NEW_SECRET)
@@ -64,7 +57,7 @@ def test_a_disabled_tenant_is_seen_once_its_facts_lapse(
     client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime,
     pg_sessions: sessionmaker[Session],
 ) -> None:
-    clock = _Clock()
+    clock = FakeClock()
     runtime.bridge_tenants = BridgeTenants(clock=clock)
     assert post_event(client, tenants.alpha, SECRET_A, event_body()).status_code == 202
     with pg_sessions() as session, session.begin():
