@@ -72,7 +72,7 @@ class Coordination(Protocol):
     def event_id_state(self, tenant_id: int, event_id: str) -> str | None: ...
     def mark_pending(self, tenant_id: int, user_link_ids: list[int], ttl_s: float) -> list[int]: ...
     def any_pending(self) -> bool: ...
-    def clear_pending(self, tenant_id: int, user_link_id: int) -> None: ...
+    def clear_pending(self, tenant_id: int, *user_link_ids: int) -> None: ...
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None: ...
     def read_note(self, tenant_id: int, name: str) -> str | None: ...
     def drop_note(self, tenant_id: int, name: str) -> None: ...
@@ -281,9 +281,10 @@ class RedisCoordination:
             pipeline.set(self._key(tenant_id, f"pending:{link_id}"), "1", nx=True, px=math.ceil(ttl_s * 1000))
         return [link_id for link_id, fresh in zip(user_link_ids, pipeline.execute(), strict=True) if fresh]
 
-    def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
-        """The user's update has run: the next change may queue a new one."""
-        self._redis.delete(self._key(tenant_id, f"pending:{user_link_id}"))
+    def clear_pending(self, tenant_id: int, *user_link_ids: int) -> None:
+        """The users' updates have run: the next change may queue new ones (one round trip for a batch)."""
+        if user_link_ids:
+            self._redis.delete(*(self._key(tenant_id, f"pending:{link_id}") for link_id in user_link_ids))
 
     def note(self, tenant_id: int, name: str, value: str, ttl_s: float) -> None:
         """A short-lived fact about the tenant shared between processes (e.g. a bridge test event arrived)."""
@@ -416,9 +417,10 @@ class LocalCoordination:
                 self._pending[(tenant_id, link_id)] = now + ttl_s
             return fresh
 
-    def clear_pending(self, tenant_id: int, user_link_id: int) -> None:
+    def clear_pending(self, tenant_id: int, *user_link_ids: int) -> None:
         with self._lock:
-            self._pending.pop((tenant_id, user_link_id), None)
+            for link_id in user_link_ids:
+                self._pending.pop((tenant_id, link_id), None)
 
     def any_pending(self) -> bool:
         with self._lock:

@@ -52,6 +52,5 @@ def apply_starface_batch(self: TenantTask, tenant_id: int, items: list[list[Any]
         retrying = set(result.get("retrying", ()))
         return result
     finally:
-        for link_id, _, _ in pairs:
-            if link_id not in retrying:
-                coordination.clear_pending(tenant_id, link_id)
+        done = [link_id for link_id, _, _ in pairs if link_id not in retrying]
+        coordination.clear_pending(tenant_id, *done)  # one round trip for the batch

@@ -111,6 +111,10 @@ def test_it_queues_one_update_per_user_until_it_has_run(redis_client: redis.Redi
     assert coordination.mark_pending(2, [10], ttl_s=60) == [10]  # per tenant
     coordination.clear_pending(1, 10)
     assert coordination.mark_pending(1, [10, 11], ttl_s=60) == [10]
+    coordination.clear_pending(1, 10, 11, 12)  # a batch's users in one round trip
+    coordination.clear_pending(1)  # none: nothing to do
+    assert coordination.mark_pending(1, [10, 11, 12], ttl_s=60) == [10, 11, 12]
+    assert coordination.mark_pending(2, [10], ttl_s=60) == []  # the other tenant's mark stays
 
 
 def test_a_packed_poll_admits_its_tenants_in_one_round_trip_each_as_alone(redis_client: redis.Redis) -> None:
