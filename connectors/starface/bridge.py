@@ -1,8 +1,9 @@
 """`StarfaceBridgeClient`: the bridge module's XML-RPC entry points (tier 2; contract v1).
 
-Requests are marshalled with the standard library (`xmlrpc.client.dumps/loads`) and sent over httpx to
-`{pbx}/xml-rpc?de.vertico.starface.auth={uci_token}`. The UCI token is a password equivalent: it never
-appears in a message, and `_redact` keeps it out of httpx's request log line.
+Requests are marshalled with the standard library (`xmlrpc.client.dumps/loads`) and sent through an httpx
+transport (connectors/http_clients.py: send) to `{pbx}/xml-rpc?de.vertico.starface.auth={uci_token}`.
+The UCI token is a password equivalent: it never appears in a message, and `_redact` keeps it out of
+httpx's request log line wherever an httpx client prints one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from xml.parsers.expat import ExpatError
 import httpx
 
 from connectors import egress
-from connectors.http_clients import DEFAULT_CONNECTIONS, ClientsByThread
+from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, ClientsByThread, send, timeouts
 from connectors.starface import _redact
 from connectors.starface._auth import uci_token
 from connectors.starface._errors import (
@@ -75,14 +76,13 @@ class StarfaceBridgeClient:
         tls = tls_context(verify)
         auth = {"de.vertico.starface.auth": uci_token(login_id, password)}
         # ``connections``: requests this client may send at once (the PBX gate's limit).
-        self._http = ClientsByThread(lambda limits: httpx.Client(
-            base_url=self._base_url,
-            verify=tls,
-            timeout=timeout,
-            transport=transport or egress.transport_for(tls, limits),
-            limits=limits,
-            params=auth,
-        ), connections)
+        self._http = ClientsByThread(
+            lambda limits: transport or egress.transport_for(tls, limits) or httpx.HTTPTransport(verify=tls,
+                                                                                              limits=limits),
+            connections)
+        self._url = httpx.URL(self._base_url + "/xml-rpc", params=auth)
+        self._headers = {**DEFAULT_HEADERS, "Content-Type": "text/xml"}
+        self._timeouts = timeouts(timeout)
         self.requests_made = 0
 
     def __repr__(self) -> str:
@@ -200,9 +200,9 @@ class StarfaceBridgeClient:
         self.requests_made += 1
         started = time.perf_counter()
         try:
-            response = self._http.client().post(
-                "/xml-rpc", content=body.encode("utf-8"), headers={"Content-Type": "text/xml"}
-            )
+            request = httpx.Request("POST", self._url, content=body.encode("utf-8"), headers=self._headers,
+                                    extensions={"timeout": self._timeouts})
+            response = send(self._http.client(), request)
         except egress.InternalAddressRefused as exc:
             raise address_refused(self._base_url, exc) from None
         except httpx.TimeoutException as exc:

@@ -26,7 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from connectors import egress
-from connectors.http_clients import DEFAULT_CONNECTIONS, ClientsByThread
+from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, ClientsByThread, send, timeouts
 from connectors.starface._auth import login_secret
 from connectors.starface._errors import (
     StarfaceError,
@@ -116,14 +116,12 @@ class StarfaceRestClient:
         self._timeout = timeout
         tls = tls_context(verify)
         # ``connections``: requests this client may send at once (the PBX gate's limit).
-        self._http = ClientsByThread(lambda limits: httpx.Client(
-            base_url=self._base_url + "/rest",
-            verify=tls,
-            timeout=timeout,
-            transport=transport or egress.transport_for(tls, limits),
-            limits=limits,
-            headers={"X-Version": "2", "Accept": "application/json"},
-        ), connections)
+        self._http = ClientsByThread(
+            lambda limits: transport or egress.transport_for(tls, limits) or httpx.HTTPTransport(verify=tls,
+                                                                                              limits=limits),
+            connections)
+        self._headers = {**DEFAULT_HEADERS, "X-Version": "2", "Accept": "application/json"}
+        self._timeouts = timeouts(timeout)
         self._token: str | None = None
         self._lock = threading.Lock()
         self.requests_made = 0
@@ -276,7 +274,10 @@ class StarfaceRestClient:
         self.requests_made += 1
         started = time.perf_counter()
         try:
-            response = self._http.client().request(method, path, json=json, headers=headers)
+            request = httpx.Request(method, f"{self._base_url}/rest{path}", json=json,
+                                    headers={**self._headers, **headers} if headers else self._headers,
+                                    extensions={"timeout": self._timeouts})
+            response = send(self._http.client(), request)
         except egress.InternalAddressRefused as exc:
             raise address_refused(self._base_url, exc) from None
         except httpx.TimeoutException as exc:

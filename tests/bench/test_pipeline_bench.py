@@ -157,8 +157,9 @@ def test_the_webhook_benchmark_times_an_accepted_event(tmp_path: Path) -> None:
     assert result["statements_per_event"] == 0  # the tenant's bridge secret is kept (sync/bridge_tenants.py)
 
 
-def test_the_http_pools_benchmark_times_both_arrangements(tmp_path: Path) -> None:
+def test_the_http_pools_benchmark_times_every_arrangement(tmp_path: Path) -> None:
     result = _one_process_bench(tmp_path, "http_pools.py", "--threads", "8", "--requests", "5",
                                 "--rounds", "1")
-    assert set(result["cpu_us_per_request"]) == {"one_client", "clients_by_thread"}
+    assert set(result["cpu_us_per_request"]) == {"one_client", "clients_by_thread", "transports_by_thread"}
     assert all(value > 0 for value in result["cpu_us_per_request"].values()) and result["ratio"] > 0
+    assert result["ratio_transports_to_clients"] > 0
