@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, and_, any_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Integer, Text, and_, any_, bindparam, cast, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -104,8 +104,16 @@ def _of_users(session: Session, ids: list[int]) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
         # One array parameter: the statement text is the same for every batch size, so neither
         # SQLAlchemy nor psycopg re-renders or re-prepares it (650 IN-parameters cost a quarter of a poll).
-        return AppliedState.user_link_id == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+        return AppliedState.user_link_id == any_(cast(bindparam("ids", id_array(ids), type_=Text),
+                                                      ARRAY(Integer)))
     return AppliedState.user_link_id.in_(ids)
+
+
+def id_array(ids: Iterable[int]) -> str:
+    """Integer ids as ONE PostgreSQL array literal ('{1,2,3}'), bound as text and cast to an array in the
+    statement. psycopg dumps a Python list element by element in Python: 919 against 247 us of CPU for
+    the 650 ids of a poll batch, a twentieth of the batch. ``int()`` keeps anything else out."""
+    return "{" + ",".join(map(str, map(int, ids))) + "}"
 
 
 def is_claimed(row: AppliedState | AppliedView | None, now: datetime) -> bool:
@@ -402,7 +410,8 @@ def claim_many(
                 if claim(session, user_link_id=link_id, target=target, expected_version=version,
                          claim_id=claim_id, claim_fields=fields, expires_at=expires_at, now=now)}
     rows = session.execute(_CLAIM_MANY, {
-        "ids": [link_id for link_id, _, _ in items], "versions": [version for _, version, _ in items],
+        "ids": id_array(link_id for link_id, _, _ in items),
+        "versions": id_array(version for _, version, _ in items),
         "claim_fields": [json.dumps(fields) for _, _, fields in items], "claim_id": claim_id,
         "expires_at": expires_at, "now": now, "target": target,
     })
@@ -428,7 +437,7 @@ def complete_claims(
                                   fields=fields, owned=owned, observed_at=observed_at,
                                   observed_seq=observed_seq, now=now)}
     rows = session.execute(_COMPLETE_MANY, {
-        "ids": [item[0] for item in items], "fields": [json.dumps(item[1]) for item in items],
+        "ids": id_array(item[0] for item in items), "fields": [json.dumps(item[1]) for item in items],
         "owned": [json.dumps(sorted(item[2])) for item in items], "observed_at": [item[3] for item in items],
         "observed_seq": [item[4] for item in items], "claim_id": claim_id, "target": target, "now": now,
     })
@@ -445,5 +454,6 @@ def release_claims(session: Session, *, target: str, claim_id: str,
         released = {link_id: release_claim(session, user_link_id=link_id, target=target, claim_id=claim_id)
                     for link_id in user_link_ids}
         return {link_id: version for link_id, version in released.items() if version is not None}
-    rows = session.execute(_RELEASE_MANY, {"ids": user_link_ids, "target": target, "claim_id": claim_id})
+    rows = session.execute(_RELEASE_MANY, {"ids": id_array(user_link_ids), "target": target,
+                                           "claim_id": claim_id})
     return {link_id: version for link_id, version in rows}

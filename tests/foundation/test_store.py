@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +15,7 @@ from models.store import (
     claim,
     compare_and_set,
     complete_claim,
+    id_array,
     load_applied_states,
     record_change,
     release_claim,
@@ -197,3 +199,10 @@ def test_a_recorded_state_never_takes_an_updates_claim_or_its_intent(
     with sessions() as session:
         row = load_applied_states(session, [link_id])[(link_id, "starface")]
     assert row.fields == {"dnd_manual": True} and row.claim_fields == {"dnd": "set"}
+
+
+def test_ids_are_bound_as_one_array_literal_of_integers_only() -> None:
+    assert id_array([3, 1, 2]) == "{3,1,2}"
+    assert id_array([]) == "{}"
+    with pytest.raises(ValueError):
+        id_array(["1},{2"])  # type: ignore[list-item]  # nothing but integers reaches the statement
