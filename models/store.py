@@ -344,13 +344,14 @@ def append_changes(session: Session, entries: list[dict[str, Any]]) -> None:
 # outcome the single-row calls would, user by user. Other databases (SQLite, the embedded mode) run the
 # single-row calls in a loop.
 
+# A batch's per-user values travel as ONE JSON document, unpacked by jsonb_to_recordset: psycopg dumps a
+# Python list parameter element by element in Python, and the claims' and records' JSON documents as
+# lists of strings were a twentieth of an apply worker's CPU in a burst.
 _CLAIM_MANY = text("""
 UPDATE applied_state AS a
    SET version = a.version + 1, claim_id = :claim_id, claim_expires_at = :expires_at,
        claim_fields = v.claim_fields
-  FROM (SELECT unnest(CAST(:ids AS integer[])) AS user_link_id,
-               unnest(CAST(:versions AS bigint[])) AS version,
-               unnest(CAST(:claim_fields AS jsonb[])) AS claim_fields) AS v
+  FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_link_id integer, version bigint, claim_fields jsonb)
  WHERE a.user_link_id = v.user_link_id AND a.target = :target AND a.version = v.version
    AND (a.claim_id IS NULL OR a.claim_expires_at < :now)
 RETURNING a.user_link_id
@@ -361,11 +362,8 @@ UPDATE applied_state AS a
    SET version = a.version + 1, fields = v.fields, owned = v.owned, observed_at = v.observed_at,
        observed_seq = v.observed_seq, applied_at = :now, claim_id = NULL, claim_expires_at = NULL,
        claim_fields = NULL
-  FROM (SELECT unnest(CAST(:ids AS integer[])) AS user_link_id,
-               unnest(CAST(:fields AS jsonb[])) AS fields,
-               unnest(CAST(:owned AS jsonb[])) AS owned,
-               unnest(CAST(:observed_at AS timestamptz[])) AS observed_at,
-               unnest(CAST(:observed_seq AS varchar[])) AS observed_seq) AS v
+  FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+       AS v(user_link_id integer, fields jsonb, owned jsonb, observed_at timestamptz, observed_seq varchar)
  WHERE a.user_link_id = v.user_link_id AND a.target = :target AND a.claim_id = :claim_id
 RETURNING a.user_link_id
 """)
@@ -382,14 +380,18 @@ def _postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-#: ``ensure_rows``' statement, built once per dialect: a multi-VALUES INSERT built per call was compiled
-#: anew for every batch size (a tenth of an apply worker's CPU in a burst of first changes, issue 14).
-_ENSURE_ROWS = {
-    "postgresql": postgresql_insert(AppliedState.__table__).on_conflict_do_nothing(
-        index_elements=["user_link_id", "target"]),
-    "sqlite": sqlite_insert(AppliedState.__table__).on_conflict_do_nothing(
-        index_elements=["user_link_id", "target"]),
-}
+#: ``ensure_rows``' statement on PostgreSQL: the ids as ONE array parameter (``id_array``), so psycopg
+#: dumps no row of parameters per user (a burst of 2,000 first changes creates a row for each).
+_ENSURE_ROWS_PG = text("""
+INSERT INTO applied_state (tenant_id, user_link_id, target, version, fields, owned, applied_at)
+SELECT :tenant_id, ids.user_link_id, :target, 1, '{}'::jsonb, '[]'::jsonb, :now
+  FROM unnest(CAST(:ids AS integer[])) AS ids(user_link_id)
+ON CONFLICT (user_link_id, target) DO NOTHING
+""")
+#: Elsewhere (SQLite, the embedded mode) one INSERT of many rows, built once: a multi-VALUES INSERT built
+#: per call was compiled anew for every batch size (issue 14).
+_ENSURE_ROWS_SQLITE = sqlite_insert(AppliedState.__table__).on_conflict_do_nothing(
+    index_elements=["user_link_id", "target"])
 
 
 def ensure_rows(session: Session, *, tenant_id: int, target: str, user_link_ids: Iterable[int]) -> None:
@@ -397,7 +399,11 @@ def ensure_rows(session: Session, *, tenant_id: int, target: str, user_link_ids:
     ids = sorted(set(user_link_ids))
     if not ids:
         return
-    session.connection().execute(_ENSURE_ROWS[session.get_bind().dialect.name], [
+    if _postgresql(session):
+        session.connection().execute(_ENSURE_ROWS_PG, {"tenant_id": tenant_id, "target": target,
+                                                       "ids": id_array(ids), "now": utcnow()})
+        return
+    session.connection().execute(_ENSURE_ROWS_SQLITE, [
         {"tenant_id": tenant_id, "user_link_id": link_id, "target": target, "version": 1, "fields": {},
          "owned": []} for link_id in ids])
 
@@ -420,12 +426,10 @@ def claim_many(
         return {link_id for link_id, version, fields in items
                 if claim(session, user_link_id=link_id, target=target, expected_version=version,
                          claim_id=claim_id, claim_fields=fields, expires_at=expires_at, now=now)}
-    rows = session.execute(_CLAIM_MANY, {
-        "ids": id_array(link_id for link_id, _, _ in items),
-        "versions": id_array(version for _, version, _ in items),
-        "claim_fields": [json.dumps(fields) for _, _, fields in items], "claim_id": claim_id,
-        "expires_at": expires_at, "now": now, "target": target,
-    })
+    batch = json.dumps([{"user_link_id": link_id, "version": version, "claim_fields": fields}
+                        for link_id, version, fields in items])
+    rows = session.execute(_CLAIM_MANY, {"rows": batch, "claim_id": claim_id, "expires_at": expires_at,
+                                         "now": now, "target": target})
     return {link_id for (link_id,) in rows}
 
 
@@ -447,11 +451,12 @@ def complete_claims(
                 if complete_claim(session, user_link_id=link_id, target=target, claim_id=claim_id,
                                   fields=fields, owned=owned, observed_at=observed_at,
                                   observed_seq=observed_seq, now=now)}
-    rows = session.execute(_COMPLETE_MANY, {
-        "ids": id_array(item[0] for item in items), "fields": [json.dumps(item[1]) for item in items],
-        "owned": [json.dumps(sorted(item[2])) for item in items], "observed_at": [item[3] for item in items],
-        "observed_seq": [item[4] for item in items], "claim_id": claim_id, "target": target, "now": now,
-    })
+    batch = json.dumps([{"user_link_id": link_id, "fields": fields, "owned": sorted(owned),
+                         "observed_at": observed_at.isoformat() if observed_at is not None else None,
+                         "observed_seq": observed_seq}
+                        for link_id, fields, owned, observed_at, observed_seq in items])
+    rows = session.execute(_COMPLETE_MANY, {"rows": batch, "claim_id": claim_id, "target": target,
+                                            "now": now})
     return {link_id for (link_id,) in rows}
 
 

@@ -13,12 +13,16 @@ from models import AppliedState, ChangeLog
 from models.crypto import SecretBox
 from models.store import (
     claim,
+    claim_many,
     compare_and_set,
     complete_claim,
+    complete_claims,
+    ensure_rows,
     id_array,
     load_applied_states,
     record_change,
     release_claim,
+    release_claims,
 )
 from tests.support.factories import make_tenant, make_user_links
 from tests.support.query_counter import count_queries
@@ -206,3 +210,32 @@ def test_ids_are_bound_as_one_array_literal_of_integers_only() -> None:
     assert id_array([]) == "{}"
     with pytest.raises(ValueError):
         id_array(["1},{2"])  # type: ignore[list-item]  # nothing but integers reaches the statement
+
+
+def test_a_batch_claims_records_and_releases_user_by_user_as_the_single_calls_do(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    tenant_id, (first, second, third) = _setup(sessions, box, users=3)
+    with sessions.begin() as session:
+        ensure_rows(session, tenant_id=tenant_id, target="starface", user_link_ids=[first, second, third])
+        ensure_rows(session, tenant_id=tenant_id, target="starface", user_link_ids=[first])  # exists: kept
+        assert _cas(session, tenant_id, third, 1, True, T0)  # the third moved on: version 2
+    with sessions.begin() as session:
+        won = claim_many(session, target="starface", claim_id="c1", expires_at=T0 + timedelta(minutes=1),
+                         now=T0, items=[(first, 1, {"dnd": "set"}), (second, 1, {"dnd": "set"}),
+                                        (third, 1, {"dnd": "set"})])
+        assert won == {first, second}  # the third's plan was made from a version that is gone
+    with sessions.begin() as session:
+        recorded = complete_claims(session, target="starface", claim_id="c1", now=T0, items=[
+            (first, {"dnd": True, "chat_text": "Im Gespräch"}, ["dnd", "chat_text"], T0, "seq-9"),
+            (third, {"dnd": False}, [], None, None)])  # not held under c1: not recorded
+        assert recorded == {first}
+        released = release_claims(session, target="starface", claim_id="c1", user_link_ids=[second])
+        assert released == {second: 3}
+    with sessions() as session:
+        rows = {row.user_link_id: row for row in session.scalars(select(AppliedState))}
+    assert (rows[first].version, rows[first].fields, sorted(rows[first].owned)) == (
+        3, {"dnd": True, "chat_text": "Im Gespräch"}, ["chat_text", "dnd"])
+    assert (rows[first].observed_at, rows[first].observed_seq, rows[first].claim_id) == (T0, "seq-9", None)
+    assert (rows[second].version, rows[second].fields, rows[second].claim_id) == (3, {}, None)
+    assert (rows[third].version, rows[third].fields) == (2, {"dnd": True})
