@@ -17,7 +17,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import NullType
 
 from models.base import utcnow
@@ -43,18 +42,38 @@ class AppliedView(Protocol):
     def claim_fields(self) -> dict[str, Any] | None: ...
 
 
+_VIEW_COLUMNS = (AppliedState.id, AppliedState.user_link_id, AppliedState.target, AppliedState.fields,
+                 AppliedState.version, AppliedState.claim_id, AppliedState.claim_expires_at,
+                 AppliedState.claim_fields)
+
+# On PostgreSQL the users come as ONE array parameter (``id_array``): the statement text is the same for
+# every batch size, so neither SQLAlchemy nor psycopg re-renders or re-prepares it (650 IN-parameters cost
+# a quarter of a poll), and the statements every poll runs are built once and run on the session's
+# connection, not through the ORM (building and compiling them per call cost more CPU than PostgreSQL's
+# answer, issue 14). The parameter is left untyped, so PostgreSQL takes it as integer[] and parses it once
+# per execution: typed as text (``::TEXT``) the cast was evaluated per row scanned, 35 ms per poll's read.
+_OF_USERS_PG = AppliedState.user_link_id == any_(cast(bindparam("ids", type_=NullType()), ARRAY(Integer)))
+_STATES_PG = select(AppliedState).where(_OF_USERS_PG)
+_VIEWS_PG = select(*_VIEW_COLUMNS).where(_OF_USERS_PG)
+_HEADS_PG = (
+    select(AppliedState.user_link_id,
+           func.max(AppliedState.id).filter(AppliedState.target == Target.STARFACE.value),
+           func.max(AppliedState.version).filter(AppliedState.target == Target.STARFACE.value),
+           func.max(AppliedState.id).filter(AppliedState.target == Target.TEAMS.value),
+           func.max(AppliedState.version).filter(AppliedState.target == Target.TEAMS.value))
+    .where(_OF_USERS_PG).group_by(AppliedState.user_link_id))
+
+
 def load_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedState]:
     """All applied states (every target) of these users, in ONE query, keyed by (user link id, target)."""
     ids = list(user_link_ids)
     if not ids:
         return {}
-    rows = session.scalars(select(AppliedState).where(_of_users(session, ids)))
+    if _postgresql(session):
+        rows = session.scalars(_STATES_PG, {"ids": id_array(ids)})
+    else:
+        rows = session.scalars(select(AppliedState).where(AppliedState.user_link_id.in_(ids)))
     return {(row.user_link_id, row.target): row for row in rows}
-
-
-_VIEW_COLUMNS = (AppliedState.id, AppliedState.user_link_id, AppliedState.target, AppliedState.fields,
-                 AppliedState.version, AppliedState.claim_id, AppliedState.claim_expires_at,
-                 AppliedState.claim_fields)
 
 
 def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[StateKey, AppliedView]:
@@ -67,7 +86,7 @@ def read_applied_states(session: Session, user_link_ids: Iterable[int]) -> dict[
     if _postgresql(session):
         rows = session.connection().execute(_VIEWS_PG, {"ids": id_array(ids)})
     else:
-        rows = session.execute(select(*_VIEW_COLUMNS).where(_of_users(session, ids)))
+        rows = session.execute(select(*_VIEW_COLUMNS).where(AppliedState.user_link_id.in_(ids)))
     return {(row.user_link_id, row.target): row for row in rows}  # type: ignore[misc]
 
 
@@ -97,30 +116,6 @@ def read_applied_heads(session: Session, user_link_ids: Iterable[int]) -> dict[i
     rows = session.connection().execute(_HEADS_PG, {"ids": id_array(ids)})
     return {link_id: (starface_id, starface_version, teams_id, teams_version)
             for link_id, starface_id, starface_version, teams_id, teams_version in rows}
-
-
-def _of_users(session: Session, ids: list[int]) -> ColumnElement[bool]:
-    if session.get_bind().dialect.name == "postgresql":
-        return AppliedState.user_link_id == any_(cast(bindparam("ids", id_array(ids), type_=NullType()),
-                                                      ARRAY(Integer)))
-    return AppliedState.user_link_id.in_(ids)
-
-
-# One array parameter (``id_array``): the statement text is the same for every batch size, so neither
-# SQLAlchemy nor psycopg re-renders or re-prepares it (650 IN-parameters cost a quarter of a poll). The
-# statements every poll runs are built once and run on the session's connection, not through the ORM:
-# building and compiling them per call cost more CPU than PostgreSQL's answer (issue 14).
-# The parameter is left untyped, so PostgreSQL takes it as integer[] and parses it once per execution:
-# typed as text (SQLAlchemy's ``::TEXT``) the cast was evaluated per row scanned, 35 ms per poll's read.
-_OF_USERS_PG = AppliedState.user_link_id == any_(cast(bindparam("ids", type_=NullType()), ARRAY(Integer)))
-_VIEWS_PG = select(*_VIEW_COLUMNS).where(_OF_USERS_PG)
-_HEADS_PG = (
-    select(AppliedState.user_link_id,
-           func.max(AppliedState.id).filter(AppliedState.target == Target.STARFACE.value),
-           func.max(AppliedState.version).filter(AppliedState.target == Target.STARFACE.value),
-           func.max(AppliedState.id).filter(AppliedState.target == Target.TEAMS.value),
-           func.max(AppliedState.version).filter(AppliedState.target == Target.TEAMS.value))
-    .where(_OF_USERS_PG).group_by(AppliedState.user_link_id))
 
 
 def id_array(ids: Iterable[int]) -> str:

@@ -212,7 +212,7 @@ def test_the_id_array_reaches_postgresql_untyped_so_it_is_parsed_once_not_per_ro
 
     from models import store
 
-    for statement in (store._HEADS_PG, store._VIEWS_PG):
+    for statement in (store._HEADS_PG, store._VIEWS_PG, store._STATES_PG):
         sql = str(statement.compile(dialect=postgresql.psycopg.dialect()))
         assert "ANY (CAST(%(ids)s AS INTEGER[]))" in sql, sql
 
