@@ -9,20 +9,23 @@ handful. A thread is given a client the first time it asks (round robin) and kee
 their kept-alive connections outlive the threads.
 
 The STARFACE clients send through the transport (``send``), not an ``httpx.Client``: with no redirects to
-follow, no cookies, auth or hooks of ours, the client's layers around the transport were a quarter of a
-request's CPU (bench/http_pools.py: 1,322 -> 978 us per request at 32 threads), and a burst makes three
-requests per change.
+follow, no cookies, auth or hooks of ours, the client's layers around the transport were a sixth of a
+request's CPU (bench/http_pools.py: 1,221 -> 1,023 us per request at 32 threads), and a burst makes
+three requests per change.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 import httpx
+
+from connectors import egress
 
 #: Connections each client keeps alive: what a lane of one user's requests and a few neighbours need.
 PER_CLIENT = 4
@@ -76,6 +79,19 @@ class ClientsByThread(Generic[C]):
     def close(self) -> None:
         for client in self._clients:
             client.close()
+
+
+def transports_for(verify: ssl.SSLContext | str | bool, in_flight: int,
+                   given: httpx.BaseTransport | None = None) -> ClientsByThread[httpx.BaseTransport]:
+    """A STARFACE client's transports for ``in_flight`` requests at once: refusing internal addresses
+    while the process does (connectors/egress.py), else httpx's own; ``given`` (a test's) alone."""
+    if given is not None:
+        return ClientsByThread(lambda _: given, 1)
+
+    def build(limits: httpx.Limits) -> httpx.BaseTransport:
+        return egress.transport_for(verify, limits) or httpx.HTTPTransport(verify=verify, limits=limits)
+
+    return ClientsByThread(build, in_flight)
 
 
 def timeouts(seconds: float) -> dict[str, float | None]:

@@ -19,7 +19,7 @@ from xml.parsers.expat import ExpatError
 import httpx
 
 from connectors import egress
-from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, ClientsByThread, send, timeouts
+from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, send, timeouts, transports_for
 from connectors.starface import _redact
 from connectors.starface._auth import uci_token
 from connectors.starface._errors import (
@@ -76,10 +76,7 @@ class StarfaceBridgeClient:
         tls = tls_context(verify)
         auth = {"de.vertico.starface.auth": uci_token(login_id, password)}
         # ``connections``: requests this client may send at once (the PBX gate's limit).
-        self._http = ClientsByThread(
-            lambda limits: transport or egress.transport_for(tls, limits) or httpx.HTTPTransport(verify=tls,
-                                                                                              limits=limits),
-            connections)
+        self._http = transports_for(tls, connections, transport)
         self._url = httpx.URL(self._base_url + "/xml-rpc", params=auth)
         self._headers = {**DEFAULT_HEADERS, "Content-Type": "text/xml"}
         self._timeouts = timeouts(timeout)

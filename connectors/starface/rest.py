@@ -26,7 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from connectors import egress
-from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, ClientsByThread, send, timeouts
+from connectors.http_clients import DEFAULT_CONNECTIONS, DEFAULT_HEADERS, send, timeouts, transports_for
 from connectors.starface._auth import login_secret
 from connectors.starface._errors import (
     StarfaceError,
@@ -116,10 +116,7 @@ class StarfaceRestClient:
         self._timeout = timeout
         tls = tls_context(verify)
         # ``connections``: requests this client may send at once (the PBX gate's limit).
-        self._http = ClientsByThread(
-            lambda limits: transport or egress.transport_for(tls, limits) or httpx.HTTPTransport(verify=tls,
-                                                                                              limits=limits),
-            connections)
+        self._http = transports_for(tls, connections, transport)
         self._headers = {**DEFAULT_HEADERS, "X-Version": "2", "Accept": "application/json"}
         self._timeouts = timeouts(timeout)
         self._token: str | None = None

@@ -1,5 +1,5 @@
-"""A STARFACE client spreads its requests over small httpx clients, one per thread
-(connectors/http_clients.py)."""
+"""A STARFACE client spreads its requests over small httpx pools (transports in production, clients in
+the benchmark), one per thread (connectors/http_clients.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import httpx
 
-from connectors.http_clients import PER_CLIENT, ClientsByThread
+from connectors.http_clients import PER_CLIENT, ClientsByThread, transports_for
 
 
 def test_each_thread_keeps_one_client_and_threads_are_spread_round_robin() -> None:
@@ -47,3 +47,15 @@ def test_a_small_limit_is_one_client_with_that_many_connections() -> None:
         assert clients.client() is clients.client()
     finally:
         clients.close()
+
+
+def test_a_starface_client_gets_small_transports_or_the_one_a_test_gives() -> None:
+    split = transports_for(True, 32)
+    given = httpx.HTTPTransport()
+    alone = transports_for(True, 32, given)
+    try:
+        assert len(split) == 32 // PER_CLIENT and isinstance(split.client(), httpx.HTTPTransport)
+        assert len(alone) == 1 and alone.client() is given  # not 8 references to close 8 times
+    finally:
+        split.close()
+        alone.close()
