@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from connectors.starface import (
     verify_webhook,
 )
 from simulators.starface import StarfaceSimControl, StarfaceSimulator
+from simulators.starface._webhooks import _Poster
 from tests.starface.conftest import BOB, BRIDGE_SECRET, Received, WebhookReceiver
 
 NOW = 1_764_150_000.0
@@ -235,3 +239,52 @@ def test_a_pbx_without_bridge_sends_no_events(seed: dict) -> None:
         assert control.webhooks()["installed"] is False
         assert control.user_state("1101")["dnd"] is True
         control.close()
+
+
+def test_the_simulated_bridge_keeps_one_idle_connection_whichever_thread_posts() -> None:
+    """sendTestEvent runs on the control API's threads, one per request: each used to keep a connection of
+    its own for good. A connection the receiver closed while idle is replaced, not used."""
+    connections: set[tuple[str, int]] = set()
+    closed = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            connections.add(self.client_address)  # one client address per TCP connection
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            # closed afterwards without saying so, as a server does with a connection left idle too long
+            self.close_connection = self.headers.get("X-Test-Close") == "yes"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        def shutdown_request(self, request: Any) -> None:
+            super().shutdown_request(request)
+            closed.set()
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/starface/1"
+    poster = _Poster(timeout_s=5.0, verify=True)
+    try:
+        answers: list[int] = []
+        for _ in range(5):
+            thread = threading.Thread(target=lambda: answers.append(poster.post(url, b"{}", {})[0]))
+            thread.start()
+            thread.join()
+        assert answers == [202] * 5
+        assert len(connections) == 1 and poster.idle_connections() == 1
+
+        assert poster.post(url, b"{}", {"X-Test-Close": "yes"})[0] == 202
+        assert closed.wait(timeout=5)
+        assert poster.post(url, b"{}", {})[0] == 202  # on a new connection, not the closed one
+        assert len(connections) == 2 and poster.idle_connections() == 1
+    finally:
+        poster.close()
+        server.shutdown()
+        server.server_close()
