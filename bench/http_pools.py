@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "method": (f"{args.threads} threads x {args.requests} GETs to a local stdlib HTTP server in another "
                    f"process, in turn one httpx client of {args.threads} kept connections, ClientsByThread "
-                   f"of "
-                   f"{len(split)} httpx clients and ClientsByThread of {len(transports)} transports sent "
+                   f"of {len(split)} httpx clients and ClientsByThread of {len(transports)} transports sent "
                    f"through directly; CPU time of this process per request, median of {args.rounds} rounds"),
         "cpu_us_per_request": medians,
         "rounds": {name: [round(v, 1) for v in values] for name, values in figures.items()},
