@@ -28,6 +28,8 @@ from typing import Protocol
 
 import redis
 
+from connectors.starface import WebhookReplayed
+
 PRESENCE_LIMIT = 1500
 PRESENCE_WINDOW_S = 30.0
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Coordination(Protocol):
     def blocked_for_many(self, tenant_ids: list[int]) -> list[float]: ...
     def take_many(self, tenant_ids: list[int]) -> list[float]: ...
     def add_event_id_if_new(self, tenant_id: int, event_id: str) -> bool: ...
+    def admit_event_id(self, tenant_id: int, event_id: str, echo_note: str | None) -> str: ...
     def discard_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def confirm_event_id(self, tenant_id: int, event_id: str) -> None: ...
     def event_id_state(self, tenant_id: int, event_id: str) -> str | None: ...
@@ -182,6 +185,22 @@ return tostring(cap)
 """
 
 
+_ADMIT_EVENT_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[3])) then
+  if #KEYS > 1 and redis.call('DEL', KEYS[2]) == 1 then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[4]))
+    return 'echo'
+  end
+  return 'new'
+end
+return redis.call('GET', KEYS[1]) or ARGV[1]
+"""
+
+#: What ``admit_event_id`` answers besides the state of an id recorded before (EVENT_PENDING, EVENT_DONE).
+EVENT_NEW = "new"
+EVENT_ECHO = "echo"
+
+
 _TAKE_SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -213,6 +232,7 @@ class RedisCoordination:
         self._take = client.register_script(_TAKE_SCRIPT)
         self._pbx_acquire = client.register_script(_PBX_ACQUIRE_SCRIPT)
         self._pbx_penalize = client.register_script(_PBX_PENALIZE_SCRIPT)
+        self._admit_event = client.register_script(_ADMIT_EVENT_SCRIPT)
 
     @staticmethod
     def _key(tenant_id: int | str, what: str) -> str:
@@ -256,6 +276,18 @@ class RedisCoordination:
         bridge delivered it before."""
         key = self._key(tenant_id, f"event:{event_id}")
         return bool(self._redis.set(key, EVENT_PENDING, nx=True, ex=PENDING_EVENT_ID_TTL_S))
+
+    def admit_event_id(self, tenant_id: int, event_id: str, echo_note: str | None) -> str:
+        """``add_event_id_if_new`` and, for a new id, ``drop_notes([echo_note])`` with the id confirmed if
+        the note was there, in ONE round trip (a burst's echo events cost three before): EVENT_NEW (recorded
+        as pending), EVENT_ECHO (the note was dropped, the id is done), or the state of the id recorded
+        before (EVENT_PENDING, EVENT_DONE)."""
+        keys = [self._key(tenant_id, f"event:{event_id}")]
+        if echo_note is not None:
+            keys.append(self._key(tenant_id, f"note:{echo_note}"))
+        answer = self._admit_event(keys=keys, args=[EVENT_PENDING, EVENT_DONE, PENDING_EVENT_ID_TTL_S,
+                                                    EVENT_ID_TTL_S])
+        return answer.decode("utf-8") if isinstance(answer, bytes) else str(answer)
 
     def confirm_event_id(self, tenant_id: int, event_id: str) -> None:
         """Keeps a recorded id as done for EVENT_ID_TTL_S: its event was queued (or needs no work)."""
@@ -394,6 +426,19 @@ class LocalCoordination:
                 return False
             self._event_ids[(tenant_id, event_id)] = (EVENT_PENDING, now + PENDING_EVENT_ID_TTL_S)
             return True
+
+    def admit_event_id(self, tenant_id: int, event_id: str, echo_note: str | None) -> str:
+        with self._lock:
+            now = self._clock()
+            recorded = self._event_ids.get((tenant_id, event_id))
+            if recorded is not None and now < recorded[1]:
+                return recorded[0]
+            note = self._notes.pop((tenant_id, echo_note), None) if echo_note is not None else None
+            if note is not None and note[1] > now:
+                self._event_ids[(tenant_id, event_id)] = (EVENT_DONE, now + EVENT_ID_TTL_S)
+                return EVENT_ECHO
+            self._event_ids[(tenant_id, event_id)] = (EVENT_PENDING, now + PENDING_EVENT_ID_TTL_S)
+            return EVENT_NEW
 
     def confirm_event_id(self, tenant_id: int, event_id: str) -> None:
         with self._lock:
@@ -677,6 +722,20 @@ class TenantEventIds:
         if self._coordination.event_id_state(self._tenant_id, event_id) in (EVENT_PENDING, None):
             raise EventIdPending(event_id)
         return False
+
+    def admit(self, event_id: str, echo_note: str | None) -> bool:
+        """``add_if_new`` for a verified event, with the echo check in the same round trip: True if the event
+        echoes a noted write of ours (the note ``echo_note`` is dropped and the id kept as done), False for a
+        new id (now pending). Raises WebhookReplayed for an event handled before and EventIdPending while
+        another delivery of it is being queued."""
+        state = self._coordination.admit_event_id(self._tenant_id, event_id, echo_note)
+        if state == EVENT_ECHO:
+            return True
+        if state == EVENT_NEW:
+            return False
+        if state == EVENT_PENDING:
+            raise EventIdPending(event_id)
+        raise WebhookReplayed(event_id)  # done; "1" is what versions before the pending state recorded
 
     def discard(self, event_id: str) -> None:
         """Forgets an id whose event could not be queued, so the bridge's retry counts as new."""

@@ -10,9 +10,10 @@ of the 4,100 webhook requests and a third of the host's CPU (issue 14).
 So each write is noted just before it is sent (one Redis round trip for a user's writes; the note names
 the tenant, the account and the value written), and the receiver drops the note with the first event of
 origin "integration" that shows that value for that user: that one event is acknowledged and not queued.
-One note answers one event. A user's own DND change (origin "user") drops the user's DND notes, so another
-integration's DND write after it is judged in full. Every other event takes the usual path - an echo that
-finds no note (later than ``ECHO_NOTE_TTL_S``, or a second echo of one write) included, where
+One note answers one event; dropping it and recording the event id are one Redis round trip
+(``Coordination.admit_event_id``). A user's own DND change (origin "user") drops the user's DND notes, so
+another integration's DND write after it is judged in full. Every other event takes the usual path - an
+echo that finds no note (later than ``ECHO_NOTE_TTL_S``, or a second echo of one write) included, where
 rivals.observe_event tells echoes from evidence as before.
 """
 
@@ -62,22 +63,23 @@ class OwnWrites:
             self._coordination.note_many(self._tenant_id, names, ECHO_NOTE_TTL_S)
 
 
-def take_echo(coordination: Coordination, tenant_id: int, event: StarfaceEvent) -> bool:
-    """True if ``event`` is the echo of a noted write of ours (its note is dropped: it answers this one
-    event). A user's own DND change drops the user's DND notes and is never an echo."""
-    if event.origin == "user":
-        if event.type == "dnd":
-            coordination.drop_notes(tenant_id, [_dnd_note(event.account, True),
-                                                 _dnd_note(event.account, False)])
-        return False
+def echo_note(event: StarfaceEvent) -> str | None:
+    """The note a write of ours leaves for the echo ``event`` would be (None: this event echoes nothing of
+    ours). The receiver drops it together with recording the event id (``Coordination.admit_event_id``):
+    one round trip for an echo."""
     if event.origin != "integration":
-        return False
+        return None
     if event.type == "dnd" and event.dnd is not None:
-        name = _dnd_note(event.account, event.dnd)
-    elif event.type == "presence":
-        name = _chat_note(event.account, event.chat_presence_message or "")
-    elif event.type == "telephony" and event.telephony_state is not None:
-        name = _telephony_note(event.account, str(event.telephony_state))
-    else:
-        return False
-    return coordination.drop_notes(tenant_id, [name]) == 1
+        return _dnd_note(event.account, event.dnd)
+    if event.type == "presence":
+        return _chat_note(event.account, event.chat_presence_message or "")
+    if event.type == "telephony" and event.telephony_state is not None:
+        return _telephony_note(event.account, str(event.telephony_state))
+    return None
+
+
+def forget_dnd_notes(coordination: Coordination, tenant_id: int, event: StarfaceEvent) -> None:
+    """A user's own DND change drops the user's DND notes: another integration's DND write after it is
+    judged in full (it may be a rival sync), whatever note of ours still waits."""
+    if event.origin == "user" and event.type == "dnd":
+        coordination.drop_notes(tenant_id, [_dnd_note(event.account, True), _dnd_note(event.account, False)])

@@ -1,7 +1,7 @@
 """Receiving a STARFACE bridge event (``POST /hooks/starface/{tenant_id}``; contract: starface-bridge.md).
 
-Per request, in this order (fast: one Redis SET NX, one broker publish, the tenant's row at most every
-few seconds; no Graph, no PBX):
+Per request, in this order (fast: one Redis script, one broker publish, the tenant's row at most every
+few seconds; no Graph, no PBX; an echo of our own writes is one Redis round trip in all):
 1. Load the tenant named in the URL (kept for seconds in this process, known or not:
    sync/bridge_tenants.py). Unknown, or no bridge configured: the request is still verified, against a
    random secret no bridge has, so it gets exactly the 401 (same status, same body) a real bridge tenant
@@ -14,7 +14,8 @@ few seconds; no Graph, no PBX):
 3. A replayed eventId: 202 ``{"duplicate": id}``, not enqueued again (the bridge delivers at least once).
    The id is recorded as pending first and confirmed once the event is queued; a delivery arriving while it
    is pending gets 503 with Retry-After 1 (the first delivery may still fail).
-4. The echo of a write of ours (sync/echoes.py: one Redis DEL) needs no work: 202 ``{"ignored": id}``.
+4. The echo of a write of ours (sync/echoes.py) needs no work: 202 ``{"ignored": id}``; its note is dropped
+   and its id recorded as done in the one Redis round trip of step 3.
    Any other event goes to the events queue: 202 ``{"accepted": id}``. If the queue cannot take it, or
    anything else fails after the eventId was recorded: forget the eventId again, then 503, so the bridge's
    retry is accepted as new (an event is never lost to a "duplicate" answer). If Redis fails right then, so
@@ -40,12 +41,12 @@ from connectors.starface import (
     WebhookMalformed,
     WebhookRejected,
     WebhookReplayed,
-    verify_webhook,
+    verify_signed_event,
 )
 from sync.bridge_probe import note_test_event
 from sync.bridge_tenants import BridgeTenant
 from sync.coordination import PENDING_EVENT_ID_TTL_S, EventIdPending, TenantEventIds
-from sync.echoes import take_echo
+from sync.echoes import echo_note, forget_dnd_notes
 from sync.ports import QueueUnavailable, TaskQueue
 from sync.runtime import Runtime
 
@@ -69,13 +70,6 @@ RETRY_AFTER_S = 5
 _MAX_TENANT_ID = 2**31 - 1
 #: Verifies requests for unknown or bridge-less tenants: no bridge has it, so they fail like a bad signature.
 _DECOY_SECRET = secrets.token_hex(32)
-
-
-class _RecordsNothing:
-    """The event-id store for decoy verification (never reached: the signature cannot match)."""
-
-    def add_if_new(self, event_id: str) -> bool:
-        return False
 
 
 def _parse_tenant_id(raw: str) -> int | None:
@@ -107,7 +101,10 @@ def receive_event(
 
     store = TenantEventIds(runtime.coordination, tenant.id)
     try:
-        tenant, event = _verify(runtime, tenant, kept, store, headers, raw_body)
+        tenant, event = _verify(runtime, tenant, kept, headers, raw_body)
+        # A test event and a disabled tenant's events need no work, echo or not: their notes stay.
+        note = echo_note(event) if tenant.enabled and event.type != "test" else None
+        echo = store.admit(event.event_id, note)
     except SQLAlchemyError as exc:
         logger.error("tenant %s: cannot read the bridge secret again (%s); answered 503", tenant.id,
                      type(exc).__name__)
@@ -138,11 +135,11 @@ def receive_event(
         elif not tenant.enabled:
             logger.info("tenant %s is disabled; webhook event %s ignored", tenant.id, event.event_id)
             receipt = Receipt(202, {"ignored": event.event_id, "reason": "tenant is disabled"}, "ignored")
-        elif take_echo(runtime.coordination, tenant.id, event):
+        elif echo:  # its note is dropped and its id kept as done, in the round trip that recorded the id
             logger.debug("tenant %s: webhook event %s echoes a write of ours", tenant.id, event.event_id)
-            receipt = Receipt(202, {"ignored": event.event_id, "reason": "echo of a TeamsConnect write"},
-                              "echo")
+            return Receipt(202, {"ignored": event.event_id, "reason": "echo of a TeamsConnect write"}, "echo")
         else:
+            forget_dnd_notes(runtime.coordination, tenant.id, event)
             receipt = _enqueue(queue, store, tenant.id, event, received_at)
     except Exception as exc:  # the id is recorded: whatever failed, the bridge's retry must count as new
         _forget(store, tenant.id, event.event_id)
@@ -154,29 +151,29 @@ def receive_event(
     return receipt
 
 
-def _verify(runtime: Runtime, tenant: BridgeTenant, kept: bool, store: TenantEventIds,
-            headers: dict[str, str], raw_body: bytes) -> tuple[BridgeTenant, StarfaceEvent]:
-    """``verify_webhook`` with the tenant's secret; a request that fails a secret kept in this process
+def _verify(runtime: Runtime, tenant: BridgeTenant, kept: bool, headers: dict[str, str],
+            raw_body: bytes) -> tuple[BridgeTenant, StarfaceEvent]:
+    """``verify_signed_event`` with the tenant's secret; a request that fails a secret kept in this process
     is checked against the stored one, so a rotated secret counts at once (sync/bridge_tenants.py)."""
     try:
-        return tenant, verify_webhook(tenant.bridge_secret, headers, raw_body, now=time.time(), seen=store)
+        return tenant, verify_signed_event(tenant.bridge_secret, headers, raw_body, now=time.time())
     except WebhookRejected:
         if not kept:
             raise
         stored = runtime.bridge_tenants.reload(runtime, tenant.id)
         if stored is None or stored.bridge_secret == tenant.bridge_secret:
             raise
-    return stored, verify_webhook(stored.bridge_secret, headers, raw_body, now=time.time(), seen=store)
+    return stored, verify_signed_event(stored.bridge_secret, headers, raw_body, now=time.time())
 
 
 def _decoy_rejection(tenant_ref: str, headers: dict[str, str], raw_body: bytes) -> Receipt:
     """The answer for an unknown or bridge-less tenant: the same checks and 401 a bad signature gets."""
     reason = "signature does not match; the bridge secret in the module instance differs from the tenant's"
     try:
-        verify_webhook(_DECOY_SECRET, headers, raw_body, now=time.time(), seen=_RecordsNothing())
+        verify_signed_event(_DECOY_SECRET, headers, raw_body, now=time.time())
     except WebhookRejected as rejected:
         reason = rejected.reason
-    except (WebhookMalformed, WebhookReplayed):  # pragma: no cover - needs the decoy secret's signature
+    except WebhookMalformed:  # pragma: no cover - needs the decoy secret's signature
         pass
     logger.info("webhook for unknown or bridge-less tenant %r refused", tenant_ref[:20])
     return Receipt(401, {"error": reason}, "unknown_tenant")

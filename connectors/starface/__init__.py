@@ -33,7 +33,13 @@ from connectors.starface._models import (
 )
 from connectors.starface.bridge import StarfaceBridgeClient
 from connectors.starface.rest import StarfaceRestClient
-from connectors.starface.webhook import EventIdStore, InMemoryEventIdStore, sign, verify_webhook
+from connectors.starface.webhook import (
+    EventIdStore,
+    InMemoryEventIdStore,
+    sign,
+    verify_signed_event,
+    verify_webhook,
+)
 
 __all__ = [
     "AccessCheck",
@@ -68,5 +74,6 @@ __all__ = [
     "WebhookRejected",
     "WebhookReplayed",
     "sign",
+    "verify_signed_event",
     "verify_webhook",
 ]

@@ -8,6 +8,8 @@
    the event can carry: `account` a 32-bit STARFACE id, `occurredAt` a real date, `eventId` at most
    `MAX_EVENT_ID_CHARS` printable characters) and the typed event is built from it,
 4. the eventId is new: only now, when nothing can fail any more, is it recorded in the `EventIdStore`.
+`verify_signed_event` does steps 1-3 alone, for a receiver that records the id together with work of its own
+(the web app drops the note of an echo of our writes in the same round trip, sync/webhook.py).
 Steps 1-3 fail with `WebhookRejected(reason)`: answer 401 (the contract) with the reason. Step 4 fails
 with `WebhookReplayed`: answer 202 and do not process again (the bridge delivers at least once).
 
@@ -139,6 +141,16 @@ def verify_webhook(
     secret: str, headers: Mapping[str, str], raw_body: bytes, *, now: float, seen: EventIdStore
 ) -> StarfaceEvent:
     """Verifies and parses one webhook; see the module docstring for the checks and how to answer."""
+    event = verify_signed_event(secret, headers, raw_body, now=now)
+    if not seen.add_if_new(event.event_id):
+        raise WebhookReplayed(event.event_id)
+    return event
+
+
+def verify_signed_event(
+    secret: str, headers: Mapping[str, str], raw_body: bytes, *, now: float
+) -> StarfaceEvent:
+    """Steps 1-3 of the module docstring: the signed, timely, well-formed event; its id is not recorded."""
     timestamp = (_header(headers, TIMESTAMP_HEADER) or "").strip()
     # isdigit alone lets "²" through to int(); the length bound comes before int() of 5,000 digits fails
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
@@ -173,8 +185,6 @@ def verify_webhook(
         raise WebhookMalformed(
             f"body is not a contract v1 event: occurredAt: not a usable date ({type(exc).__name__})"
         ) from exc
-    if not seen.add_if_new(body.eventId):
-        raise WebhookReplayed(body.eventId)
     return event
 
 

@@ -8,13 +8,17 @@ import time
 import pytest
 import redis
 
+from connectors.starface import WebhookReplayed
 from scheduler.tick import effective_interval_s
 from sync.coordination import (
     EVENT_DONE,
+    EVENT_ECHO,
+    EVENT_NEW,
     EVENT_PENDING,
     PENDING_EVENT_ID_TTL_S,
     BudgetShape,
     EventIdPending,
+    LocalCoordination,
     RedisCoordination,
     TenantEventIds,
 )
@@ -88,6 +92,38 @@ def test_a_webhook_event_id_is_pending_briefly_and_kept_an_hour_once_confirmed(
         ids.add_if_new("e-3")  # a second delivery while the first is being queued
     redis_client.set(key.decode().replace("e-1", "e-4"), "1")  # recorded by a version before "pending"
     assert not ids.add_if_new("e-4")  # a replay, as it was then
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_admitting_an_event_id_drops_its_echo_note_in_the_same_step(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The receiver's one round trip: a new id with its echo's note is done at once and the note gone (one
+    note answers one event); without the note the id is pending as before; a recorded id is never
+    recorded again, and its note stays for the real echo."""
+    coordination = (LocalCoordination() if kind == "local"
+                    else RedisCoordination(request.getfixturevalue("redis_client")))
+    coordination.note_many(1, ["own:17:dnd:on"], 60)
+    assert coordination.admit_event_id(1, "e-1", "own:17:dnd:on") == EVENT_ECHO
+    assert coordination.event_id_state(1, "e-1") == EVENT_DONE
+    assert coordination.admit_event_id(1, "e-2", "own:17:dnd:on") == EVENT_NEW  # the note answered e-1
+    assert coordination.event_id_state(1, "e-2") == EVENT_PENDING
+    assert coordination.admit_event_id(1, "e-3", None) == EVENT_NEW
+
+    coordination.note_many(1, ["own:17:dnd:off"], 60)
+    assert coordination.admit_event_id(1, "e-2", "own:17:dnd:off") == EVENT_PENDING  # being queued
+    assert coordination.admit_event_id(1, "e-1", "own:17:dnd:off") == EVENT_DONE  # a replay
+    assert coordination.admit_event_id(2, "e-4", "own:17:dnd:off") == EVENT_NEW  # notes never cross tenants
+    assert coordination.drop_notes(1, ["own:17:dnd:off"]) == 1  # still there
+
+    ids = TenantEventIds(coordination, 1)
+    with pytest.raises(WebhookReplayed):
+        ids.admit("e-1", None)
+    with pytest.raises(EventIdPending):
+        ids.admit("e-3", None)
+    coordination.note_many(1, ["own:17:chat:x"], 60)
+    assert ids.admit("e-5", "own:17:chat:x") is True
+    assert ids.admit("e-6", "own:17:chat:x") is False
 
 
 def test_it_notes_a_fact_only_for_the_tenants_that_lack_it(redis_client: redis.Redis) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from fastapi.testclient import TestClient
 
+from sync.coordination import RedisCoordination
 from sync.echoes import OwnWrites
 from sync.runtime import Runtime
 from tests.web.conftest import SECRET_A, SECRET_B, Broker, Tenants, event_body, post_event
@@ -78,3 +80,38 @@ def test_a_users_own_dnd_change_drops_the_note(
     assert post_event(client, tenants.alpha, SECRET_A, by_hand).json() == {"accepted": by_hand["eventId"]}
     assert post_event(client, tenants.alpha, SECRET_A, after).json() == {"accepted": after["eventId"]}
     assert len(broker.messages()) == 2
+
+
+class _CountingRedis(redis.Redis):
+    """The real client, naming each command it sends (each is one round trip: nothing here is pipelined)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands: list[str] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def test_an_echo_costs_the_receiver_one_redis_round_trip(
+    client: TestClient, tenants: Tenants, broker: Broker, runtime: Runtime, redis_client: redis.Redis
+) -> None:
+    """Recording the event id, dropping the note and keeping the id as done are one script call: a burst
+    of N changes brings 2N echoes, which cost three round trips each before."""
+    counting = _CountingRedis(connection_pool=redis_client.connection_pool)
+    runtime.coordination = RedisCoordination(counting)
+    own = OwnWrites(runtime.coordination, tenants.alpha)
+    own.note(17, dnd=True, chat_message=None, telephony=None)
+    post_event(client, tenants.alpha, SECRET_A, _dnd(True))  # loads the script into Redis
+    own.note(17, dnd=False, chat_message=None, telephony=None)
+    counting.commands.clear()
+
+    echo = _dnd(False)
+    answer = post_event(client, tenants.alpha, SECRET_A, echo)
+
+    assert answer.json() == {"ignored": echo["eventId"], "reason": ECHO_ANSWER}
+    assert counting.commands == ["EVALSHA"]
+    # The id is kept as done: a replay of the echo is a duplicate, not a new event.
+    assert post_event(client, tenants.alpha, SECRET_A, echo).json() == {"duplicate": echo["eventId"]}
+    assert broker.raw_messages() == []
