@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, and_, any_, bindparam, cast, func, insert, or_, select, text, update
+from sqlalchemy import Integer, any_, bindparam, cast, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -137,11 +137,66 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
 
-def _not_older(observed_at: datetime | None):  # type: ignore[no-untyped-def]
-    """SQL condition: the recorded observation is not newer than ``observed_at``."""
-    if observed_at is None:
-        return AppliedState.observed_at.is_(None)
-    return or_(AppliedState.observed_at.is_(None), AppliedState.observed_at <= observed_at)
+# The single-row writers below (an event task's, a lone update's) run statements built once on the table,
+# not on the ORM class: an ORM-enabled UPDATE went through the ORM's bulk-update path, and a statement
+# built per call computed its cache key every time; with the ORM insert that was a third of an event
+# task's CPU in a 2,000-change burst (issue 14). Bound names carry a prefix: SQLAlchemy reserves a
+# column's own name for the SET clause.
+_TABLE = AppliedState.__table__
+_COLUMNS = _TABLE.c
+_THIS_ROW = (_COLUMNS.user_link_id == bindparam("p_link"), _COLUMNS.target == bindparam("p_target"))
+_UNCLAIMED = or_(_COLUMNS.claim_id.is_(None), _COLUMNS.claim_expires_at < bindparam("p_now"))
+_NO_OBSERVATION = _COLUMNS.observed_at.is_(None)
+_NOT_NEWER = or_(_COLUMNS.observed_at.is_(None), _COLUMNS.observed_at <= bindparam("p_observed_at"))
+
+
+def _compare_and_set_statement(observed: bool):  # type: ignore[no-untyped-def]
+    return (
+        update(_TABLE)
+        .where(*_THIS_ROW, _COLUMNS.version == bindparam("p_version"), _UNCLAIMED,
+               _NOT_NEWER if observed else _NO_OBSERVATION)
+        .values(version=_COLUMNS.version + 1, fields=bindparam("p_fields"), owned=bindparam("p_owned"),
+                observed_at=bindparam("p_observed_at"), observed_seq=bindparam("p_observed_seq"),
+                applied_at=bindparam("p_now"))
+    )
+
+
+def _claim_statement(observed: bool):  # type: ignore[no-untyped-def]
+    conditions = [*_THIS_ROW, _COLUMNS.version == bindparam("p_version"), _UNCLAIMED]
+    return (
+        update(_TABLE)
+        .where(*conditions, *([_NOT_NEWER] if observed else []))
+        .values(version=_COLUMNS.version + 1, claim_id=bindparam("p_claim_id"),
+                claim_expires_at=bindparam("p_expires_at"), claim_fields=bindparam("p_claim_fields"))
+    )
+
+
+#: Keyed by whether an observation time takes part (compare-and-set: "not newer than it", else "none
+#: recorded"; a claim: "not newer than it", else no condition).
+_COMPARE_AND_SET = {observed: _compare_and_set_statement(observed) for observed in (False, True)}
+_CLAIM = {observed: _claim_statement(observed) for observed in (False, True)}
+_COMPLETE_CLAIM = (
+    update(_TABLE)
+    .where(*_THIS_ROW, _COLUMNS.claim_id == bindparam("p_claim_id"))
+    .values(version=_COLUMNS.version + 1, fields=bindparam("p_fields"), owned=bindparam("p_owned"),
+            observed_at=bindparam("p_observed_at"), observed_seq=bindparam("p_observed_seq"),
+            applied_at=bindparam("p_now"), claim_id=None, claim_expires_at=None, claim_fields=None)
+)
+_RELEASE_CLAIM = (
+    update(_TABLE)
+    .where(*_THIS_ROW, _COLUMNS.claim_id == bindparam("p_claim_id"))
+    .values(version=_COLUMNS.version + 1, claim_id=None, claim_expires_at=None)
+    .returning(_COLUMNS.version)
+)
+
+
+def _insert_if_missing(session: Session, values: dict[str, Any]) -> bool:
+    """INSERT .. ON CONFLICT DO NOTHING of one row; True if it inserted."""
+    statement = (_insert(session)(_TABLE).values(**values)
+                 .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
+                 .returning(_COLUMNS.id))
+    # RETURNING, not rowcount: psycopg reports no rowcount for INSERT .. ON CONFLICT DO NOTHING.
+    return session.connection().execute(statement).first() is not None
 
 
 def compare_and_set(
@@ -166,45 +221,21 @@ def compare_and_set(
     holder (sync/apply.py). Of two concurrent writers exactly one gets True.
     """
     now = now or utcnow()
-    values = {
-        "fields": fields,
-        "owned": sorted(owned),
-        "observed_at": observed_at,
-        "observed_seq": observed_seq,
-        "applied_at": now,
-    }
     if expected_version is None:
-        statement = (
-            _insert(session)(AppliedState)
-            .values(tenant_id=tenant_id, user_link_id=user_link_id, target=target, version=1, **values)
-            .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
-            .returning(AppliedState.id)
-        )
-        # RETURNING, not rowcount: psycopg reports no rowcount for INSERT .. ON CONFLICT DO NOTHING.
-        return session.execute(statement).first() is not None
-    statement = (
-        update(AppliedState)
-        .where(
-            AppliedState.user_link_id == user_link_id,
-            AppliedState.target == target,
-            AppliedState.version == expected_version,
-            or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
-            _not_older(observed_at),
-        )
-        .values(version=AppliedState.version + 1, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1
+        return _insert_if_missing(session, {
+            "tenant_id": tenant_id, "user_link_id": user_link_id, "target": target, "version": 1,
+            "fields": fields, "owned": sorted(owned), "observed_at": observed_at,
+            "observed_seq": observed_seq, "applied_at": now})
+    return session.connection().execute(_COMPARE_AND_SET[observed_at is not None], {
+        "p_link": user_link_id, "p_target": target, "p_version": expected_version, "p_now": now,
+        "p_fields": fields, "p_owned": sorted(owned), "p_observed_at": observed_at,
+        "p_observed_seq": observed_seq}).rowcount == 1
 
 
 def ensure_row(session: Session, *, tenant_id: int, user_link_id: int, target: str) -> None:
     """Creates an empty applied-state row if none exists (so that claims always have a row to update)."""
-    statement = (
-        _insert(session)(AppliedState)
-        .values(tenant_id=tenant_id, user_link_id=user_link_id, target=target, version=1, fields={}, owned=[])
-        .on_conflict_do_nothing(index_elements=["user_link_id", "target"])
-    )
-    session.execute(statement)
+    _insert_if_missing(session, {"tenant_id": tenant_id, "user_link_id": user_link_id, "target": target,
+                                 "version": 1, "fields": {}, "owned": []})
 
 
 def claim(
@@ -224,27 +255,10 @@ def claim(
     Wins only if the version is unchanged, no other unexpired claim is held and, when ``observed_at`` is
     given, the recorded observation is not newer. A claim of a dead worker expires at ``expires_at``.
     """
-    now = now or utcnow()
-    conditions = [
-        AppliedState.user_link_id == user_link_id,
-        AppliedState.target == target,
-        AppliedState.version == expected_version,
-        or_(AppliedState.claim_id.is_(None), AppliedState.claim_expires_at < now),
-    ]
-    if observed_at is not None:
-        conditions.append(_not_older(observed_at))
-    statement = (
-        update(AppliedState)
-        .where(*conditions)
-        .values(
-            version=AppliedState.version + 1,
-            claim_id=claim_id,
-            claim_expires_at=expires_at,
-            claim_fields=claim_fields,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1
+    return session.connection().execute(_CLAIM[observed_at is not None], {
+        "p_link": user_link_id, "p_target": target, "p_version": expected_version, "p_now": now or utcnow(),
+        "p_observed_at": observed_at, "p_claim_id": claim_id, "p_expires_at": expires_at,
+        "p_claim_fields": claim_fields}).rowcount == 1
 
 
 def complete_claim(
@@ -260,30 +274,10 @@ def complete_claim(
     now: datetime | None = None,
 ) -> bool:
     """Records what the claim holder wrote and releases the claim; False if the claim was lost meanwhile."""
-    now = now or utcnow()
-    statement = (
-        update(AppliedState)
-        .where(
-            and_(
-                AppliedState.user_link_id == user_link_id,
-                AppliedState.target == target,
-                AppliedState.claim_id == claim_id,
-            )
-        )
-        .values(
-            version=AppliedState.version + 1,
-            fields=fields,
-            owned=sorted(owned),
-            observed_at=observed_at,
-            observed_seq=observed_seq,
-            applied_at=now,
-            claim_id=None,
-            claim_expires_at=None,
-            claim_fields=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(statement).rowcount == 1
+    return session.connection().execute(_COMPLETE_CLAIM, {
+        "p_link": user_link_id, "p_target": target, "p_claim_id": claim_id, "p_fields": fields,
+        "p_owned": sorted(owned), "p_observed_at": observed_at, "p_observed_seq": observed_seq,
+        "p_now": now or utcnow()}).rowcount == 1
 
 
 def release_claim(session: Session, *, user_link_id: int, target: str, claim_id: str) -> int | None:
@@ -294,17 +288,8 @@ def release_claim(session: Session, *, user_link_id: int, target: str, claim_id:
     completed claim clears them. Returns the row's new version, which a retry of the same work must
     expect; None if the claim was not held any more.
     """
-    return session.scalar(
-        update(AppliedState)
-        .where(
-            AppliedState.user_link_id == user_link_id,
-            AppliedState.target == target,
-            AppliedState.claim_id == claim_id,
-        )
-        .values(version=AppliedState.version + 1, claim_id=None, claim_expires_at=None)
-        .returning(AppliedState.version)
-        .execution_options(synchronize_session=False)
-    )
+    return session.connection().execute(_RELEASE_CLAIM, {
+        "p_link": user_link_id, "p_target": target, "p_claim_id": claim_id}).scalar()
 
 
 def record_change(
