@@ -51,7 +51,7 @@ from sync import health
 from sync.coordination import admit
 from sync.ports import APPLY_BATCH_MAX, APPLY_EXPIRES_S, ApplyItem, Batch, TaskQueue
 from sync.runtime import Runtime
-from sync.settled import SettledUsers, TenantSettled, settled_key
+from sync.settled import SettledKey, SettledUsers, TenantSettled, settled_key
 from tenants.consent import CONSENT_MISSING_CODES, record_revoked
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
         else:
             admitted.append((tenant_id, batch))
     read: list[Read] = []
-    decided: list[tuple[int, Batch, list[Presence], list[ApplyItem]]] = []
+    decided: list[tuple[int, Batch, list[Presence], list[ApplyItem], TenantSettled | None,
+                        dict[int, SettledKey]]] = []
     with transaction(runtime.sessions) as session:
         tenants = runtime.tenant_policies.load(session, [tenant_id for tenant_id, _ in admitted])
         reads: list[tuple[Tenant, Batch, GraphClient]] = []
@@ -113,16 +114,20 @@ def run_poll_many(runtime: Runtime, polls: list[tuple[int, Batch]], queue: TaskQ
         states = read_applied_states(session, [link_id for users, _, _ in undecided for link_id, _ in users])
         for (tenant_id, batch, presences, observed_at), (users, by_entra_id, settled) in zip(
                 read, undecided, strict=True):
+            decided_for: dict[int, SettledKey] = {}
             try:
-                updates = _decide(tenants[tenant_id][1], users, by_entra_id, states, observed_at, settled)
+                updates = _decide(tenants[tenant_id][1], users, by_entra_id, states, observed_at, settled,
+                                  decided_for)
             except Exception as exc:  # noqa: BLE001 - one tenant's bad data must not stop the others
                 log.exception("tenant %s: poll failed", tenant_id)
                 results[str(tenant_id)] = {"failed": type(exc).__name__}
                 continue
-            decided.append((tenant_id, batch, presences, updates))
+            decided.append((tenant_id, batch, presences, updates, settled, decided_for))
         health.record_success(session, [tenant_id for tenant_id, *_ in decided], now())
-    for tenant_id, batch, presences, updates in decided:
+    for tenant_id, batch, presences, updates, settled, decided_for in decided:
         results[str(tenant_id)] = _queue_updates(runtime, queue, tenant_id, batch, presences, updates)
+        if settled is not None and updates:  # queued now or before: not decided again for a while
+            settled.remember_queued({link_id: decided_for[link_id] for link_id, _, _ in updates})
     return {"tenants": len(polls), "results": results}
 
 
@@ -212,9 +217,10 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
             presence = by_entra_id.get(entra_id.lower())
             if presence is None:
                 continue
-            if settled is not None and settled.holds(
-                    link_id, settled_key(entra_id, presence, heads.get(link_id, NO_APPLIED_ROWS))):
-                continue
+            if settled is not None:
+                key = settled_key(entra_id, presence, heads.get(link_id, NO_APPLIED_ROWS))
+                if settled.holds(link_id, key) or settled.is_queued(link_id, key):
+                    continue
             users.append((link_id, entra_id))
         undecided.append((users, by_entra_id, settled))
     return undecided
@@ -222,10 +228,12 @@ def _undecided(memo: SettledUsers | None, session: Session, read: list[Read],
 
 def _decide(policy: TenantPolicy, users: Batch, by_entra_id: dict[str, Presence],
             states: dict[StateKey, AppliedView], observed_at: datetime,
-            settled: TenantSettled | None = None) -> list[ApplyItem]:
+            settled: TenantSettled | None = None,
+            decided_for: dict[int, SettledKey] | None = None) -> list[ApplyItem]:
     """The STARFACE updates these users need: one per user whose desired state differs from the applied
     one, none for a user whose update or Teams session change is in flight. A "nothing to write" that
-    the clock cannot change is remembered in ``settled``."""
+    the clock cannot change is remembered in ``settled``; ``decided_for`` gets the key each update was
+    decided for (its user is remembered as queued once the update is)."""
     updates: list[ApplyItem] = []
     starface, teams = Target.STARFACE.value, Target.TEAMS.value
     for link_id, entra_id in users:
@@ -247,6 +255,8 @@ def _decide(policy: TenantPolicy, users: Batch, by_entra_id: dict[str, Presence]
         plan = plan_starface(policy, observation, applied_starface, applied_teams, observed_at, unsettled)
         if plan is not None:
             updates.append((link_id, plan.to_json(), starface_row.version if starface_row else None))
+            if decided_for is not None:
+                decided_for[link_id] = settled_key(entra_id, presence, applied_heads(starface_row, teams_row))
         elif settled is not None and decided_without_clock(observation, applied_starface, applied_teams):
             settled.remember(link_id, settled_key(entra_id, presence, applied_heads(starface_row, teams_row)))
     return updates

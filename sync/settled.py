@@ -9,6 +9,13 @@ deleted row's id to a new one. So when a user's presence and both rows' (id, ver
 when the answer was "nothing", deciding again would give "nothing" again, and the poll skips the user
 without reading the rows' documents or deciding (issue 14: skip unchanged users by sequenceNumber).
 
+The memo also keeps, for QUEUED_RECHECK_S, the users whose update the poll queued (or found queued): in a
+burst their presence and rows stay as they were until the update is applied, and deciding them again every
+cycle (row documents, decision, a Redis "update queued" check) only found the update still queued. Once
+the update changes a row, or the presence changes, they are decided at once; if the update is lost
+without changing a row (a task dropped), they are decided again after QUEUED_RECHECK_S at the latest,
+and queued again if their "update queued" mark has gone.
+
 A change of the tenant's policy (rules, options, bridge) forgets the tenant's answers. The memo is per
 process and bounded (`TEAMSCONNECT_SETTLED_USERS_MAX`, about 500 bytes per user measured with its
 strings): once full it takes no one new, so a process that polls more users than that decides the rest
@@ -18,6 +25,8 @@ every cycle, as it would without the memo.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connectors.graph import Presence
@@ -27,6 +36,11 @@ from presence import TenantPolicy
 #: What the answer was decided from: Entra id, sequenceNumber, availability, activity, out of office, and
 #: (row id, version) of the STARFACE and of the Teams applied-state row (None where there is none).
 SettledKey = tuple[str, str | None, str, str, bool, int | None, int | None, int | None, int | None]
+
+#: How long a user whose update is queued is not decided again while its presence and rows are unchanged:
+#: the longest a lost update waits for a new one beyond the cycle (well below APPLY_EXPIRES_S, the life of
+#: the "update queued" mark).
+QUEUED_RECHECK_S = 5.0
 
 
 def settled_key(entra_id: str, presence: Presence, heads: AppliedHeads) -> SettledKey:
@@ -39,7 +53,9 @@ class SettledUsers:
     """Per tenant: the policy the answers were decided under, and per user link the key of its answer."""
 
     max_users: int  # settled_users_max of the settings
-    _tenants: dict[int, tuple[TenantPolicy, dict[int, SettledKey]]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    _tenants: dict[int, tuple[TenantPolicy, dict[int, SettledKey], dict[int, tuple[SettledKey, float]]]] = \
+        field(default_factory=dict)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,10 +65,10 @@ class SettledUsers:
             entry = self._tenants.get(tenant_id)
             if entry is None or entry[0] != policy:
                 if entry is not None:
-                    self._count -= len(entry[1])
-                entry = (policy, {})
+                    self._count -= len(entry[1]) + len(entry[2])
+                entry = (policy, {}, {})
                 self._tenants[tenant_id] = entry
-            return TenantSettled(self, entry[1])
+            return TenantSettled(self, entry[1], entry[2])
 
     def take_room(self) -> bool:
         """Counts one more remembered user, unless the memo is full (then False)."""
@@ -74,6 +90,8 @@ class TenantSettled:
 
     owner: SettledUsers
     keys: dict[int, SettledKey]
+    #: Users whose update is queued: the key it was decided for, and until when (owner's clock).
+    queued: dict[int, tuple[SettledKey, float]]
 
     def holds(self, link_id: int, key: SettledKey) -> bool:
         """True if this user's answer was "nothing to write" for exactly this presence and these rows."""
@@ -81,5 +99,18 @@ class TenantSettled:
 
     def remember(self, link_id: int, key: SettledKey) -> None:
         """Records a "nothing to write" answer (a newer one replaces the user's older one)."""
-        if link_id in self.keys or self.owner.take_room():
+        if self.queued.pop(link_id, None) is not None or link_id in self.keys or self.owner.take_room():
             self.keys[link_id] = key
+
+    def is_queued(self, link_id: int, key: SettledKey) -> bool:
+        """True if this user's update was queued for exactly this presence and these rows, less than
+        QUEUED_RECHECK_S ago."""
+        entry = self.queued.get(link_id)
+        return entry is not None and entry[0] == key and self.owner.clock() < entry[1]
+
+    def remember_queued(self, keys: dict[int, SettledKey]) -> None:
+        """Records users whose update is queued (see the module docstring), for QUEUED_RECHECK_S."""
+        until = self.owner.clock() + QUEUED_RECHECK_S
+        for link_id, key in keys.items():
+            if self.keys.pop(link_id, None) is not None or link_id in self.queued or self.owner.take_room():
+                self.queued[link_id] = (key, until)

@@ -24,7 +24,7 @@ from sync.coordination import LocalCoordination
 from sync.poll import run_poll
 from sync.ports import Batch, CollectingQueue
 from sync.runtime import Runtime
-from sync.settled import SettledUsers
+from sync.settled import QUEUED_RECHECK_S, SettledUsers
 from tenants.service import update_tenant
 from tests.support.query_counter import count_queries
 
@@ -88,6 +88,41 @@ def test_a_settled_user_is_decided_again_when_its_presence_rows_or_rules_change(
     summary, queued, _ = _poll(stack, tenant_id, batch)
     assert queued == [batch[2][0]]
     assert summary["already_queued"] == 2  # users 0 and 1: their updates still wait in the queue
+
+
+def test_a_user_whose_update_is_queued_is_left_until_something_changes_or_the_recheck_is_due(
+    stack: Stack,
+) -> None:
+    """In a burst a queued user's presence and rows stay as they were until the update is applied; the poll
+    leaves the user (no documents, no decision, no "update queued" check) for QUEUED_RECHECK_S. A lost
+    update is queued again after that at the latest, and a new presence is decided at once."""
+    tenant_id = stack.add_tenant("queued", bridge=False)
+    batch = _batch(stack, tenant_id)
+    memo = stack.runtime.settled
+    assert memo is not None
+    now = [1000.0]
+    memo.clock = lambda: now[0]
+    for index in range(USERS):
+        stack.teams(index, "sign_in")
+    assert _poll(stack, tenant_id, batch)[1] == []  # everyone settled: Available
+    stack.teams(1, "call_start")
+    assert _poll(stack, tenant_id, batch)[1] == [batch[1][0]]
+
+    summary, queued, statements = _poll(stack, tenant_id, batch)
+    assert (queued, summary["already_queued"]) == ([], 0)  # left: not even found "already queued"
+    assert statements == 3  # and no row document read for it
+
+    # The update is lost without changing a row (a dropped task clears its users' marks).
+    stack.runtime.coordination.clear_pending(tenant_id, batch[1][0])
+    now[0] += QUEUED_RECHECK_S - 0.5
+    assert _poll(stack, tenant_id, batch)[1] == []
+    now[0] += 0.5
+    assert _poll(stack, tenant_id, batch)[1] == [batch[1][0]]  # due again: decided and queued again
+
+    # A new presence is decided at once (found already queued: its mark is there).
+    stack.teams(1, "presenting_start")
+    summary, queued, _ = _poll(stack, tenant_id, batch)
+    assert (queued, summary["already_queued"]) == ([], 1)
 
 
 def test_the_memo_keeps_within_its_bound_and_forgets_a_tenant_whose_policy_changed() -> None:
