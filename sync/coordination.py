@@ -83,7 +83,10 @@ class Coordination(Protocol):
     def drop_notes(self, tenant_id: int, names: list[str]) -> int: ...
     def note_first(self, tenant_ids: list[int], name: str, ttl_s: float) -> list[int]: ...
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float: ...
-    def pbx_release(self, pbx: str, holder: str) -> None: ...
+    def pbx_take(self, pbx: str, limits: PbxLimits, holder: str, release: str | None,
+                 requests: int) -> tuple[float, int]: ...
+    def pbx_release(self, pbx: str, holder: str, limits: PbxLimits | None = None,
+                    refund: int = 0) -> None: ...
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None: ...
     def ping(self) -> None:
         """Raises if the shared store does not answer (readiness check)."""
@@ -130,6 +133,7 @@ local holder = ARGV[3]
 local lease = tonumber(ARGV[4])
 local recover = tonumber(ARGV[5])
 local release = ARGV[6]
+local requests = tonumber(ARGV[7]) or 1
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -152,19 +156,35 @@ local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
+local taken = 0
 if redis.call('ZCARD', KEYS[1]) >= cap then
   wait = -1
 elseif tokens < 1 then
   wait = (1 - tokens) / rate
 else
-  tokens = tokens - 1
+  taken = math.min(requests, math.floor(tokens))
+  tokens = tokens - taken
   redis.call('ZADD', KEYS[1], now + lease, holder)
 end
 redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'ts', tostring(now), 'cap', tostring(cap),
            'penalized', tostring(penalized))
 redis.call('EXPIRE', KEYS[1], math.ceil(lease) + 60)
 redis.call('EXPIRE', KEYS[2], 3600)
-return tostring(wait)
+return {tostring(wait), taken}
+"""
+
+_PBX_REFUND_SCRIPT = """
+local max_in_flight = tonumber(ARGV[1])
+local rate_max = tonumber(ARGV[2])
+local refund = tonumber(ARGV[4])
+redis.call('ZREM', KEYS[1], ARGV[3])
+local state = redis.call('HMGET', KEYS[2], 'tokens', 'cap')
+if state[1] then
+  local cap = tonumber(state[2]) or max_in_flight
+  local burst = math.max(1, rate_max * cap / max_in_flight / 4)
+  redis.call('HSET', KEYS[2], 'tokens', tostring(math.min(burst, tonumber(state[1]) + refund)))
+end
+return 1
 """
 
 _PBX_PENALIZE_SCRIPT = """
@@ -232,6 +252,7 @@ class RedisCoordination:
         self._take = client.register_script(_TAKE_SCRIPT)
         self._pbx_acquire = client.register_script(_PBX_ACQUIRE_SCRIPT)
         self._pbx_penalize = client.register_script(_PBX_PENALIZE_SCRIPT)
+        self._pbx_refund = client.register_script(_PBX_REFUND_SCRIPT)
         self._admit_event = client.register_script(_ADMIT_EVENT_SCRIPT)
 
     @staticmethod
@@ -358,15 +379,28 @@ class RedisCoordination:
         """Takes one request slot of the PBX for ``holder``: 0.0 if granted, else seconds to wait (-1.0:
         every slot is taken, wait for a release). ``release``: a slot given back first, granted or not
         (the previous request of a ``PbxLane``), in the same round trip."""
-        wait = self._pbx_acquire(
+        return self.pbx_take(pbx, limits, holder, release, 1)[0]
+
+    def pbx_take(self, pbx: str, limits: PbxLimits, holder: str, release: str | None,
+                 requests: int) -> tuple[float, int]:
+        """``pbx_acquire`` that pays for up to ``requests`` requests of the rate at once (a lane's next
+        ones): (0.0, requests paid for, at least 1, at most what the bucket holds) if granted, else
+        (seconds to wait, 0)."""
+        wait, taken = self._pbx_acquire(
             keys=[self._pbx_key(pbx, "slots"), self._pbx_key(pbx, "state")],
             args=[limits.max_in_flight, limits.max_per_s, holder, limits.lease_s, limits.recover_s,
-                  release or ""],
+                  release or "", requests],
         )
-        return float(wait)
+        return float(wait), int(taken)
 
-    def pbx_release(self, pbx: str, holder: str) -> None:
-        self._redis.zrem(self._pbx_key(pbx, "slots"), holder)
+    def pbx_release(self, pbx: str, holder: str, limits: PbxLimits | None = None, refund: int = 0) -> None:
+        """Gives the slot back; ``refund``: requests paid for and not sent, returned to the rate's bucket
+        (needs ``limits``), in the same round trip."""
+        if refund > 0 and limits is not None:
+            self._pbx_refund(keys=[self._pbx_key(pbx, "slots"), self._pbx_key(pbx, "state")],
+                             args=[limits.max_in_flight, limits.max_per_s, holder, refund])
+        else:
+            self._redis.zrem(self._pbx_key(pbx, "slots"), holder)
 
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None:
         """The PBX answered 5xx, timed out or was slow: halve its allowance (see PbxLimits)."""
@@ -504,6 +538,10 @@ class LocalCoordination:
             self.note(tenant_id, name, "1", ttl_s)
         return first
     def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
+        return self.pbx_take(pbx, limits, holder, release, 1)[0]
+
+    def pbx_take(self, pbx: str, limits: PbxLimits, holder: str, release: str | None,
+                 requests: int) -> tuple[float, int]:
         with self._lock:
             if release is not None:
                 self._pbx_holders.get(pbx, set()).discard(release)
@@ -522,16 +560,21 @@ class LocalCoordination:
             state["tokens"] = min(burst, state["tokens"] + (now - state["ts"]) * rate)
             state["ts"] = now
             if len(holders) >= state["cap"]:
-                return -1.0
+                return -1.0, 0
             if state["tokens"] < 1:
-                return (1 - state["tokens"]) / rate
-            state["tokens"] -= 1
+                return (1 - state["tokens"]) / rate, 0
+            taken = min(requests, math.floor(state["tokens"]))
+            state["tokens"] -= taken
             holders.add(holder)
-            return 0.0
+            return 0.0, taken
 
-    def pbx_release(self, pbx: str, holder: str) -> None:
+    def pbx_release(self, pbx: str, holder: str, limits: PbxLimits | None = None, refund: int = 0) -> None:
         with self._lock:
             self._pbx_holders.get(pbx, set()).discard(holder)
+            state = self._pbx.get(pbx)
+            if refund > 0 and limits is not None and state is not None:
+                burst = max(1.0, limits.max_per_s * state["cap"] / limits.max_in_flight / 4)
+                state["tokens"] = min(burst, state["tokens"] + refund)
 
     def pbx_penalize(self, pbx: str, limits: PbxLimits) -> None:
         with self._lock:
@@ -574,15 +617,18 @@ class PbxGate:
         all groups) takes longer the more users the PBX has, so only its failure penalizes, not its time."""
         return _GatedRequest(self, before_send, None, bulk)
 
-    def lane(self, deadline: float | None = None) -> PbxLane:
+    def lane(self, deadline: float | None = None, requests: int = 1) -> PbxLane:
         """For requests sent one after another, such as one user's read and writes (see PbxLane). With a
         ``deadline`` (on the gate's clock) the lane sends nothing after it: a request that would start
         later raises PbxBusy (work someone waits for, such as the console's dry run, stays bounded while
-        a burst holds the PBX's slots)."""
-        return PbxLane(self, deadline)
+        a burst holds the PBX's slots). ``requests``: how many the lane expects to send (its first slot
+        pays for up to that many at once; what is not sent is given back at the end)."""
+        return PbxLane(self, deadline, requests)
 
-    def _acquire(self, holder: str, release: str | None = None, deadline: float | None = None) -> None:
-        """Waits for a slot; ``release`` (a lane's previous slot) is given back by the first attempt."""
+    def _acquire(self, holder: str, release: str | None = None, deadline: float | None = None,
+                 requests: int = 1) -> int:
+        """Waits for a slot; ``release`` (a lane's previous slot) is given back by the first attempt.
+        Returns how many requests the slot paid for (1 to ``requests``)."""
         started = self._clock()
         while True:
             if deadline is not None and self._clock() >= deadline:
@@ -590,23 +636,23 @@ class PbxGate:
                     self._release(release, 0.0, failed=False)
                 raise PbxBusy(self._pbx, self._clock() - started)
             try:
-                wait = self._coordination.pbx_acquire(self._pbx, self.limits, holder, release)
+                wait, paid = self._coordination.pbx_take(self._pbx, self.limits, holder, release, requests)
                 release = None
             except redis.RedisError:
                 # The shared store is down (a restart): go on without the shared limit rather than abort
                 # writes half-way; this worker's own pool still caps what it sends (chaos suite).
                 log.warning("PBX gate: coordination unreachable, request to %s sent ungated", self._pbx)
-                return
+                return 1
             if wait == 0.0:
                 self.waited_s += self._clock() - started
-                return
+                return max(1, paid)
             # Pacing of a rate limiter (not synchronisation): the wait the bucket named, or a short poll
             # for a slot to be released.
             self._sleep(self.POLL_S if wait < 0 else min(wait, 0.25))
 
-    def _release(self, holder: str, seconds: float, failed: bool) -> None:
+    def _release(self, holder: str, seconds: float, failed: bool, refund: int = 0) -> None:
         try:
-            self._coordination.pbx_release(self._pbx, holder)
+            self._coordination.pbx_release(self._pbx, holder, self.limits, refund)
             if failed or seconds > self.limits.slow_s:
                 self._coordination.pbx_penalize(self._pbx, self.limits)
         except redis.RedisError:  # the slot lapses with its lease
@@ -617,6 +663,12 @@ class PbxLane:
     """Requests sent one after another through the gate: each request's slot is given back by the next
     request's acquire, in the same round trip to the shared store, and by ``close`` after the last. One
     user's phoneconfig read, chat status read and two writes cost 5 round trips instead of 8.
+
+    A lane that expects several requests (``PbxGate.lane(requests=n)``) pays for up to n of the PBX's rate
+    with its first slot, as far as the bucket holds them, and sends the ones paid for on that slot without
+    asking the shared store again; ``close`` gives back the slot and the requests paid for and not sent,
+    in one round trip. A user's read and two writes: 2 round trips instead of 4. The bucket never pays
+    out more than it holds, so the PBX sees no more requests per second than before.
 
     A lane never has two requests in flight, so the PBX still sees no more requests at once than slots
     are held; a slot is held a little longer (over the work between two requests), which errs on the safe
@@ -629,10 +681,13 @@ class PbxLane:
                 rest.set_dnd(account, True, config)
     """
 
-    def __init__(self, gate: PbxGate, deadline: float | None = None) -> None:
+    def __init__(self, gate: PbxGate, deadline: float | None = None, requests: int = 1) -> None:
         self._gate = gate
         self.deadline = deadline
         self._held: str | None = None
+        self._expected = max(1, requests)
+        self._sent = 0
+        self._paid = 0  # requests paid for by the held slot and not sent yet
 
     def request(self, before_send: Callable[[], None] | None = None) -> _GatedRequest:
         """A slot for the lane's next request (see PbxGate.request)."""
@@ -645,11 +700,18 @@ class PbxLane:
     def _hold(self, holder: str) -> None:
         self._held = holder
 
+    def _still_expected(self) -> int:
+        return max(1, self._expected - self._sent)
+
+    def _take_paid(self) -> int:
+        paid, self._paid = self._paid, 0
+        return paid
+
     def close(self) -> None:
-        """Gives back the slot of the lane's last request."""
+        """Gives back the slot of the lane's last request, and the requests paid for and not sent."""
         held = self._take_held()
         if held is not None:
-            self._gate._release(held, 0.0, failed=False)
+            self._gate._release(held, 0.0, failed=False, refund=self._take_paid())
 
     def __enter__(self) -> PbxLane:
         return self
@@ -670,13 +732,23 @@ class _GatedRequest:
 
     def __enter__(self) -> None:
         lane = self._lane
-        self._gate._acquire(self._holder, lane._take_held() if lane is not None else None,
-                            lane.deadline if lane is not None else None)
+        if lane is None:
+            self._gate._acquire(self._holder)
+        elif lane._paid > 0 and lane._held is not None and (
+                lane.deadline is None or self._gate._clock() < lane.deadline):
+            self._holder = lane._take_held()  # paid for with the lane's slot: no round trip
+            lane._paid -= 1
+        else:
+            paid = self._gate._acquire(self._holder, lane._take_held(), lane.deadline, lane._still_expected())
+            lane._paid = paid - 1
+        if lane is not None:
+            lane._sent += 1
         if self._before_send is not None:
             try:
                 self._before_send()
             except BaseException:
-                self._gate._release(self._holder, 0.0, failed=False)
+                self._gate._release(self._holder, 0.0, failed=False,
+                                    refund=lane._take_paid() + 1 if lane is not None else 0)
                 raise
         self._started = self._gate._clock()
 
@@ -686,8 +758,9 @@ class _GatedRequest:
         seconds = 0.0 if self._bulk else self._gate._clock() - self._started
         if self._lane is not None and exc is None and seconds <= self._gate.limits.slow_s:
             self._lane._hold(self._holder)  # given back by the lane's next request or its close
-        else:
-            self._gate._release(self._holder, seconds, overloaded)
+        else:  # given back at once, with what the lane paid for and will not send on this slot
+            self._gate._release(self._holder, seconds, overloaded,
+                                refund=self._lane._take_paid() if self._lane is not None else 0)
 
 
 class PbxBusy(Exception):

@@ -30,13 +30,14 @@ class SeesPbxSlots:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def pbx_acquire(self, pbx: str, limits: PbxLimits, holder: str, release: str | None = None) -> float:
-        wait = self.inner.pbx_acquire(pbx, limits, holder, release)
+    def pbx_take(self, pbx: str, limits: PbxLimits, holder: str, release: str | None,
+                 requests: int) -> tuple[float, int]:
+        wait, paid = self.inner.pbx_take(pbx, limits, holder, release, requests)
         if wait == 0.0:
             self.granted.append(holder)
         else:
             self.refused.set()
-        return wait
+        return wait, paid
 
 
 class RedisDown:
