@@ -82,6 +82,8 @@ def build_config(broker_url: str, redis_url: str = "") -> dict[str, object]:
     if _is_redis(broker_url):
         # Unacked tasks of a dead worker come back after this; stale polls expire long before.
         config["broker_transport_options"] = {"visibility_timeout": 300, **_socket_timeouts()}
+        # kombu's Redis transport with its crash on a lost connection mended (workers/broker.py).
+        config["broker_transport"] = "workers.broker:Transport"
         config["beat_scheduler"] = "redbeat.RedBeatScheduler"
         config["redbeat_redis_url"] = redis_url or broker_url
         config["redbeat_redis_options"] = {"health_check_interval": 30}
